@@ -1,0 +1,62 @@
+/** createApp(deps): mounts every module on one Hono app. No side effects on import. */
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { Config } from './config/index.js';
+import type { BlobDriver } from './data/driver.js';
+import type { UploadEngine } from './data/uploads.js';
+import type { AppEnv } from './http/env.js';
+import { errorResponse } from './http/errors.js';
+import { requestContext } from './http/middleware.js';
+import type { Db } from './meta/db.js';
+import { listEvents } from './meta/events.js';
+import type { RegistryStore } from './meta/registry-store.js';
+import { registerOci } from './oci/routes.js';
+import { ociError } from './errors/catalogue.js';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  store: RegistryStore;
+  driver: BlobDriver;
+  uploads: UploadEngine;
+  log: Logger;
+  /** False while shutting down, so load balancers stop sending traffic. */
+  isReady?: () => boolean;
+}
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('*', requestContext(deps.log));
+
+  registerOci(app, deps);
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const ready = deps.isReady?.() ?? true;
+    try {
+      deps.db.$client.prepare('SELECT 1').get();
+    } catch {
+      return c.json({ status: 'database unavailable' }, 503);
+    }
+    return ready ? c.json({ status: 'ready' }) : c.json({ status: 'shutting down' }, 503);
+  });
+
+  // The event log, read-only, oldest first; `after` is the last sequence number already seen.
+  app.get('/api/v1/events', (c) => {
+    const after = Number(c.req.query('after') ?? 0);
+    const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000);
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {
+      return errorResponse(c, ociError('UNSUPPORTED', 'after and limit must be non-negative integers', { status: 400 }));
+    }
+    const events = listEvents(deps.db, after, limit).map((e) => ({
+      ...e,
+      before: e.before ? (JSON.parse(e.before) as unknown) : null,
+      after: e.after ? (JSON.parse(e.after) as unknown) : null,
+    }));
+    return c.json({ events, next: events.length > 0 ? events[events.length - 1]!.seq : after });
+  });
+
+  app.notFound((c) => errorResponse(c, ociError('NOT_FOUND', 'no such endpoint')));
+  app.onError((err, c) => errorResponse(c, err));
+  return app;
+}

@@ -1,0 +1,80 @@
+/**
+ * The only code that reads configuration. Sources, later wins: defaults, a config file
+ * (YAML or JSON; path from ARTIFACT_STORE_CONFIG, else ./artifact-store.yaml if present),
+ * then environment variables named ARTIFACT_STORE_ + the setting in upper snake case
+ * (e.g. dataDir -> ARTIFACT_STORE_DATA_DIR). Returns a frozen, validated object.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
+
+export const configSchema = z
+  .object({
+    port: int(5000),
+    host: z.string().default('0.0.0.0'),
+    dataDir: z.string().default('./data'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Where blob bytes live: local disk (embedded default) or an S3-compatible bucket. */
+    storage: z.enum(['fs', 's3']).default('fs'),
+    /** fsync blob bytes before they become visible under their digest. */
+    fsync: bool.default(true),
+    s3Endpoint: z.string().optional(),
+    s3Bucket: z.string().optional(),
+    s3Region: z.string().default('us-east-1'),
+    s3Prefix: z.string().default(''),
+    s3AccessKeyId: z.string().optional(),
+    s3SecretAccessKey: z.string().optional(),
+    s3ForcePathStyle: bool.default(false),
+    /** Answer blob GET with a 307 to a presigned URL instead of streaming through the server. */
+    s3Redirect: bool.default(false),
+    s3PartSize: int(8 * 1024 * 1024),
+    /** Largest manifest accepted on PUT, in bytes. */
+    maxManifestSize: int(4 * 1024 * 1024),
+    /** Largest blob accepted, in bytes; 0 means no limit. */
+    maxBlobSize: int(0),
+    /** Upload sessions untouched for this long are removed by the background sweep. */
+    uploadTtlSeconds: int(24 * 3600),
+    /** Advertised as OCI-Chunk-Min-Length: the smallest PATCH (but the last) we ask clients for. */
+    chunkMinLength: int(1),
+    /** Default and maximum page sizes for tag and catalog listings. */
+    pageSize: int(1000),
+    /** How long SIGTERM waits for in-flight requests before closing anyway. */
+    shutdownTimeoutMs: int(30_000),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+const ENV_PREFIX = 'ARTIFACT_STORE_';
+
+export const envName = (key: string): string => ENV_PREFIX + key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+
+function readFileConfig(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const explicit = env[`${ENV_PREFIX}CONFIG`];
+  const path = explicit ?? (existsSync('artifact-store.yaml') ? 'artifact-store.yaml' : undefined);
+  if (!path) return {};
+  const parsed: unknown = parseYaml(readFileSync(path, 'utf8')); // YAML is a superset of JSON
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`config file ${path}: expected a mapping of settings`);
+  return parsed as Record<string, unknown>;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
+  const raw: Record<string, unknown> = { ...readFileConfig(env) };
+  for (const key of Object.keys(configSchema.shape)) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  Object.assign(raw, overrides);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'} (${envName(String(i.path[0] ?? ''))}): ${i.message}`);
+    throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const cfg = result.data;
+  if (cfg.storage === 's3' && !cfg.s3Bucket) throw new Error(`invalid configuration: storage=s3 needs ${envName('s3Bucket')}`);
+  return Object.freeze(cfg);
+}

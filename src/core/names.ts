@@ -1,0 +1,26 @@
+/**
+ * Repository name and tag grammar from the distribution spec ("Pulling manifests"):
+ *   name: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+ *   tag:  [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+ * Because every path component must start and end with [a-z0-9], `.`, `..` and empty
+ * components (`//`) can never form a valid name, so a name can never escape its repository.
+ */
+import { ociError } from '../errors/catalogue.js';
+
+const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+/** Registries commonly cap the name; 255 keeps `<host>/<name>` under docker's 255-char reference limit. */
+export const MAX_NAME_LENGTH = 255;
+
+export const isValidName = (name: string): boolean => name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+export const isValidTag = (tag: string): boolean => TAG_RE.test(tag);
+
+export function assertName(name: string): string {
+  if (!isValidName(name)) throw ociError('NAME_INVALID', 'invalid repository name', { detail: { name } });
+  return name;
+}
+
+export function assertTag(tag: string): string {
+  if (!isValidTag(tag)) throw ociError('MANIFEST_INVALID', 'invalid tag', { detail: { tag } });
+  return tag;
+}

@@ -1,0 +1,13 @@
+/** Hono app environment: the Node bindings (absent under app.request in tests) and per-request variables. */
+import type { HttpBindings } from '@hono/node-server';
+import type { Logger } from 'pino';
+
+export interface AppEnv {
+  Bindings: Partial<HttpBindings>;
+  Variables: {
+    requestId: string;
+    log: Logger;
+    /** Who is acting, for the event log. Auth sets it; until then every caller is anonymous. */
+    actor: string;
+  };
+}

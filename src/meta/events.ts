@@ -1,0 +1,74 @@
+/**
+ * The append-only event log. Each event is chained to the previous one by a SHA-256 over its
+ * predecessor's hash and its own canonical fields, so any rewrite of history is detectable
+ * (and the database refuses UPDATE/DELETE on the table outright).
+ */
+import { createHash } from 'node:crypto';
+import { asc, desc, gt } from 'drizzle-orm';
+import type { Db } from './db.js';
+import { events } from './schema.js';
+
+export const GENESIS_HASH = `sha256:${'0'.repeat(64)}`;
+
+export interface EventInput {
+  actor: string;
+  /** An audit-action id, e.g. `oci.manifest.push`. */
+  action: string;
+  repository?: string | null;
+  digest?: string | null;
+  tag?: string | null;
+  before?: unknown;
+  after?: unknown;
+  reason?: string | null;
+}
+
+export type EventRow = typeof events.$inferSelect;
+
+type Tx = Pick<Db, 'select' | 'insert'>;
+
+const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+
+export function eventHash(prevHash: string, e: Omit<EventRow, 'seq' | 'hash' | 'prevHash'>): string {
+  const canonical = JSON.stringify([e.time, e.actor, e.action, e.repository, e.digest, e.tag, e.before, e.after, e.reason]);
+  return `sha256:${createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex')}`;
+}
+
+/** Appends one event; call inside the transaction of the mutation it records. */
+export function appendEvent(tx: Tx, input: EventInput): EventRow {
+  const last = tx.select({ hash: events.hash }).from(events).orderBy(desc(events.seq)).limit(1).get();
+  const prevHash = last?.hash ?? GENESIS_HASH;
+  const row = {
+    time: Date.now(),
+    actor: input.actor,
+    action: input.action,
+    repository: input.repository ?? null,
+    digest: input.digest ?? null,
+    tag: input.tag ?? null,
+    before: json(input.before),
+    after: json(input.after),
+    reason: input.reason ?? null,
+  };
+  const hash = eventHash(prevHash, row);
+  return tx.insert(events).values({ ...row, prevHash, hash }).returning().get();
+}
+
+export function listEvents(db: Db, afterSeq: number, limit: number): EventRow[] {
+  return db.select().from(events).where(gt(events.seq, afterSeq)).orderBy(asc(events.seq)).limit(limit).all();
+}
+
+/** Walks the whole chain; returns the first sequence number whose hash does not verify. */
+export function verifyChain(db: Db): { ok: true; count: number } | { ok: false; brokenAt: number } {
+  let prev = GENESIS_HASH;
+  let count = 0;
+  let after = 0;
+  for (;;) {
+    const batch = listEvents(db, after, 1000);
+    if (batch.length === 0) return { ok: true, count };
+    for (const e of batch) {
+      if (e.prevHash !== prev || eventHash(prev, e) !== e.hash) return { ok: false, brokenAt: e.seq };
+      prev = e.hash;
+      after = e.seq;
+      count++;
+    }
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * Metadata queries for the OCI surface: repositories, blob links, manifests, tags, referrers
+ * and upload sessions. Each mutating method is one transaction that also appends its event.
+ */
+import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import type { Db } from './db.js';
+import { appendEvent } from './events.js';
+import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags, uploads } from './schema.js';
+
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  payload: Buffer;
+  size: number;
+}
+
+export interface NewManifest extends ManifestRecord {
+  artifactType: string | null;
+  subject: string | null;
+  annotations: Record<string, string> | null;
+  references: { digest: string; kind: 'blob' | 'manifest' }[];
+}
+
+export interface ReferrerRow {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType: string | null;
+  annotations: string | null;
+}
+
+export interface UploadRow {
+  id: string;
+  repository: string;
+  state: string;
+  updatedAt: number;
+}
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export class RegistryStore {
+  // Hot read paths as prepared statements: they run on every pull.
+  private readonly qRepoId;
+  private readonly qRepoBlob;
+  private readonly qManifestByDigest;
+  private readonly qManifestByTag;
+
+  constructor(readonly db: Db) {
+    this.qRepoId = db.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, sql.placeholder('name'))).prepare();
+    this.qRepoBlob = db
+      .select({ size: blobs.size })
+      .from(repositoryBlobs)
+      .innerJoin(repositories, eq(repositories.id, repositoryBlobs.repositoryId))
+      .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
+      .where(and(eq(repositories.name, sql.placeholder('name')), eq(repositoryBlobs.digest, sql.placeholder('digest'))))
+      .prepare();
+    const manifestCols = { digest: manifests.digest, mediaType: manifests.mediaType, payload: manifests.payload, size: manifests.size };
+    this.qManifestByDigest = db
+      .select(manifestCols)
+      .from(manifests)
+      .innerJoin(repositories, eq(repositories.id, manifests.repositoryId))
+      .where(and(eq(repositories.name, sql.placeholder('name')), eq(manifests.digest, sql.placeholder('digest'))))
+      .prepare();
+    this.qManifestByTag = db
+      .select(manifestCols)
+      .from(tags)
+      .innerJoin(repositories, eq(repositories.id, tags.repositoryId))
+      .innerJoin(manifests, and(eq(manifests.repositoryId, tags.repositoryId), eq(manifests.digest, tags.digest)))
+      .where(and(eq(repositories.name, sql.placeholder('name')), eq(tags.name, sql.placeholder('tag'))))
+      .prepare();
+  }
+
+  repositoryId(name: string): number | undefined {
+    return this.qRepoId.get({ name })?.id;
+  }
+
+  private ensureRepository(tx: Tx, name: string, actor: string): number {
+    const existing = tx.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, name)).get();
+    if (existing) return existing.id;
+    const row = tx.insert(repositories).values({ name }).returning({ id: repositories.id }).get();
+    appendEvent(tx, { actor, action: 'oci.repository.create', repository: name });
+    return row.id;
+  }
+
+  // ---- blobs -------------------------------------------------------------------------------
+
+  /** Size of a blob linked to the repository, or undefined. */
+  repositoryBlobSize(name: string, digest: string): number | undefined {
+    return this.qRepoBlob.get({ name, digest })?.size;
+  }
+
+  blobSize(digest: string): number | undefined {
+    return this.db.select({ size: blobs.size }).from(blobs).where(eq(blobs.digest, digest)).get()?.size;
+  }
+
+  /** Records stored content and links it to the repository (push or mount). Idempotent. */
+  linkBlob(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string): void {
+    this.db.transaction((tx) => {
+      const repoId = this.ensureRepository(tx, name, actor);
+      tx.insert(blobs).values({ digest, size }).onConflictDoNothing().run();
+      const linked = tx.insert(repositoryBlobs).values({ repositoryId: repoId, digest }).onConflictDoNothing().run();
+      if (linked.changes > 0) appendEvent(tx, { actor, action, repository: name, digest, after: { size, ...(from ? { from } : {}) } });
+    });
+  }
+
+  /** Manifests in the repository that need the blob (blocks its deletion). */
+  blobReferrers(repoId: number, digest: string): string[] {
+    return this.db
+      .select({ m: manifestReferences.manifestDigest })
+      .from(manifestReferences)
+      .where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.targetDigest, digest)))
+      .limit(10)
+      .all()
+      .map((r) => r.m);
+  }
+
+  unlinkBlob(name: string, repoId: number, digest: string, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const res = tx.delete(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), eq(repositoryBlobs.digest, digest))).run();
+      if (res.changes > 0) appendEvent(tx, { actor, action: 'oci.blob.delete', repository: name, digest });
+      return res.changes > 0;
+    });
+  }
+
+  // ---- manifests and tags -----------------------------------------------------------------
+
+  manifestByDigest(name: string, digest: string): ManifestRecord | undefined {
+    return this.qManifestByDigest.get({ name, digest });
+  }
+
+  manifestByTag(name: string, tag: string): ManifestRecord | undefined {
+    return this.qManifestByTag.get({ name, tag });
+  }
+
+  /** Which of `digests` are manifests stored in the repository. */
+  existingManifests(repoId: number, digests: string[]): Set<string> {
+    if (digests.length === 0) return new Set();
+    const rows = this.db
+      .select({ digest: manifests.digest })
+      .from(manifests)
+      .where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, digests)))
+      .all();
+    return new Set(rows.map((r) => r.digest));
+  }
+
+  /** Sizes of `digests` that are blobs linked to the repository. */
+  linkedBlobSizes(repoId: number, digests: string[]): Map<string, number> {
+    if (digests.length === 0) return new Map();
+    const rows = this.db
+      .select({ digest: blobs.digest, size: blobs.size })
+      .from(repositoryBlobs)
+      .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
+      .where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, digests)))
+      .all();
+    return new Map(rows.map((r) => [r.digest, r.size]));
+  }
+
+  /** Stores the manifest (idempotent by digest) and points each tag at it, in one transaction. */
+  putManifest(name: string, m: NewManifest, tagNames: string[], actor: string): void {
+    this.db.transaction((tx) => {
+      const repoId = this.ensureRepository(tx, name, actor);
+      const inserted = tx
+        .insert(manifests)
+        .values({
+          repositoryId: repoId,
+          digest: m.digest,
+          mediaType: m.mediaType,
+          payload: m.payload,
+          size: m.size,
+          artifactType: m.artifactType,
+          subject: m.subject,
+          annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+        })
+        .onConflictDoNothing()
+        .run();
+      if (inserted.changes > 0) {
+        if (m.references.length > 0) {
+          const refs = m.references.map((r) => ({ repositoryId: repoId, manifestDigest: m.digest, targetDigest: r.digest, kind: r.kind }));
+          tx.insert(manifestReferences).values(refs).onConflictDoNothing().run();
+        }
+        appendEvent(tx, {
+          actor,
+          action: 'oci.manifest.push',
+          repository: name,
+          digest: m.digest,
+          after: { mediaType: m.mediaType, size: m.size, ...(m.subject ? { subject: m.subject } : {}) },
+        });
+      }
+      for (const tag of tagNames) {
+        const prev = tx.select({ digest: tags.digest }).from(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).get();
+        if (prev?.digest === m.digest) continue;
+        tx.insert(tags)
+          .values({ repositoryId: repoId, name: tag, digest: m.digest })
+          .onConflictDoUpdate({ target: [tags.repositoryId, tags.name], set: { digest: m.digest, updatedAt: Date.now() } })
+          .run();
+        appendEvent(tx, {
+          actor,
+          action: prev ? 'oci.tag.move' : 'oci.tag.set',
+          repository: name,
+          tag,
+          digest: m.digest,
+          before: prev ? { digest: prev.digest } : undefined,
+          after: { digest: m.digest },
+        });
+      }
+    });
+  }
+
+  /** Deletes a manifest and every tag pointing at it. Returns false when it was not there. */
+  deleteManifest(name: string, repoId: number, digest: string, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const removedTags = tx
+        .delete(tags)
+        .where(and(eq(tags.repositoryId, repoId), eq(tags.digest, digest)))
+        .returning({ name: tags.name })
+        .all()
+        .map((t) => t.name);
+      const res = tx.delete(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.digest, digest))).run();
+      if (res.changes === 0) return false;
+      tx.delete(manifestReferences).where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.manifestDigest, digest))).run();
+      appendEvent(tx, { actor, action: 'oci.manifest.delete', repository: name, digest, before: { tags: removedTags } });
+      return true;
+    });
+  }
+
+  deleteTag(name: string, repoId: number, tag: string, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const removed = tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).returning({ digest: tags.digest }).get();
+      if (!removed) return false;
+      appendEvent(tx, { actor, action: 'oci.tag.delete', repository: name, tag, before: { digest: removed.digest } });
+      return true;
+    });
+  }
+
+  /** Tags in lexical (byte) order after `last`, at most `limit` + 1 to tell whether more follow. */
+  listTags(repoId: number, limit: number, last?: string): string[] {
+    const where = last === undefined ? eq(tags.repositoryId, repoId) : and(eq(tags.repositoryId, repoId), gt(tags.name, last));
+    return this.db.select({ name: tags.name }).from(tags).where(where).orderBy(asc(tags.name)).limit(limit).all().map((r) => r.name);
+  }
+
+  listRepositories(limit: number, last?: string): string[] {
+    const q = this.db.select({ name: repositories.name }).from(repositories);
+    const rows = last === undefined ? q.orderBy(asc(repositories.name)).limit(limit).all() : q.where(gt(repositories.name, last)).orderBy(asc(repositories.name)).limit(limit).all();
+    return rows.map((r) => r.name);
+  }
+
+  referrers(repoId: number, subject: string): ReferrerRow[] {
+    return this.db
+      .select({ digest: manifests.digest, mediaType: manifests.mediaType, size: manifests.size, artifactType: manifests.artifactType, annotations: manifests.annotations })
+      .from(manifests)
+      .where(and(eq(manifests.repositoryId, repoId), eq(manifests.subject, subject)))
+      .orderBy(asc(manifests.digest))
+      .all();
+  }
+
+  // ---- upload sessions ----------------------------------------------------------------------
+
+  createUpload(id: string, repository: string, state: string): void {
+    this.db.insert(uploads).values({ id, repository, state }).run();
+  }
+
+  getUpload(id: string): UploadRow | undefined {
+    return this.db.select({ id: uploads.id, repository: uploads.repository, state: uploads.state, updatedAt: uploads.updatedAt }).from(uploads).where(eq(uploads.id, id)).get();
+  }
+
+  updateUpload(id: string, state: string): void {
+    this.db.update(uploads).set({ state, updatedAt: Date.now() }).where(eq(uploads.id, id)).run();
+  }
+
+  deleteUpload(id: string): void {
+    this.db.delete(uploads).where(eq(uploads.id, id)).run();
+  }
+
+  staleUploads(olderThan: number): UploadRow[] {
+    return this.db
+      .select({ id: uploads.id, repository: uploads.repository, state: uploads.state, updatedAt: uploads.updatedAt })
+      .from(uploads)
+      .where(sql`${uploads.updatedAt} < ${olderThan}`)
+      .all();
+  }
+}

@@ -1,0 +1,99 @@
+/** Manifest pull, push and delete. Spec: "Pulling manifests", "Pushing Manifests", "Deleting". */
+import type { Context } from 'hono';
+import { isDigest, parseDigest } from '../core/digest.js';
+import { assertTag, isValidTag } from '../core/names.js';
+import { parseManifest, type ParsedManifest } from '../core/manifest.js';
+import { createHasher, type HashAlgorithm } from '../data/hashing.js';
+import { ociError } from '../errors/catalogue.js';
+import { bytesResponse, readBodyCapped } from '../http/body.js';
+import type { AppEnv } from '../http/env.js';
+import type { NewManifest } from '../meta/registry-store.js';
+import type { OciDeps } from './deps.js';
+import type { RouteParams } from './routes.js';
+
+export function manifestRoutes({ store, config }: OciDeps) {
+  function notFound(name: string, ref: string): never {
+    if (store.repositoryId(name) === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
+    throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
+  }
+
+  /** Every blob must be linked to the repository with the declared size; every child manifest stored there. */
+  function checkReferences(repoId: number | undefined, m: ParsedManifest): NewManifest['references'] {
+    const blobDigests = [...new Set(m.blobs.map((b) => b.digest))];
+    const childDigests = [...new Set(m.children.map((d) => d.digest))];
+    const sizes = repoId === undefined ? new Map<string, number>() : store.linkedBlobSizes(repoId, blobDigests);
+    const children = repoId === undefined ? new Set<string>() : store.existingManifests(repoId, childDigests);
+    for (const b of m.blobs) {
+      const size = sizes.get(b.digest);
+      if (size === undefined) throw ociError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: b.digest } });
+      if (size !== b.size) throw ociError('MANIFEST_INVALID', 'descriptor size does not match the stored blob', { detail: { digest: b.digest, declared: b.size, stored: size } });
+    }
+    for (const d of m.children) {
+      if (!children.has(d.digest)) throw ociError('MANIFEST_BLOB_UNKNOWN', 'index references an unknown manifest', { detail: { digest: d.digest } });
+    }
+    return [...blobDigests.map((digest) => ({ digest, kind: 'blob' as const })), ...childDigests.map((digest) => ({ digest, kind: 'manifest' as const }))];
+  }
+
+  return {
+    get(c: Context<AppEnv>, { name, ref }: RouteParams): Response {
+      let m;
+      if (isDigest(ref)) m = store.manifestByDigest(name, parseDigest(ref).value);
+      else if (isValidTag(ref)) m = store.manifestByTag(name, ref);
+      if (!m) notFound(name, ref);
+      const headers = {
+        'Content-Type': m.mediaType,
+        'Content-Length': String(m.size),
+        'Docker-Content-Digest': m.digest,
+        ETag: `"${m.digest}"`,
+      };
+      return bytesResponse(c, 200, headers, m.payload);
+    },
+
+    async put(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
+      const byDigest = isDigest(ref);
+      const refDigest = byDigest ? parseDigest(ref) : undefined;
+      const tagNames = [...new Set([...(byDigest ? [] : [assertTag(ref)]), ...(c.req.queries('tag') ?? []).map(assertTag)])];
+
+      const payload = await readBodyCapped(c, config.maxManifestSize);
+      if (payload === null) throw ociError('SIZE_INVALID', `manifest exceeds ${config.maxManifestSize} bytes`, { status: 413 });
+      const parsed = parseManifest(payload, c.req.header('content-type'));
+
+      const hasher = await createHasher((refDigest?.algorithm ?? 'sha256') as HashAlgorithm);
+      hasher.update(payload);
+      const digest = hasher.digest();
+      if (refDigest && refDigest.value !== digest) throw ociError('DIGEST_INVALID', 'manifest digest does not match its content', { detail: { expected: refDigest.value, actual: digest } });
+
+      const references = checkReferences(store.repositoryId(name), parsed);
+      store.putManifest(
+        name,
+        {
+          digest,
+          mediaType: parsed.mediaType,
+          payload,
+          size: payload.length,
+          artifactType: parsed.artifactType,
+          subject: parsed.subject?.digest ?? null,
+          annotations: parsed.annotations,
+          references,
+        },
+        tagNames,
+        c.get('actor'),
+      );
+
+      const headers = new Headers({ Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' });
+      // oras and friends detect referrers support from this header.
+      if (parsed.subject) headers.set('OCI-Subject', parsed.subject.digest);
+      for (const t of tagNames) headers.append('OCI-Tag', t);
+      return new Response(null, { status: 201, headers });
+    },
+
+    delete(c: Context<AppEnv>, { name, ref }: RouteParams): Response {
+      const repoId = store.repositoryId(name);
+      if (repoId === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
+      const actor = c.get('actor');
+      const deleted = isDigest(ref) ? store.deleteManifest(name, repoId, parseDigest(ref).value, actor) : isValidTag(ref) && store.deleteTag(name, repoId, ref, actor);
+      if (!deleted) throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
+      return c.body(null, 202, { 'Content-Length': '0' });
+    },
+  };
+}

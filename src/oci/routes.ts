@@ -1,0 +1,86 @@
+/**
+ * The whole /v2/ route table, in one place, with the spec section each row implements
+ * (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#endpoints).
+ *
+ * Paths are matched against the raw request target, never a normalised URL: `..`, `//` and
+ * percent-escapes stay in the name and fail its grammar (NAME_INVALID) instead of silently
+ * naming another repository.
+ */
+import type { Context, Hono } from 'hono';
+import { ociError } from '../errors/catalogue.js';
+import { assertName } from '../core/names.js';
+import type { AppEnv } from '../http/env.js';
+import { errorResponse } from '../http/errors.js';
+import { blobRoutes } from './blobs.js';
+import { catalogRoutes } from './catalog.js';
+import type { OciDeps } from './deps.js';
+import { manifestRoutes } from './manifests.js';
+import { referrerRoutes } from './referrers.js';
+import { tagRoutes } from './tags.js';
+import { uploadRoutes } from './uploads.js';
+
+export interface RouteParams {
+  name: string;
+  /** digest, tag or upload id, depending on the route */
+  ref: string;
+}
+
+export type Handler = (c: Context<AppEnv>, p: RouteParams) => Promise<Response> | Response;
+
+interface Route {
+  pattern: RegExp;
+  methods: Partial<Record<'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE', Handler>>;
+}
+
+export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
+  const blobs = blobRoutes(deps);
+  const uploads = uploadRoutes(deps);
+  const manifests = manifestRoutes(deps);
+  const tags = tagRoutes(deps);
+  const referrers = referrerRoutes(deps);
+  const catalog = catalogRoutes(deps);
+
+  // Order matters where a name could end in a keyword: uploads before blobs. Names are greedy,
+  // so `a/blobs/blobs/<d>` is the blob <d> of repository `a/blobs`.
+  const routes: Route[] = [
+    { pattern: /^$/, methods: { GET: base, HEAD: base } }, // end-1
+    { pattern: /^_catalog$/, methods: { GET: catalog.list } }, // listing repositories
+    { pattern: /^(.+)\/blobs\/uploads\/?()$/, methods: { POST: uploads.start } }, // end-4a/4b/11
+    { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, methods: { GET: uploads.status, PATCH: uploads.patch, PUT: uploads.finish, DELETE: uploads.cancel } }, // end-5/6/13
+    { pattern: /^(.+)\/blobs\/([^/]+)$/, methods: { GET: blobs.get, HEAD: blobs.get, DELETE: blobs.delete } }, // end-2/10
+    { pattern: /^(.+)\/manifests\/([^/]+)$/, methods: { GET: manifests.get, HEAD: manifests.get, PUT: manifests.put, DELETE: manifests.delete } }, // end-3/7/9
+    { pattern: /^(.+)\/tags\/list()$/, methods: { GET: tags.list } }, // end-8a/8b
+    { pattern: /^(.+)\/referrers\/([^/]+)$/, methods: { GET: referrers.list } }, // end-12a/12b
+  ];
+
+  const dispatch = async (c: Context<AppEnv>): Promise<Response> => {
+    try {
+      const rest = rawPath(c).slice('/v2/'.length);
+      for (const route of routes) {
+        const m = route.pattern.exec(rest);
+        if (!m) continue;
+        const handler = route.methods[c.req.method as keyof Route['methods']];
+        if (!handler) throw ociError('UNSUPPORTED', `method ${c.req.method} not allowed here`);
+        const params = { name: m[1] === undefined ? '' : assertName(m[1]), ref: m[2] ?? '' };
+        return await handler(c, params);
+      }
+      throw ociError('NOT_FOUND', 'no such endpoint');
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  };
+
+  app.all('/v2', (c) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? base(c) : errorResponse(c, ociError('UNSUPPORTED'))));
+  app.all('/v2/*', dispatch);
+}
+
+function base(c: Context<AppEnv>): Response {
+  return c.json({});
+}
+
+/** The request target's path exactly as the client sent it (no dot-segment or %-normalisation). */
+function rawPath(c: Context<AppEnv>): string {
+  const target = c.env?.incoming?.url ?? new URL(c.req.url).pathname;
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}

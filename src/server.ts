@@ -1,0 +1,91 @@
+/**
+ * Builds the running registry from a config: storage driver, metadata DB, app, HTTP server,
+ * background sweep, graceful shutdown. main.ts and end-to-end tests both use it.
+ */
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import type { Config } from './config/index.js';
+import type { BlobDriver } from './data/driver.js';
+import { FsDriver } from './data/fs-driver.js';
+import { UploadEngine } from './data/uploads.js';
+import { openDatabase } from './meta/db.js';
+import { RegistryStore } from './meta/registry-store.js';
+import type { UploadState } from './data/driver.js';
+
+export interface RunningRegistry {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function createDriver(config: Config): Promise<BlobDriver> {
+  if (config.storage === 's3') {
+    const { S3Driver } = await import('./data/s3-driver.js');
+    return new S3Driver({
+      endpoint: config.s3Endpoint,
+      region: config.s3Region,
+      bucket: config.s3Bucket!,
+      prefix: config.s3Prefix,
+      forcePathStyle: config.s3ForcePathStyle,
+      accessKeyId: config.s3AccessKeyId,
+      secretAccessKey: config.s3SecretAccessKey,
+      partSize: config.s3PartSize,
+      redirect: config.s3Redirect,
+    });
+  }
+  return new FsDriver({ root: resolve(config.dataDir), fsync: config.fsync });
+}
+
+export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
+  const driver = await createDriver(config);
+  const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
+  const store = new RegistryStore(db);
+  const uploads = new UploadEngine(driver);
+  let ready = true;
+  const app = createApp({ config, db, store, driver, uploads, log, isReady: () => ready });
+
+  // Abandoned upload sessions: drop their bytes and their row.
+  const sweep = async (): Promise<void> => {
+    for (const row of store.staleUploads(Date.now() - config.uploadTtlSeconds * 1000)) {
+      await uploads.abort(row.id, JSON.parse(row.state) as UploadState).catch((err: unknown) => log.warn({ err, upload: row.id }, 'sweep: abort failed'));
+      store.deleteUpload(row.id);
+      log.info({ upload: row.id, repository: row.repository }, 'sweep: removed stale upload');
+    }
+  };
+  const sweepTimer = setInterval(() => void sweep().catch((err: unknown) => log.error({ err }, 'sweep failed')), Math.min(config.uploadTtlSeconds, 3600) * 1000);
+  sweepTimer.unref();
+
+  const server: ServerType = await new Promise((resolveServer) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: config.host, storage: driver.name, dataDir: resolve(config.dataDir) }, 'artifact-store listening');
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      ready = false;
+      clearInterval(sweepTimer);
+      // Stop accepting; let in-flight requests finish, but not forever.
+      await new Promise<void>((done) => {
+        const timer = setTimeout(() => {
+          (server as import('node:http').Server).closeAllConnections?.();
+          done();
+        }, config.shutdownTimeoutMs);
+        timer.unref();
+        (server as import('node:http').Server).closeIdleConnections?.();
+        server.close(() => {
+          clearTimeout(timer);
+          done();
+        });
+      });
+      await driver.close();
+      db.$client.close();
+      log.info('artifact-store stopped');
+    },
+  };
+}
