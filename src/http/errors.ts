@@ -28,7 +28,8 @@ export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const log = c.get('log');
   if (appErr.status >= 500) log?.error({ err }, 'request failed');
   else if (!(err instanceof AppError)) log?.info({ code: appErr.code, msg: (err as Error).message }, 'request rejected');
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...appErr.headers };
+  const headers: Record<string, string> = { ...appErr.headers, 'Content-Type': 'application/json' };
+  delete headers['Content-Length']; // extra headers may come from a success template
   // HEAD responses carry no body, only the status and headers.
   const body = c.req.method === 'HEAD' ? null : JSON.stringify(appErr.toBody());
   return new Response(body, { status: appErr.status, headers });

@@ -1,0 +1,85 @@
+/**
+ * Starts a real artifact-store for tests: through startRegistry in-process (real HTTP via
+ * @hono/node-server, SQLite file and blobs in a temp dir), or as a separate `node` process
+ * running the built server, the way operators run it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log.js';
+import { startRegistry } from '../../src/server.js';
+
+export interface TestRegistry {
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestRegistry(settings: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'as-test-'))): Promise<TestRegistry> {
+  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', fsync: false, ...settings });
+  const reg = await startRegistry(config, createLogger(config.logLevel));
+  return {
+    url: reg.url,
+    dataDir,
+    async stop() {
+      await reg.close();
+    },
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as import('node:net').AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `node dist/src/main.js` (built by `npm run build`, which `npm test` does first). */
+export async function startRegistryProcess(env: Record<string, string> = {}): Promise<TestRegistry & { proc: ChildProcess; output: () => string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'as-proc-'));
+  const port = await freePort();
+  let output = '';
+  const proc = spawn(process.execPath, ['dist/src/main.js'], {
+    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`registry exited early:\n${output}`);
+    try {
+      if ((await fetch(`${url}/v2/`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`registry did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    dataDir,
+    proc,
+    output: () => output,
+    async stop() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      removeDir(dataDir);
+    },
+  };
+}
