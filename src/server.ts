@@ -71,17 +71,22 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       ready = false;
       clearInterval(sweepTimer);
       // Stop accepting; let in-flight requests finish, but not forever.
+      const http = server as import('node:http').Server;
       await new Promise<void>((done) => {
         const timer = setTimeout(() => {
-          (server as import('node:http').Server).closeAllConnections?.();
+          http.closeAllConnections();
           done();
         }, config.shutdownTimeoutMs);
+        // Keep-alive connections go idle as their last response ends: close them as they do.
+        const reaper = setInterval(() => http.closeIdleConnections(), 100);
         timer.unref();
-        (server as import('node:http').Server).closeIdleConnections?.();
-        server.close(() => {
+        reaper.unref();
+        http.close(() => {
           clearTimeout(timer);
+          clearInterval(reaper);
           done();
         });
+        http.closeIdleConnections();
       });
       await driver.close();
       db.$client.close();

@@ -1,0 +1,63 @@
+/** The server as operators run it: a `node` process, JSON logs, graceful SIGTERM. */
+import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { randomBlob, sha256 } from '../helpers/http.js';
+import { removeDir, startRegistryProcess } from '../helpers/registry.js';
+
+describe('server process', () => {
+  it('finishes an in-flight upload on SIGTERM, then exits 0 with the database closed', async () => {
+    const reg = await startRegistryProcess();
+    try {
+      const post = await fetch(`${reg.url}/v2/proc/app/blobs/uploads/`, { method: 'POST' });
+      const loc = post.headers.get('location')!;
+      const blob = randomBlob(200_000);
+      const url = new URL(reg.url + loc);
+      const done = new Promise<number>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'PATCH', headers: { 'Content-Length': String(blob.length), 'Content-Range': `0-${blob.length - 1}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.write(blob.subarray(0, 1000));
+        setTimeout(() => {
+          reg.proc.kill('SIGTERM');
+          setTimeout(() => req.end(blob.subarray(1000)), 300);
+        }, 200);
+      });
+      expect(await done).toBe(202);
+      const code = await new Promise((r) => (reg.proc.exitCode !== null ? r(reg.proc.exitCode) : reg.proc.once('exit', r)));
+      expect(code).toBe(0);
+      const lines = reg.output().trim().split('\n');
+      for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+      expect(lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'artifact-store stopped')).toBe(true);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('refuses to start with an invalid setting, naming the variable', async () => {
+    await expect(startRegistryProcess({ ARTIFACT_STORE_STORAGE: 'floppy' })).rejects.toThrow(/ARTIFACT_STORE_STORAGE/);
+  });
+
+  it('serves a blob pushed before a restart (data survives on disk)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'as-restart-'));
+    const blob = randomBlob(1000);
+    try {
+      const first = await startRegistryProcess({ ARTIFACT_STORE_DATA_DIR: dataDir });
+      expect((await fetch(`${first.url}/v2/p/keep/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', body: blob })).status).toBe(201);
+      await first.stop();
+      const second = await startRegistryProcess({ ARTIFACT_STORE_DATA_DIR: dataDir });
+      try {
+        const res = await fetch(`${second.url}/v2/p/keep/blobs/${sha256(blob)}`);
+        expect(Buffer.from(await res.arrayBuffer()).equals(blob)).toBe(true);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      removeDir(dataDir);
+    }
+  });
+});
