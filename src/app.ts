@@ -1,5 +1,6 @@
 /** createApp(deps): mounts every module on one Hono app. No side effects on import. */
 import { Hono } from 'hono';
+import type { AuthModule } from './auth/index.js';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import type { BlobDriver } from './data/driver.js';
@@ -20,6 +21,7 @@ export interface AppDeps {
   driver: BlobDriver;
   uploads: UploadEngine;
   log: Logger;
+  auth: AuthModule;
   /** False while shutting down, so load balancers stop sending traffic. */
   isReady?: () => boolean;
 }
@@ -28,7 +30,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.log));
 
-  registerOci(app, deps);
+  const access = deps.auth.register(app);
+  registerOci(app, { ...deps, access });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {

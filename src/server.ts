@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
+import { createAuth } from './auth/index.js';
+import { IdentityStore } from './auth/identity-store.js';
 import type { Config } from './config/index.js';
 import type { BlobDriver } from './data/driver.js';
 import { FsDriver } from './data/fs-driver.js';
@@ -45,7 +47,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const store = new RegistryStore(db);
   const uploads = new UploadEngine(driver);
   let ready = true;
-  const app = createApp({ config, db, store, driver, uploads, log, isReady: () => ready });
+  const auth = await createAuth(config, db);
+  const app = createApp({ config, db, store, driver, uploads, log, auth, isReady: () => ready });
 
   // Abandoned upload sessions: drop their bytes and their row.
   const sweep = async (): Promise<void> => {
@@ -62,7 +65,10 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
   });
   const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: config.host, storage: driver.name, dataDir: resolve(config.dataDir) }, 'artifact-store listening');
+  log.info({ port, host: config.host, storage: driver.name, auth: config.auth, dataDir: resolve(config.dataDir) }, 'artifact-store listening');
+  if (config.auth === 'token' && new IdentityStore(db).countAdmins() === 0) {
+    log.warn('no administrator yet: create one with `npm run cli -- user create <name> --admin --password-stdin` (the password is read from stdin); there is no default password');
+  }
 
   return {
     port,

@@ -41,6 +41,18 @@ export const configSchema = z
     chunkMinLength: int(1),
     /** Default and maximum page sizes for tag and catalog listings. */
     pageSize: int(1000),
+    /** `token`: users, organisations and API keys with docker's token flow; `none`: no authentication (trusted networks, tests). */
+    auth: z.enum(['token', 'none']).default('token'),
+    /** The `service` of the token flow (the JWT audience). */
+    authService: z.string().default('artifact-store'),
+    authIssuer: z.string().default('artifact-store'),
+    /** The token endpoint URL advertised in challenges; by default derived from the request's Host. */
+    authRealm: z.string().url().optional(),
+    tokenTtlSeconds: int(300),
+    refreshTokenTtlSeconds: int(30 * 24 * 3600),
+    /** Requests per second per credential (or per address for anonymous callers); 0 disables. */
+    rateLimitPerSecond: int(200),
+    rateLimitBurst: int(400),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     shutdownTimeoutMs: int(30_000),
   })

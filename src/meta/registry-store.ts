@@ -103,6 +103,18 @@ export class RegistryStore {
     });
   }
 
+  /** Repositories the blob is linked to (candidates for a mount without `from`). */
+  repositoriesWithBlob(digest: string, limit = 100): string[] {
+    return this.db
+      .select({ name: repositories.name })
+      .from(repositoryBlobs)
+      .innerJoin(repositories, eq(repositories.id, repositoryBlobs.repositoryId))
+      .where(eq(repositoryBlobs.digest, digest))
+      .limit(limit)
+      .all()
+      .map((r) => r.name);
+  }
+
   /** Manifests in the repository that need the blob (blocks its deletion). */
   blobReferrers(repoId: number, digest: string): string[] {
     return this.db

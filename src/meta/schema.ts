@@ -102,3 +102,48 @@ export const events = sqliteTable(
   },
   (t) => [index('events_repository').on(t.repository, t.seq)],
 );
+
+// ---- identity (PRODUCT.md §3) ----------------------------------------------------------------
+
+/** Users and organisations share one namespace of names: `<name>/…` repositories belong to it. */
+export const principals = sqliteTable('principals', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['user', 'org'] }).notNull(),
+  /** scrypt hash for users; null for organisations. */
+  passwordHash: text('password_hash'),
+  isAdmin: integer('is_admin', { mode: 'boolean' }).notNull().default(false),
+  disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+  createdAt: integer('created_at').notNull().default(now),
+});
+
+export const orgMembers = sqliteTable(
+  'org_members',
+  {
+    orgId: integer('org_id').notNull().references(() => principals.id),
+    userId: integer('user_id').notNull().references(() => principals.id),
+    role: text('role', { enum: ['owner', 'maintainer', 'reader'] }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.userId] })],
+);
+
+/** API keys / robot tokens. Only a hash of the secret is kept. */
+export const apiKeys = sqliteTable('api_keys', {
+  id: text('id').primaryKey(),
+  userId: integer('user_id').notNull().references(() => principals.id),
+  name: text('name').notNull(),
+  secretHash: text('secret_hash').notNull(),
+  /** JSON array of 'read' | 'publish' | 'admin'. */
+  scopes: text('scopes').notNull(),
+  /** JSON array of repository patterns (`team/*`), or null for every repository. */
+  repositories: text('repositories'),
+  expiresAt: integer('expires_at'),
+  revokedAt: integer('revoked_at'),
+  createdAt: integer('created_at').notNull().default(now),
+});
+
+/** Repository visibility, set explicitly; repositories without a row are private. */
+export const repositoryVisibility = sqliteTable('repository_visibility', {
+  name: text('name').primaryKey(),
+  visibility: text('visibility', { enum: ['public', 'private'] }).notNull(),
+});

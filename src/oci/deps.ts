@@ -1,5 +1,6 @@
 /** What the OCI modules need, injected by createApp. */
 import type { Logger } from 'pino';
+import type { AccessControl } from '../auth/access.js';
 import type { Config } from '../config/index.js';
 import type { BlobDriver } from '../data/driver.js';
 import type { UploadEngine } from '../data/uploads.js';
@@ -11,4 +12,5 @@ export interface OciDeps {
   driver: BlobDriver;
   uploads: UploadEngine;
   log: Logger;
+  access: AccessControl;
 }

@@ -7,6 +7,7 @@
  * naming another repository.
  */
 import type { Context, Hono } from 'hono';
+import type { Action } from '../auth/permissions.js';
 import { ociError } from '../errors/catalogue.js';
 import { assertName } from '../core/names.js';
 import type { AppEnv } from '../http/env.js';
@@ -27,10 +28,14 @@ export interface RouteParams {
 
 export type Handler = (c: Context<AppEnv>, p: RouteParams) => Promise<Response> | Response;
 
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
 interface Route {
   pattern: RegExp;
-  methods: Partial<Record<'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE', Handler>>;
+  methods: Partial<Record<Method, Handler>>;
 }
+
+const ACTION_OF_METHOD: Record<Method, Action> = { GET: 'pull', HEAD: 'pull', POST: 'push', PATCH: 'push', PUT: 'push', DELETE: 'delete' };
 
 export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
   const blobs = blobRoutes(deps);
@@ -59,9 +64,11 @@ export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
       for (const route of routes) {
         const m = route.pattern.exec(rest);
         if (!m) continue;
-        const handler = route.methods[c.req.method as keyof Route['methods']];
+        const handler = route.methods[c.req.method as Method];
         if (!handler) throw ociError('UNSUPPORTED', `method ${c.req.method} not allowed here`);
         const params = { name: m[1] === undefined ? '' : assertName(m[1]), ref: m[2] ?? '' };
+        // Every repository route needs the action its method implies; _catalog filters instead.
+        if (params.name) deps.access.authorize(c, params.name, ACTION_OF_METHOD[c.req.method as Method]);
         return await handler(c, params);
       }
       throw ociError('NOT_FOUND', 'no such endpoint');

@@ -20,7 +20,7 @@ interface Session {
   state: UploadState;
 }
 
-export function uploadRoutes({ store, uploads, config }: OciDeps) {
+export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   const locks = new KeyedLock();
   const maxSize = config.maxBlobSize > 0 ? config.maxBlobSize : undefined;
 
@@ -101,8 +101,12 @@ export function uploadRoutes({ store, uploads, config }: OciDeps) {
       const from = c.req.query('from');
       if (mount !== undefined) {
         const digest = tryParseDigest(mount)?.value;
-        // A source we cannot mount from is not an error: the spec falls back to a new session.
-        const sourceSize = digest === undefined ? undefined : from === undefined ? store.blobSize(digest) : isValidName(from) ? store.repositoryBlobSize(from, digest) : undefined;
+        // A source we cannot (or may not) mount from is not an error: the spec falls back to a
+        // new session. Without `from`, any repository the caller may pull can be the source.
+        const readable = (repo: string): boolean => isValidName(repo) && access.canPull(c, repo);
+        let sourceSize: number | undefined;
+        if (digest !== undefined && from !== undefined) sourceSize = readable(from) ? store.repositoryBlobSize(from, digest) : undefined;
+        else if (digest !== undefined) sourceSize = store.repositoriesWithBlob(digest).some(readable) ? store.blobSize(digest) : undefined;
         if (digest !== undefined && sourceSize !== undefined) {
           store.linkBlob(name, digest, sourceSize, c.get('actor'), 'oci.blob.mount', from);
           return c.body(null, 201, committedHeaders(name, digest));

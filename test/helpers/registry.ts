@@ -18,7 +18,7 @@ export interface TestRegistry {
 }
 
 export async function startTestRegistry(settings: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'as-test-'))): Promise<TestRegistry> {
-  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', fsync: false, ...settings });
+  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', fsync: false, auth: 'none', rateLimitPerSecond: 0, ...settings });
   const reg = await startRegistry(config, createLogger(config.logLevel));
   return {
     url: reg.url,
@@ -51,7 +51,7 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
   const port = await freePort();
   let output = '';
   const proc = spawn(process.execPath, ['dist/src/main.js'], {
-    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,0 +1,33 @@
+/** Account operations shared by the management API and the CLI. */
+import { ociError } from '../errors/catalogue.js';
+import type { IdentityStore, PrincipalRow } from './identity-store.js';
+import type { KeyScope } from './permissions.js';
+import { hashPassword, newApiKey, sha256Hex } from './secrets.js';
+
+/** User and organisation names are single repository-name components (they prefix repositories). */
+const PRINCIPAL_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+
+export function validatePrincipalName(identities: IdentityStore, name: string): void {
+  if (!PRINCIPAL_RE.test(name) || name.length > 64) throw ociError('NAME_INVALID', 'names are lowercase letters, digits and . _ - separators, at most 64 characters');
+  if (identities.principalByName(name)) throw ociError('CONFLICT', `the name "${name}" is taken`);
+}
+
+export async function createUserAccount(identities: IdentityStore, name: string, password: string, admin: boolean, actor: string): Promise<PrincipalRow> {
+  validatePrincipalName(identities, name);
+  return identities.createUser(name, await hashPassword(password), admin, actor);
+}
+
+export function createApiKey(
+  identities: IdentityStore,
+  userId: number,
+  opts: { name: string; scopes: KeyScope[]; repositories?: string[]; expiresInSeconds?: number },
+  actor: string,
+): { id: string; token: string; expiresAt: number | null } {
+  const { id, secret, token } = newApiKey();
+  const expiresAt = opts.expiresInSeconds ? Date.now() + opts.expiresInSeconds * 1000 : null;
+  identities.createKey(
+    { id, userId, name: opts.name, secretHash: sha256Hex(secret), scopes: JSON.stringify(opts.scopes), repositories: opts.repositories ? JSON.stringify(opts.repositories) : null, expiresAt },
+    actor,
+  );
+  return { id, token, expiresAt };
+}

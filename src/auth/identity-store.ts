@@ -1,0 +1,124 @@
+/** Identity metadata: users, organisations, members, API keys, repository visibility. */
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+import { apiKeys, orgMembers, principals, repositoryVisibility } from '../meta/schema.js';
+import type { KeyScope, Principal, Role } from './permissions.js';
+
+export type PrincipalRow = typeof principals.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+export class IdentityStore {
+  constructor(readonly db: Db) {}
+
+  principalByName(name: string): PrincipalRow | undefined {
+    return this.db.select().from(principals).where(eq(principals.name, name)).get();
+  }
+
+  principalById(id: number): PrincipalRow | undefined {
+    return this.db.select().from(principals).where(eq(principals.id, id)).get();
+  }
+
+  countAdmins(): number {
+    return this.db.select({ id: principals.id }).from(principals).where(eq(principals.isAdmin, true)).all().length;
+  }
+
+  /** The user with its organisation roles, as the permission rules need it. */
+  loadPrincipal(user: PrincipalRow, key?: ApiKeyRow): Principal {
+    const rows = this.db
+      .select({ org: principals.name, role: orgMembers.role })
+      .from(orgMembers)
+      .innerJoin(principals, eq(principals.id, orgMembers.orgId))
+      .where(eq(orgMembers.userId, user.id))
+      .all();
+    const p: Principal = { id: user.id, name: user.name, isAdmin: user.isAdmin, roles: new Map(rows.map((r) => [r.org, r.role as Role])) };
+    if (key) p.key = { id: key.id, scopes: JSON.parse(key.scopes) as KeyScope[], repositories: key.repositories ? (JSON.parse(key.repositories) as string[]) : null };
+    return p;
+  }
+
+  createUser(name: string, passwordHash: string, isAdmin: boolean, actor: string): PrincipalRow {
+    return this.db.transaction((tx) => {
+      const row = tx.insert(principals).values({ name, kind: 'user', passwordHash, isAdmin }).returning().get();
+      appendEvent(tx, { actor, action: 'identity.user.create', after: { user: name, admin: isAdmin } });
+      return row;
+    });
+  }
+
+  createOrg(name: string, ownerId: number, actor: string): PrincipalRow {
+    return this.db.transaction((tx) => {
+      const row = tx.insert(principals).values({ name, kind: 'org' }).returning().get();
+      tx.insert(orgMembers).values({ orgId: row.id, userId: ownerId, role: 'owner' }).run();
+      appendEvent(tx, { actor, action: 'identity.org.create', after: { org: name, owner: actor } });
+      return row;
+    });
+  }
+
+  memberRole(orgId: number, userId: number): Role | undefined {
+    return this.db.select({ role: orgMembers.role }).from(orgMembers).where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.userId, userId))).get()?.role as Role | undefined;
+  }
+
+  setMember(org: PrincipalRow, user: PrincipalRow, role: Role | null, actor: string): void {
+    this.db.transaction((tx) => {
+      const before = tx.select({ role: orgMembers.role }).from(orgMembers).where(and(eq(orgMembers.orgId, org.id), eq(orgMembers.userId, user.id))).get()?.role ?? null;
+      if (role === null) tx.delete(orgMembers).where(and(eq(orgMembers.orgId, org.id), eq(orgMembers.userId, user.id))).run();
+      else
+        tx.insert(orgMembers)
+          .values({ orgId: org.id, userId: user.id, role })
+          .onConflictDoUpdate({ target: [orgMembers.orgId, orgMembers.userId], set: { role } })
+          .run();
+      appendEvent(tx, { actor, action: role === null ? 'identity.member.remove' : 'identity.member.grant', before: { org: org.name, user: user.name, role: before }, after: { org: org.name, user: user.name, role } });
+    });
+  }
+
+  members(orgId: number): { user: string; role: string }[] {
+    return this.db
+      .select({ user: principals.name, role: orgMembers.role })
+      .from(orgMembers)
+      .innerJoin(principals, eq(principals.id, orgMembers.userId))
+      .where(eq(orgMembers.orgId, orgId))
+      .all();
+  }
+
+  createKey(row: typeof apiKeys.$inferInsert, actor: string): void {
+    this.db.transaction((tx) => {
+      tx.insert(apiKeys).values(row).run();
+      appendEvent(tx, { actor, action: 'identity.key.create', after: { key: row.id, name: row.name, scopes: JSON.parse(row.scopes) as unknown, repositories: row.repositories ? (JSON.parse(row.repositories) as unknown) : null, expiresAt: row.expiresAt ?? null } });
+    });
+  }
+
+  keyById(id: string): ApiKeyRow | undefined {
+    return this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+  }
+
+  keysOf(userId: number): Omit<ApiKeyRow, 'secretHash'>[] {
+    return this.db
+      .select({ id: apiKeys.id, userId: apiKeys.userId, name: apiKeys.name, scopes: apiKeys.scopes, repositories: apiKeys.repositories, expiresAt: apiKeys.expiresAt, revokedAt: apiKeys.revokedAt, createdAt: apiKeys.createdAt })
+      .from(apiKeys)
+      .where(eq(apiKeys.userId, userId))
+      .all();
+  }
+
+  revokeKey(id: string, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const res = tx.update(apiKeys).set({ revokedAt: Date.now() }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).run();
+      if (res.changes > 0) appendEvent(tx, { actor, action: 'identity.key.revoke', after: { key: id } });
+      return res.changes > 0;
+    });
+  }
+
+  isPublic(repository: string): boolean {
+    return this.db.select({ v: repositoryVisibility.visibility }).from(repositoryVisibility).where(eq(repositoryVisibility.name, repository)).get()?.v === 'public';
+  }
+
+  setVisibility(repository: string, visibility: 'public' | 'private', actor: string): void {
+    this.db.transaction((tx) => {
+      const before = tx.select({ v: repositoryVisibility.visibility }).from(repositoryVisibility).where(eq(repositoryVisibility.name, repository)).get()?.v ?? 'private';
+      tx.insert(repositoryVisibility).values({ name: repository, visibility }).onConflictDoUpdate({ target: repositoryVisibility.name, set: { visibility } }).run();
+      appendEvent(tx, { actor, action: 'identity.repository.visibility', repository, before: { visibility: before }, after: { visibility } });
+    });
+  }
+
+  recordDenial(actor: string, action: string, repository: string | null, reason: string): void {
+    this.db.transaction((tx) => appendEvent(tx, { actor, action: 'identity.access.denied', repository, reason, after: { attempted: action } }));
+  }
+}

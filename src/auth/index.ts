@@ -1,0 +1,95 @@
+/**
+ * Identity and access: one register call. With `auth: none` every caller is anonymous and
+ * allowed everything (a private, trusted network); with `auth: token` (the default) callers
+ * authenticate as docker clients do and every OCI route is authorised.
+ */
+import { join, resolve } from 'node:path';
+import type { Context, Hono } from 'hono';
+import type { Config } from '../config/index.js';
+import { AppError, ociError } from '../errors/catalogue.js';
+import type { AppEnv } from '../http/env.js';
+import { errorResponse } from '../http/errors.js';
+import type { Db } from '../meta/db.js';
+import { openAccess, realmOf, TokenAccess, type AccessControl } from './access.js';
+import { ANONYMOUS_SUBJECT, Authenticator } from './authenticate.js';
+import { IdentityStore } from './identity-store.js';
+import { registerManagementRoutes } from './management-routes.js';
+import { RateLimiter } from './rate-limit.js';
+import { loadOrCreateKeys, TokenService, type TokenKeys } from './tokens.js';
+import { registerTokenRoutes } from './token-routes.js';
+
+export type { AccessControl } from './access.js';
+
+function clientAddress(c: Context<AppEnv>): string {
+  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
+export interface AuthModule {
+  /** Installs authentication, rate limiting and the auth routes; returns what OCI routes ask. */
+  register(app: Hono<AppEnv>): AccessControl;
+}
+
+/** Loads (or creates) the token signing key, then returns the module to register. */
+export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
+  const keys = config.auth === 'token' ? await loadOrCreateKeys(join(resolve(config.dataDir), 'auth', 'token-signing-key.jwk')) : undefined;
+  return { register: (app) => registerAuth(app, config, db, keys) };
+}
+
+function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys | undefined): AccessControl {
+  const limiter = new RateLimiter(config.rateLimitPerSecond, Math.max(config.rateLimitBurst, 1));
+  const limit = (c: Context<AppEnv>, bucket: string): void => {
+    const wait = limiter.take(bucket);
+    if (wait > 0) throw ociError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(wait) } });
+  };
+
+  if (config.auth === 'none' || !keys) {
+    app.use('*', async (c, next) => {
+      const address = clientAddress(c);
+      c.set('clientAddress', address);
+      c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
+      try {
+        limit(c, `ip:${address}`);
+      } catch (err) {
+        return errorResponse(c, err);
+      }
+      await next();
+    });
+    return openAccess;
+  }
+
+  const identities = new IdentityStore(db);
+  const tokens = new TokenService(keys, config.authIssuer, config.authService, config.tokenTtlSeconds, config.refreshTokenTtlSeconds);
+  const authenticator = new Authenticator(identities, tokens);
+  const access = new TokenAccess(identities, config.authService, config.authRealm);
+
+  app.use('*', async (c, next) => {
+    const address = clientAddress(c);
+    c.set('clientAddress', address);
+    try {
+      if (c.req.path === '/token') {
+        // The token endpoint checks its own credentials; limit by address so guessing is slow.
+        limit(c, `ip:${address}`);
+        c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
+      } else {
+        const caller = await authenticator.authenticate(c.req.header('authorization'), address);
+        limit(c, caller.bucket);
+        c.set('caller', caller);
+        c.set('actor', caller.actor);
+        const isBase = c.req.path === '/v2/' || c.req.path === '/v2';
+        if (isBase && caller.principal === null && !caller.grants) throw ociError('UNAUTHORIZED');
+      }
+    } catch (err) {
+      // Every 401 tells the client where to get a token.
+      const challenged =
+        err instanceof AppError && err.code === 'UNAUTHORIZED' && !err.headers['WWW-Authenticate']
+          ? ociError('UNAUTHORIZED', err.message, { headers: { 'WWW-Authenticate': `Bearer realm="${realmOf(c, config.authRealm)}",service="${config.authService}"` } })
+          : err;
+      return errorResponse(c, challenged);
+    }
+    await next();
+  });
+
+  registerTokenRoutes(app, { auth: authenticator, tokens, identities });
+  registerManagementRoutes(app, identities);
+  return access;
+}

@@ -1,0 +1,127 @@
+/**
+ * Management API (JSON under /api/v1, beside /v2/): users, organisations and members, API keys,
+ * repository visibility. Every change is an event with its actor.
+ */
+import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { isValidName } from '../core/names.js';
+import { ociError } from '../errors/catalogue.js';
+import type { AppEnv } from '../http/env.js';
+import { actorOf } from './authenticate.js';
+import type { IdentityStore } from './identity-store.js';
+import { canManageNamespace, namespaceOf, type Principal } from './permissions.js';
+import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
+
+const userBody = z.object({ name: z.string(), password: z.string().min(12, 'password must have at least 12 characters'), admin: z.boolean().default(false) });
+const orgBody = z.object({ name: z.string() });
+const memberBody = z.object({ role: z.enum(['owner', 'maintainer', 'reader']) });
+const keyBody = z.object({
+  name: z.string().min(1).max(100),
+  scopes: z.array(z.enum(['read', 'publish', 'admin'])).min(1),
+  repositories: z.array(z.string().min(1)).min(1).optional(),
+  expiresInSeconds: z.number().int().positive().optional(),
+});
+const visibilityBody = z.object({ repository: z.string(), visibility: z.enum(['public', 'private']) });
+
+async function body<T>(c: Context<AppEnv>, schema: z.ZodType<T>): Promise<T> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw ociError('UNSUPPORTED', 'body must be JSON', { status: 400 });
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) throw ociError('UNSUPPORTED', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), { status: 400 });
+  return r.data;
+}
+
+function requireUser(c: Context<AppEnv>): Principal {
+  const p = c.get('caller').principal;
+  if (!p || c.get('caller').grants) throw ociError('UNAUTHORIZED', 'authenticate with a password or API key', { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } });
+  return p;
+}
+
+function deny(identities: IdentityStore, who: Principal, action: string, reason: string): never {
+  identities.recordDenial(actorOf(who), action, null, reason);
+  throw ociError('DENIED', reason);
+}
+
+export function registerManagementRoutes(app: Hono<AppEnv>, identities: IdentityStore): void {
+  app.get('/api/v1/whoami', (c) => {
+    const p = requireUser(c);
+    return c.json({ name: p.name, admin: p.isAdmin, organisations: Object.fromEntries(p.roles), key: p.key ?? null });
+  });
+
+  app.post('/api/v1/users', async (c) => {
+    const who = requireUser(c);
+    if (!who.isAdmin || (who.key && !who.key.scopes.includes('admin'))) deny(identities, who, 'identity.user.create', 'only administrators create users');
+    const b = await body(c, userBody);
+    const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who));
+    return c.json({ name: user.name, admin: user.isAdmin }, 201);
+  });
+
+  app.post('/api/v1/orgs', async (c) => {
+    const who = requireUser(c);
+    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.org.create', 'this API key may not create organisations');
+    const { name } = await body(c, orgBody);
+    validatePrincipalName(identities, name);
+    identities.createOrg(name, who.id, actorOf(who));
+    return c.json({ name, owner: who.name }, 201);
+  });
+
+  const org = (name: string) => {
+    const row = identities.principalByName(name);
+    if (!row || row.kind !== 'org') throw ociError('NOT_FOUND', 'no such organisation');
+    return row;
+  };
+
+  app.get('/api/v1/orgs/:org/members', (c) => {
+    const who = requireUser(c);
+    const o = org(c.req.param('org'));
+    if (!who.isAdmin && !who.roles.has(o.name)) deny(identities, who, 'identity.member.list', 'not a member of this organisation');
+    return c.json({ members: identities.members(o.id) });
+  });
+
+  const setMember = async (c: Context<AppEnv>, role: 'owner' | 'maintainer' | 'reader' | null): Promise<Response> => {
+    const who = requireUser(c);
+    const o = org(c.req.param('org')!);
+    if (!canManageNamespace(who, o.name)) deny(identities, who, 'identity.member.grant', 'only owners manage members');
+    const user = identities.principalByName(c.req.param('user')!);
+    if (!user || user.kind !== 'user') throw ociError('NOT_FOUND', 'no such user');
+    identities.setMember(o, user, role, actorOf(who));
+    return c.json({ org: o.name, user: user.name, role }, 200);
+  };
+  app.put('/api/v1/orgs/:org/members/:user', async (c) => setMember(c, (await body(c, memberBody)).role));
+  app.delete('/api/v1/orgs/:org/members/:user', (c) => setMember(c, null));
+
+  app.post('/api/v1/keys', async (c) => {
+    const who = requireUser(c);
+    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.key.create', 'this API key may not create keys');
+    const b = await body(c, keyBody);
+    const created = createApiKey(identities, who.id, b, actorOf(who));
+    return c.json(created, 201);
+  });
+
+  app.get('/api/v1/keys', (c) => {
+    const who = requireUser(c);
+    return c.json({ keys: identities.keysOf(who.id).map((k) => ({ ...k, scopes: JSON.parse(k.scopes) as unknown, repositories: k.repositories ? (JSON.parse(k.repositories) as unknown) : null })) });
+  });
+
+  app.delete('/api/v1/keys/:id', (c) => {
+    const who = requireUser(c);
+    const key = identities.keyById(c.req.param('id'));
+    if (!key) throw ociError('NOT_FOUND', 'no such key');
+    if (key.userId !== who.id && !who.isAdmin) deny(identities, who, 'identity.key.revoke', 'not your key');
+    identities.revokeKey(key.id, actorOf(who));
+    return c.body(null, 204);
+  });
+
+  app.put('/api/v1/repositories/visibility', async (c) => {
+    const who = requireUser(c);
+    const b = await body(c, visibilityBody);
+    if (!isValidName(b.repository)) throw ociError('NAME_INVALID');
+    if (!canManageNamespace(who, namespaceOf(b.repository))) deny(identities, who, 'identity.repository.visibility', 'only namespace owners change visibility');
+    identities.setVisibility(b.repository, b.visibility, actorOf(who));
+    return c.json(b);
+  });
+}

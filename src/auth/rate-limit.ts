@@ -1,0 +1,32 @@
+/** Token-bucket rate limiting per credential or, for anonymous callers, per client address. */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  /** Takes one token; returns 0 when allowed, else the seconds to wait. */
+  take(key: string, now = Date.now()): number {
+    if (this.perSecond <= 0) return 0;
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size > 100_000) this.sweep(now);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.tokens) / this.perSecond);
+  }
+
+  /** Forget buckets that have refilled completely: they hold no information. */
+  private sweep(now: number): void {
+    for (const [k, b] of this.buckets) if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
+  }
+}

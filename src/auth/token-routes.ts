@@ -1,0 +1,82 @@
+/**
+ * The token endpoint of the Docker/OCI token-auth flow:
+ *   GET  /token?service=&scope=…&offline_token=  (Basic credentials, or anonymous)
+ *   POST /token  (OAuth2 form: grant_type=password | refresh_token)
+ * Each requested scope is granted only the actions the caller actually has.
+ */
+import type { Context, Hono } from 'hono';
+import { isValidName } from '../core/names.js';
+import { AppError, ociError } from '../errors/catalogue.js';
+import type { AppEnv } from '../http/env.js';
+import { errorResponse } from '../http/errors.js';
+import { ANONYMOUS_SUBJECT, actorOf, type Authenticator } from './authenticate.js';
+import type { IdentityStore } from './identity-store.js';
+import { allowedActions, type Action, type Principal } from './permissions.js';
+import type { AccessEntry, TokenService } from './tokens.js';
+
+const REPO_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
+
+export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticator; tokens: TokenService; identities: IdentityStore }): void {
+  const { auth, tokens, identities } = deps;
+
+  function grant(principal: Principal | null, scopes: string[]): AccessEntry[] {
+    const access: AccessEntry[] = [];
+    for (const scope of scopes) {
+      // repository:<name>:<actions>; the name may itself contain ':' only in a host:port prefix, which we do not serve.
+      const [type, name, actionList] = scope.split(':');
+      if (type === 'registry' && name === 'catalog' && principal) access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+      if (type !== 'repository' || !name || actionList === undefined || !isValidName(name)) continue;
+      const wanted = actionList === '*' ? REPO_ACTIONS : actionList.split(',').filter((a): a is Action => (REPO_ACTIONS as string[]).includes(a));
+      const allowed = allowedActions(principal, name, identities.isPublic(name));
+      const granted = wanted.filter((a) => allowed.has(a));
+      const refused = wanted.filter((a) => !allowed.has(a) && a !== 'pull');
+      if (principal && refused.length > 0) identities.recordDenial(actorOf(principal), refused.join(','), name, 'token scope not granted');
+      access.push({ type: 'repository', name, actions: granted });
+    }
+    return access;
+  }
+
+  async function respond(c: Context<AppEnv>, principal: Principal | null, scopes: string[], service: string | undefined, withRefresh: boolean): Promise<Response> {
+    if (service !== undefined && service !== tokens.service) throw ociError('DENIED', `this server issues tokens for service "${tokens.service}"`, { status: 400 });
+    const sub = principal ? principal.name : ANONYMOUS_SUBJECT;
+    const { token, issuedAt, expiresIn } = await tokens.issueAccess({ sub, kid: principal?.key?.id, access: grant(principal, scopes) });
+    const body: Record<string, unknown> = { token, access_token: token, expires_in: expiresIn, issued_at: issuedAt.toISOString() };
+    if (withRefresh && principal) body.refresh_token = await tokens.issueRefresh(sub, principal.key?.id);
+    return c.json(body, 200, { 'Cache-Control': 'no-store' });
+  }
+
+  const basicChallenge = (err: unknown) => (err instanceof AppError && err.code === 'UNAUTHORIZED' ? ociError('UNAUTHORIZED', err.message, { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } }) : err);
+
+  app.get('/token', async (c) => {
+    try {
+      const caller = await auth.authenticate(c.req.header('authorization'), c.get('clientAddress'));
+      if (caller.grants) throw ociError('UNAUTHORIZED', 'use Basic credentials or a refresh token to obtain a token');
+      return await respond(c, caller.principal, c.req.queries('scope') ?? [], c.req.query('service'), c.req.query('offline_token') === 'true');
+    } catch (err) {
+      return errorResponse(c, basicChallenge(err));
+    }
+  });
+
+  app.post('/token', async (c) => {
+    try {
+      const form = await c.req.parseBody();
+      const field = (k: string): string | undefined => (typeof form[k] === 'string' ? (form[k] as string) : undefined);
+      const scopes = (field('scope') ?? '').split(' ').filter(Boolean);
+      let principal: Principal | null;
+      if (field('grant_type') === 'password') {
+        principal = await auth.verifyCredentials(field('username') ?? '', field('password') ?? '');
+        if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
+      } else if (field('grant_type') === 'refresh_token') {
+        const refresh = await tokens.verifyRefresh(field('refresh_token') ?? '');
+        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid) : undefined;
+        if (!found) throw ociError('UNAUTHORIZED', 'invalid or expired refresh token');
+        principal = found;
+      } else {
+        throw ociError('UNSUPPORTED', 'grant_type must be password or refresh_token', { status: 400 });
+      }
+      return await respond(c, principal, scopes, field('service'), true);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * Operator CLI: bootstrap and manage identities directly in the data directory's database
+ * (the server may be running: SQLite WAL allows it). Usage: `npm run cli -- <command>`.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createApiKey, createUserAccount, validatePrincipalName } from './auth/accounts.js';
+import { IdentityStore } from './auth/identity-store.js';
+import type { KeyScope, Role } from './auth/permissions.js';
+import { loadConfig } from './config/index.js';
+import { openDatabase } from './meta/db.js';
+import { verifyChain } from './meta/events.js';
+import { isValidName } from './core/names.js';
+
+const USAGE = `usage: artifact-store <command>
+  user create <name> [--admin] [--password-stdin]   password from stdin (or prompted text on stdin)
+  org create <name> --owner <user>
+  org member <org> <user> <owner|maintainer|reader|remove>
+  key create <user> --name <label> --scope <read,publish,admin> [--repo <pattern>]... [--expires-in <seconds>]
+  key revoke <id>
+  repo visibility <repository> <public|private>
+  events verify                                       check the event log's hash chain
+Settings (data dir etc.) come from the same config file and ARTIFACT_STORE_* variables as the server.`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      admin: { type: 'boolean', default: false },
+      'password-stdin': { type: 'boolean', default: false },
+      owner: { type: 'string' },
+      name: { type: 'string' },
+      scope: { type: 'string' },
+      repo: { type: 'string', multiple: true },
+      'expires-in': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [group, command, ...args] = positionals;
+  if (values.help || !group) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const config = loadConfig();
+  const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
+  const identities = new IdentityStore(db);
+  const actor = `cli:${process.env.USER ?? 'operator'}`;
+  const user = (name: string | undefined) => {
+    const row = name ? identities.principalByName(name) : undefined;
+    if (!row || row.kind !== 'user') fail(`no such user: ${name ?? ''}`);
+    return row;
+  };
+  try {
+    switch (`${group} ${command ?? ''}`) {
+      case 'user create': {
+        const password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+        if (password.length < 12) fail('the password (read from stdin) must have at least 12 characters');
+        const row = await createUserAccount(identities, args[0] ?? fail(USAGE), password, values.admin, actor);
+        process.stdout.write(`created user ${row.name}${row.isAdmin ? ' (administrator)' : ''}\n`);
+        break;
+      }
+      case 'org create': {
+        const name = args[0] ?? fail(USAGE);
+        validatePrincipalName(identities, name);
+        identities.createOrg(name, user(values.owner).id, actor);
+        process.stdout.write(`created organisation ${name} owned by ${values.owner}\n`);
+        break;
+      }
+      case 'org member': {
+        const [orgName, userName, role] = args;
+        const org = orgName ? identities.principalByName(orgName) : undefined;
+        if (!org || org.kind !== 'org') fail(`no such organisation: ${orgName ?? ''}`);
+        if (!role || !['owner', 'maintainer', 'reader', 'remove'].includes(role)) fail(USAGE);
+        identities.setMember(org, user(userName), role === 'remove' ? null : (role as Role), actor);
+        process.stdout.write(`${userName} in ${orgName}: ${role}\n`);
+        break;
+      }
+      case 'key create': {
+        const owner = user(args[0]);
+        const scopes = (values.scope ?? '').split(',').filter(Boolean);
+        if (scopes.length === 0 || !scopes.every((s) => ['read', 'publish', 'admin'].includes(s))) fail('--scope must list read, publish and/or admin');
+        const expires = values['expires-in'] ? Number(values['expires-in']) : undefined;
+        if (expires !== undefined && (!Number.isSafeInteger(expires) || expires <= 0)) fail('--expires-in must be a positive number of seconds');
+        const key = createApiKey(identities, owner.id, { name: values.name ?? 'cli', scopes: scopes as KeyScope[], repositories: values.repo, expiresInSeconds: expires }, actor);
+        process.stdout.write(`${key.token}\n`);
+        process.stderr.write(`key ${key.id} created; the token above is shown only once\n`);
+        break;
+      }
+      case 'key revoke':
+        if (!identities.revokeKey(args[0] ?? fail(USAGE), actor)) fail('no such active key');
+        process.stdout.write(`revoked ${args[0]}\n`);
+        break;
+      case 'repo visibility': {
+        const [repo, visibility] = args;
+        if (!repo || !isValidName(repo) || (visibility !== 'public' && visibility !== 'private')) fail(USAGE);
+        identities.setVisibility(repo, visibility, actor);
+        process.stdout.write(`${repo} is ${visibility}\n`);
+        break;
+      }
+      case 'events verify': {
+        const result = verifyChain(db);
+        if (!result.ok) fail(`event log broken at seq ${result.brokenAt}`);
+        process.stdout.write(`event log intact: ${result.count} events\n`);
+        break;
+      }
+      default:
+        fail(USAGE);
+    }
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  } finally {
+    db.$client.close();
+  }
+}
+
+await main(process.argv.slice(2));
