@@ -61,7 +61,7 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`registry exited early:\n${output}`);
     try {
-      if ((await fetch(`${url}/v2/`)).ok) break;
+      if ((await fetch(`${url}/healthz`)).ok) break;
     } catch {
       /* not listening yet */
     }
