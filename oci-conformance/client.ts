@@ -99,6 +99,7 @@ export class RegistryClient {
   private basic = false;
   private readonly repoTokens = new Map<string, string>();
   private readonly scopeTokens = new Map<string, string>();
+  private lastBearer: { realm: string; service: string | undefined } | undefined;
 
   constructor(private readonly opts: ClientOptions, private readonly log: (line: string) => void = () => {}) {
     this.root = new URL(opts.rootUrl);
@@ -135,6 +136,13 @@ export class RegistryClient {
     const authEnabled = opts.auth !== false && sameOrigin;
     const repo = repoOf(url.pathname);
     let authorization = authEnabled ? this.cachedAuthorization(repo) : undefined;
+    // A cross-repository mount needs pull on the source too; like docker, ask for both scopes up
+    // front (a registry answers a mount it may not perform with a plain 202, not a challenge).
+    const from = url.searchParams.get('from');
+    if (authEnabled && from && !this.basic && this.lastBearer) {
+      const token = await this.fetchToken(this.lastBearer.realm, this.lastBearer.service, [`repository:${repo}:pull,push`, `repository:${from}:pull`]);
+      authorization = `Bearer ${token}`;
+    }
     for (let attempt = 0; ; attempt++) {
       const res = await this.raw(method, url, opts, authorization);
       if (res.status !== 401 || !authEnabled || attempt > 0) return res;
@@ -168,6 +176,7 @@ export class RegistryClient {
     const realm = challenge.params.realm;
     if (!realm) return undefined;
     const service = challenge.params.service;
+    this.lastBearer = { realm, service };
     const scopes = (challenge.params.scope ?? '').split(' ').filter(Boolean);
     const key = `${realm}|${service ?? ''}|${scopes.join(' ')}`;
     let token = this.scopeTokens.get(key);

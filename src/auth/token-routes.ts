@@ -24,7 +24,8 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
     for (const scope of scopes) {
       // repository:<name>:<actions>; the name may itself contain ':' only in a host:port prefix, which we do not serve.
       const [type, name, actionList] = scope.split(':');
-      if (type === 'registry' && name === 'catalog' && principal) access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+      // The catalog itself filters by what the caller may pull, so anyone may ask for it.
+      if (type === 'registry' && name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
       if (type !== 'repository' || !name || actionList === undefined || !isValidName(name)) continue;
       const wanted = actionList === '*' ? REPO_ACTIONS : actionList.split(',').filter((a): a is Action => (REPO_ACTIONS as string[]).includes(a));
       const allowed = allowedActions(principal, name, identities.isPublic(name));

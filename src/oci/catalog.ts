@@ -12,7 +12,7 @@ export function catalogRoutes({ store, config, access }: OciDeps) {
     for (;;) {
       const batch = store.listRepositories(Math.max(limit, 100), cursor);
       for (const name of batch) {
-        if (access.canPull(c, name)) out.push(name);
+        if (access.canList(c, name)) out.push(name);
         if (out.length === limit) return out;
       }
       if (batch.length < Math.max(limit, 100)) return out;
@@ -22,6 +22,7 @@ export function catalogRoutes({ store, config, access }: OciDeps) {
 
   return {
     list(c: Context<AppEnv>): Response {
+      access.authorizeCatalog(c);
       const size = pageSize(c.req.query('n'), Math.max(config.pageSize, 1));
       const last = c.req.query('last');
       const page = paginate((limit) => visible(c, limit, last), size, (r) => r);

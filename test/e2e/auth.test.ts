@@ -143,7 +143,12 @@ describe('permission matrix on the private repository acme/app', () => {
 
   it('the catalog shows only what the caller may see', async () => {
     const list = async (who: string) => ((await (await fetch(`${reg.url}/v2/_catalog`, { headers: creds[who] ? { Authorization: creds[who]! } : {} })).json()) as { repositories: string[] }).repositories;
-    expect(await list('anonymous')).toEqual(['acme/pub']);
+    const anonymous = await fetch(`${reg.url}/v2/_catalog`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/scope="registry:catalog:\*"$/);
+    const t = (await (await fetch(`${reg.url}/token?service=artifact-store&scope=registry:catalog:*`)).json()) as { token: string };
+    const withToken = await fetch(`${reg.url}/v2/_catalog`, { headers: { Authorization: `Bearer ${t.token}` } });
+    expect(((await withToken.json()) as { repositories: string[] }).repositories).toEqual(['acme/pub']);
     expect(await list('oscar')).toEqual(['acme/pub']);
     expect(await list('rita')).toEqual(expect.arrayContaining(['acme/app', 'acme/other', 'acme/pub']));
     expect(await list('scopedKey')).toEqual(['acme/app', 'acme/pub']);

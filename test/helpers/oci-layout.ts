@@ -37,10 +37,10 @@ function tarOf(name: string, content: Buffer): Buffer {
 }
 
 export function makeImage(platform: { os: string; architecture: string }, layerBytes = 2048): { manifest: Blob; blobs: Blob[] } {
-  const layer = blobOf(gzipSync(tarOf('hello.txt', randomBytes(layerBytes))));
-  const config = blobOf(
-    Buffer.from(JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [sha(Buffer.alloc(0))] }, config: {} })),
-  );
+  const tar = tarOf('hello.txt', randomBytes(layerBytes));
+  const layer = blobOf(gzipSync(tar));
+  // diff_ids name the uncompressed layer: clients that unpack (containerd, podman) check them.
+  const config = blobOf(Buffer.from(JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: [sha(tar)] }, config: {} })));
   const manifest = blobOf(
     Buffer.from(
       JSON.stringify({

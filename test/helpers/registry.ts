@@ -59,13 +59,17 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`registry exited early:\n${output}`);
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`registry exited early:\n${output}`);
     try {
       if ((await fetch(`${url}/healthz`)).ok) break;
     } catch {
       /* not listening yet */
     }
-    if (Date.now() > deadline) throw new Error(`registry did not start:\n${output}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      removeDir(dataDir);
+      throw new Error(`registry did not start:\n${output}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
