@@ -57,6 +57,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       store.deleteUpload(row.id);
       log.info({ upload: row.id, repository: row.repository }, 'sweep: removed stale upload');
     }
+    const leftovers = await driver.sweep(config.uploadTtlSeconds * 1000);
+    if (leftovers > 0) log.info({ leftovers }, 'sweep: removed storage leftovers');
   };
   const sweepTimer = setInterval(() => void sweep().catch((err: unknown) => log.error({ err }, 'sweep failed')), Math.min(config.uploadTtlSeconds, 3600) * 1000);
   sweepTimer.unref();

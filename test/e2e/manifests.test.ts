@@ -165,6 +165,16 @@ describe('blobs', () => {
     expect(head.status).toBe(404);
   });
 
+  it('bytes missing behind metadata are a clear 404, not a hang or a 500', async () => {
+    const blob = randomBlob(500);
+    const d = await pushBlob(reg.url, 'b/lost', blob);
+    const { rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    rmSync(join(reg.dataDir, 'blobs', 'sha256', d.slice(7, 9), d.slice(7)));
+    const res = await fetch(u(`/v2/b/lost/blobs/${d}`));
+    await expectError(res, 404, 'BLOB_UNKNOWN');
+  });
+
   it('refuses to delete a blob a manifest still needs; deletes it once the manifest is gone', async () => {
     const img = await pushImage(reg.url, 'b/del', 'v');
     await expectError(await fetch(u(`/v2/b/del/blobs/${img.layer}`), { method: 'DELETE' }), 409, 'DENIED');
