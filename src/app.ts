@@ -46,6 +46,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // The event log, read-only, oldest first; `after` is the last sequence number already seen.
   app.get('/api/v1/events', (c) => {
+    try {
+      access.authorizeAdmin(c);
+    } catch (err) {
+      return errorResponse(c, err);
+    }
     const after = Number(c.req.query('after') ?? 0);
     const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000);
     if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {

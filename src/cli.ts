@@ -62,13 +62,13 @@ async function main(argv: string[]): Promise<void> {
       case 'user create': {
         const password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
         if (password.length < 12) fail('the password (read from stdin) must have at least 12 characters');
-        const row = await createUserAccount(identities, args[0] ?? fail(USAGE), password, values.admin, actor);
+        const row = await createUserAccount(identities, args[0] ?? fail(USAGE), password, values.admin, actor, true);
         process.stdout.write(`created user ${row.name}${row.isAdmin ? ' (administrator)' : ''}\n`);
         break;
       }
       case 'org create': {
         const name = args[0] ?? fail(USAGE);
-        validatePrincipalName(identities, name);
+        validatePrincipalName(identities, name, true);
         identities.createOrg(name, user(values.owner).id, actor);
         process.stdout.write(`created organisation ${name} owned by ${values.owner}\n`);
         break;

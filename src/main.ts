@@ -3,6 +3,8 @@ import { loadConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { startRegistry } from './server.js';
 
+// Blobs, the metadata database and the token signing key are the registry's alone.
+process.umask(0o077);
 const config = loadConfig();
 const log = createLogger(config.logLevel);
 const registry = await startRegistry(config, log);

@@ -64,7 +64,10 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   sweepTimer.unref();
 
   const server: ServerType = await new Promise((resolveServer) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+    // No whole-request deadline (Node's default 300 s would cut off any large blob on a slow
+    // link); instead a connection that sends or receives nothing for idleTimeoutMs is dropped.
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: { requestTimeout: 0, headersTimeout: 60_000 } }, () => resolveServer(s));
+    s.setTimeout(config.idleTimeoutMs);
   });
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: config.host, storage: driver.name, auth: config.auth, dataDir: resolve(config.dataDir) }, 'artifact-store listening');

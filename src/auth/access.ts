@@ -19,6 +19,8 @@ export interface AccessControl {
   canList(c: Context<AppEnv>, repository: string): boolean;
   /** Asks an anonymous caller without a token to get one scoped `registry:catalog:*`. */
   authorizeCatalog(c: Context<AppEnv>): void;
+  /** Registry-wide reads (the event log): administrators only, by password or unrestricted admin key. */
+  authorizeAdmin(c: Context<AppEnv>): void;
 }
 
 export const openAccess: AccessControl = {
@@ -26,6 +28,7 @@ export const openAccess: AccessControl = {
   canPull: () => true,
   canList: () => true,
   authorizeCatalog() {},
+  authorizeAdmin() {},
 };
 
 const CHALLENGE_ACTIONS: Record<Action, string> = { pull: 'pull', push: 'pull,push', delete: 'delete' };
@@ -69,6 +72,13 @@ export class TokenAccess implements AccessControl {
   private challenge(c: Context<AppEnv>, scope: string, insufficient: boolean, detail: unknown): AppError {
     const error = insufficient ? ',error="insufficient_scope"' : '';
     return ociError('UNAUTHORIZED', undefined, { detail, headers: { 'WWW-Authenticate': `Bearer realm="${realmOf(c, this.realm)}",service="${this.service}",scope="${scope}"${error}` } });
+  }
+
+  authorizeAdmin(c: Context<AppEnv>): void {
+    const { principal, grants } = c.get('caller');
+    if (!principal) throw ociError('UNAUTHORIZED', 'authenticate as an administrator', { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } });
+    const unrestricted = !principal.key || (principal.key.scopes.includes('admin') && principal.key.repositories === null);
+    if (!principal.isAdmin || grants || !unrestricted) throw ociError('DENIED', 'administrators only');
   }
 
   authorizeCatalog(c: Context<AppEnv>): void {

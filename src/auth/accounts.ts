@@ -7,13 +7,18 @@ import { hashPassword, newApiKey, sha256Hex } from './secrets.js';
 /** User and organisation names are single repository-name components (they prefix repositories). */
 const PRINCIPAL_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 
-export function validatePrincipalName(identities: IdentityStore, name: string): void {
+/**
+ * A new user or organisation name must be free, and — unless an administrator is creating it —
+ * must not already have repositories under it: claiming the name would take them over.
+ */
+export function validatePrincipalName(identities: IdentityStore, name: string, byAdmin: boolean): void {
   if (!PRINCIPAL_RE.test(name) || name.length > 64) throw ociError('NAME_INVALID', 'names are lowercase letters, digits and . _ - separators, at most 64 characters');
   if (identities.principalByName(name)) throw ociError('CONFLICT', `the name "${name}" is taken`);
+  if (!byAdmin && identities.namespaceHasRepositories(name)) throw ociError('CONFLICT', `repositories already exist under "${name}/"; only an administrator can assign that namespace`);
 }
 
-export async function createUserAccount(identities: IdentityStore, name: string, password: string, admin: boolean, actor: string): Promise<PrincipalRow> {
-  validatePrincipalName(identities, name);
+export async function createUserAccount(identities: IdentityStore, name: string, password: string, admin: boolean, actor: string, byAdmin: boolean): Promise<PrincipalRow> {
+  validatePrincipalName(identities, name, byAdmin);
   return identities.createUser(name, await hashPassword(password), admin, actor);
 }
 

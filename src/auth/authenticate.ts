@@ -5,6 +5,7 @@
  */
 import { ociError } from '../errors/catalogue.js';
 import type { IdentityStore } from './identity-store.js';
+import { RateLimiter } from './rate-limit.js';
 import type { Principal } from './permissions.js';
 import { parseApiKey, safeEqual, sha256Hex, verifyPassword } from './secrets.js';
 import type { AccessEntry, TokenService } from './tokens.js';
@@ -26,8 +27,20 @@ export const ANONYMOUS_SUBJECT = 'anonymous';
 const BASIC_CACHE_MS = 60_000;
 const BASIC_CACHE_MAX = 10_000;
 
+/**
+ * Failed password logins are budgeted per client address *before* any scrypt runs, so guessing
+ * is slow and cannot monopolise the CPU: 10 failures, then one every 6 seconds. (Per address,
+ * not per user name: a per-name budget would let anyone lock a user out.)
+ */
+const FAILURES_PER_SECOND = 1 / 6;
+const FAILURE_BURST = 10;
+/** scrypt runs on libuv's 4-thread pool, which file I/O shares: keep two threads for I/O. */
+const MAX_CONCURRENT_SCRYPT = 2;
+
 export class Authenticator {
   private readonly basicCache = new Map<string, { userId: number; expires: number }>();
+  private readonly failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST);
+  private readonly scryptSlots = new Semaphore(MAX_CONCURRENT_SCRYPT);
 
   constructor(
     private readonly identities: IdentityStore,
@@ -35,9 +48,10 @@ export class Authenticator {
   ) {}
 
   /** Verifies user/secret where the secret is a password or an API key. Null when they do not check out. */
-  async verifyCredentials(username: string, secret: string): Promise<Principal | null> {
+  async verifyCredentials(username: string, secret: string, clientAddress: string): Promise<Principal | null> {
     const apiKey = parseApiKey(secret);
     if (apiKey) {
+      // 256-bit secrets checked with one SHA-256: nothing to guess, nothing costly to budget.
       const key = this.identities.keyById(apiKey.id);
       const ok = key !== undefined && safeEqual(sha256Hex(apiKey.secret), key.secretHash);
       if (!ok || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= Date.now())) return null;
@@ -50,10 +64,18 @@ export class Authenticator {
       const user = this.identities.principalById(cached.userId);
       if (user && !user.disabled) return this.identities.loadPrincipal(user);
     }
+    // Password guesses are budgeted per client address before any scrypt runs.
+    const bucket = `ip:${clientAddress}`;
+    const wait = this.failures.peek(bucket);
+    if (wait > 0) throw ociError('TOOMANYREQUESTS', 'too many failed logins', { headers: { 'Retry-After': String(wait) } });
     const user = this.identities.principalByName(username);
     const usable = user?.kind === 'user' && !user.disabled ? user : undefined;
     // Always run scrypt, even for unknown users, so response time does not reveal which exist.
-    if (!(await verifyPassword(secret, usable?.passwordHash)) || !usable) return null;
+    const ok = await this.scryptSlots.run(() => verifyPassword(secret, usable?.passwordHash));
+    if (!ok || !usable) {
+      this.failures.take(bucket);
+      return null;
+    }
     if (this.basicCache.size >= BASIC_CACHE_MAX) this.basicCache.clear();
     this.basicCache.set(cacheKey, { userId: usable.id, expires: Date.now() + BASIC_CACHE_MS });
     return this.identities.loadPrincipal(usable);
@@ -79,7 +101,7 @@ export class Authenticator {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon < 0) throw ociError('UNAUTHORIZED', 'malformed basic credentials');
-      const principal = await this.verifyCredentials(decoded.slice(0, colon), decoded.slice(colon + 1));
+      const principal = await this.verifyCredentials(decoded.slice(0, colon), decoded.slice(colon + 1), clientAddress);
       if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
       return { principal, actor: actorOf(principal), bucket: bucketOf(principal) };
     }
@@ -97,4 +119,23 @@ export class Authenticator {
 }
 
 export const actorOf = (p: Principal): string => (p.key ? `${p.name}/key:${p.key.id}` : p.name);
+
+/** At most `size` concurrent runs; the rest wait in order. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
 const bucketOf = (p: Principal): string => (p.key ? `key:${p.key.id}` : `user:${p.id}`);

@@ -1,14 +1,16 @@
 /** Identity metadata: users, organisations, members, API keys, repository visibility. */
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, gte, isNull, lt } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
-import { apiKeys, orgMembers, principals, repositoryVisibility } from '../meta/schema.js';
+import { apiKeys, orgMembers, principals, repositories, repositoryVisibility } from '../meta/schema.js';
 import type { KeyScope, Principal, Role } from './permissions.js';
 
 export type PrincipalRow = typeof principals.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
 export class IdentityStore {
+  private readonly recentDenials = new Map<string, number>();
+
   constructor(readonly db: Db) {}
 
   principalByName(name: string): PrincipalRow | undefined {
@@ -32,7 +34,7 @@ export class IdentityStore {
       .where(eq(orgMembers.userId, user.id))
       .all();
     const p: Principal = { id: user.id, name: user.name, isAdmin: user.isAdmin, roles: new Map(rows.map((r) => [r.org, r.role as Role])) };
-    if (key) p.key = { id: key.id, scopes: JSON.parse(key.scopes) as KeyScope[], repositories: key.repositories ? (JSON.parse(key.repositories) as string[]) : null };
+    if (key) p.key = { id: key.id, scopes: JSON.parse(key.scopes) as KeyScope[], repositories: key.repositories ? (JSON.parse(key.repositories) as string[]) : null, expiresAt: key.expiresAt };
     return p;
   }
 
@@ -118,7 +120,22 @@ export class IdentityStore {
     });
   }
 
+  /**
+   * Records a refused privileged action. The log is append-only, so repeats of the same refusal
+   * within a minute are recorded once: a client retrying in a loop cannot flood it.
+   */
   recordDenial(actor: string, action: string, repository: string | null, reason: string): void {
+    const key = `${actor}\0${action}\0${repository ?? ''}`;
+    const now = Date.now();
+    if ((this.recentDenials.get(key) ?? 0) > now - 60_000) return;
+    if (this.recentDenials.size >= 10_000) this.recentDenials.clear();
+    this.recentDenials.set(key, now);
     this.db.transaction((tx) => appendEvent(tx, { actor, action: 'identity.access.denied', repository, reason, after: { attempted: action } }));
+  }
+
+  /** Whether repositories already exist under `namespace/` (claiming it would take them over). */
+  namespaceHasRepositories(namespace: string): boolean {
+    // Names are [a-z0-9._-] and '/', so every `ns/…` sorts in ['ns/', 'ns0') ('0' follows '/').
+    return this.db.select({ id: repositories.id }).from(repositories).where(and(gte(repositories.name, `${namespace}/`), lt(repositories.name, `${namespace}0`))).limit(1).get() !== undefined;
   }
 }

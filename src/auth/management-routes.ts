@@ -6,6 +6,7 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { isValidName } from '../core/names.js';
 import { ociError } from '../errors/catalogue.js';
+import { readBodyCapped } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
 import { actorOf } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
@@ -23,10 +24,15 @@ const keyBody = z.object({
 });
 const visibilityBody = z.object({ repository: z.string(), visibility: z.enum(['public', 'private']) });
 
+/** Management requests are small JSON documents. */
+const MAX_BODY_BYTES = 64 * 1024;
+
 async function body<T>(c: Context<AppEnv>, schema: z.ZodType<T>): Promise<T> {
+  const bytes = await readBodyCapped(c, MAX_BODY_BYTES);
+  if (bytes === null) throw ociError('UNSUPPORTED', 'body too large', { status: 413 });
   let raw: unknown;
   try {
-    raw = await c.req.json();
+    raw = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw ociError('UNSUPPORTED', 'body must be JSON', { status: 400 });
   }
@@ -46,6 +52,21 @@ function deny(identities: IdentityStore, who: Principal, action: string, reason:
   throw ociError('DENIED', reason);
 }
 
+/**
+ * What a key-authenticated caller may mint: scopes within its own, repository patterns among its
+ * own (when it has any), and an expiry no later than its own. Null when the request is broader.
+ */
+function narrowToKey(own: NonNullable<Principal['key']>, req: z.infer<typeof keyBody>): z.infer<typeof keyBody> | null {
+  const rank = { read: 0, publish: 1, admin: 2 } as const;
+  const ownRank = Math.max(...own.scopes.map((s) => rank[s]));
+  if (!req.scopes.every((s) => rank[s] <= ownRank)) return null;
+  if (own.repositories && !(req.repositories && req.repositories.every((p) => own.repositories!.includes(p)))) return null;
+  if (own.expiresAt === null) return req;
+  const remaining = Math.floor((own.expiresAt - Date.now()) / 1000);
+  if (remaining <= 0) return null;
+  return { ...req, expiresInSeconds: Math.min(req.expiresInSeconds ?? remaining, remaining) };
+}
+
 export function registerManagementRoutes(app: Hono<AppEnv>, identities: IdentityStore): void {
   app.get('/api/v1/whoami', (c) => {
     const p = requireUser(c);
@@ -56,7 +77,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = requireUser(c);
     if (!who.isAdmin || (who.key && !who.key.scopes.includes('admin'))) deny(identities, who, 'identity.user.create', 'only administrators create users');
     const b = await body(c, userBody);
-    const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who));
+    const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who), true);
     return c.json({ name: user.name, admin: user.isAdmin }, 201);
   });
 
@@ -64,7 +85,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = requireUser(c);
     if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.org.create', 'this API key may not create organisations');
     const { name } = await body(c, orgBody);
-    validatePrincipalName(identities, name);
+    validatePrincipalName(identities, name, who.isAdmin);
     identities.createOrg(name, who.id, actorOf(who));
     return c.json({ name, owner: who.name }, 201);
   });
@@ -98,7 +119,9 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = requireUser(c);
     if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.key.create', 'this API key may not create keys');
     const b = await body(c, keyBody);
-    const created = createApiKey(identities, who.id, b, actorOf(who));
+    const narrowed = who.key ? narrowToKey(who.key, b) : b;
+    if (!narrowed) deny(identities, who, 'identity.key.create', 'an API key can only create keys no broader than itself');
+    const created = createApiKey(identities, who.id, narrowed, actorOf(who));
     return c.json(created, 201);
   });
 
@@ -112,6 +135,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const key = identities.keyById(c.req.param('id'));
     if (!key) throw ociError('NOT_FOUND', 'no such key');
     if (key.userId !== who.id && !who.isAdmin) deny(identities, who, 'identity.key.revoke', 'not your key');
+    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.key.revoke', 'this API key may not revoke keys');
     identities.revokeKey(key.id, actorOf(who));
     return c.body(null, 204);
   });

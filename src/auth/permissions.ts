@@ -21,7 +21,7 @@ export interface Principal {
   /** Organisation name → role. */
   roles: ReadonlyMap<string, Role>;
   /** Present when the caller authenticated with an API key. */
-  key?: { id: string; scopes: readonly KeyScope[]; repositories: readonly string[] | null };
+  key?: { id: string; scopes: readonly KeyScope[]; repositories: readonly string[] | null; expiresAt: number | null };
 }
 
 const ROLE_ACTIONS: Record<Role, readonly Action[]> = { owner: ['pull', 'push', 'delete'], maintainer: ['pull', 'push', 'delete'], reader: ['pull'] };
@@ -61,6 +61,7 @@ export function allowedActions(who: Principal | null, repository: string, isPubl
 /** Management rights over an organisation (members, visibility of its repositories). */
 export function canManageNamespace(who: Principal | null, namespace: string): boolean {
   if (!who) return false;
-  if (who.key && !who.key.scopes.includes('admin')) return false;
+  // A key limited to some repositories cannot manage a whole namespace.
+  if (who.key && (!who.key.scopes.includes('admin') || who.key.repositories !== null)) return false;
   return who.isAdmin || who.name === namespace || who.roles.get(namespace) === 'owner';
 }

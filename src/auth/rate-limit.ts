@@ -7,9 +7,25 @@ export class RateLimiter {
     private readonly burst: number,
   ) {}
 
+  /** Seconds until one token is available (0: now), without taking it. */
+  peek(key: string, now = Date.now()): number {
+    if (this.perSecond <= 0) return 0;
+    const b = this.refill(key, now);
+    return b.tokens >= 1 ? 0 : Math.ceil((1 - b.tokens) / this.perSecond);
+  }
+
   /** Takes one token; returns 0 when allowed, else the seconds to wait. */
   take(key: string, now = Date.now()): number {
     if (this.perSecond <= 0) return 0;
+    const b = this.refill(key, now);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.tokens) / this.perSecond);
+  }
+
+  private refill(key: string, now: number): { tokens: number; at: number } {
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size > 100_000) this.sweep(now);
@@ -18,11 +34,7 @@ export class RateLimiter {
     }
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
     b.at = now;
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil((1 - b.tokens) / this.perSecond);
+    return b;
   }
 
   /** Forget buckets that have refilled completely: they hold no information. */

@@ -8,6 +8,7 @@ import type { Context, Hono } from 'hono';
 import { isValidName } from '../core/names.js';
 import { AppError, ociError } from '../errors/catalogue.js';
 import type { AppEnv } from '../http/env.js';
+import { readBodyCapped } from '../http/body.js';
 import { errorResponse } from '../http/errors.js';
 import { ANONYMOUS_SUBJECT, actorOf, type Authenticator } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
@@ -15,13 +16,18 @@ import { allowedActions, type Action, type Principal } from './permissions.js';
 import type { AccessEntry, TokenService } from './tokens.js';
 
 const REPO_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
+/** A token request names a handful of repositories; more is abuse. */
+const MAX_SCOPES = 32;
+/** OAuth2 forms are a few hundred bytes. */
+const MAX_FORM_BYTES = 16 * 1024;
 
 export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticator; tokens: TokenService; identities: IdentityStore }): void {
   const { auth, tokens, identities } = deps;
 
   function grant(principal: Principal | null, scopes: string[]): AccessEntry[] {
     const access: AccessEntry[] = [];
-    for (const scope of scopes) {
+    const refusals: string[] = [];
+    for (const scope of scopes.slice(0, MAX_SCOPES)) {
       // repository:<name>:<actions>; the name may itself contain ':' only in a host:port prefix, which we do not serve.
       const [type, name, actionList] = scope.split(':');
       // The catalog itself filters by what the caller may pull, so anyone may ask for it.
@@ -31,9 +37,11 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
       const allowed = allowedActions(principal, name, identities.isPublic(name));
       const granted = wanted.filter((a) => allowed.has(a));
       const refused = wanted.filter((a) => !allowed.has(a) && a !== 'pull');
-      if (principal && refused.length > 0) identities.recordDenial(actorOf(principal), refused.join(','), name, 'token scope not granted');
+      if (refused.length > 0) refusals.push(`${name}:${refused.join(',')}`);
       access.push({ type: 'repository', name, actions: granted });
     }
+    // One event per token request, however many scopes it was refused.
+    if (principal && refusals.length > 0) identities.recordDenial(actorOf(principal), refusals.slice(0, 10).join(' '), null, 'token scope not granted');
     return access;
   }
 
@@ -60,12 +68,12 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
 
   app.post('/token', async (c) => {
     try {
-      const form = await c.req.parseBody();
+      const form = await readForm(c);
       const field = (k: string): string | undefined => (typeof form[k] === 'string' ? (form[k] as string) : undefined);
       const scopes = (field('scope') ?? '').split(' ').filter(Boolean);
       let principal: Principal | null;
       if (field('grant_type') === 'password') {
-        principal = await auth.verifyCredentials(field('username') ?? '', field('password') ?? '');
+        principal = await auth.verifyCredentials(field('username') ?? '', field('password') ?? '', c.get('clientAddress'));
         if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
       } else if (field('grant_type') === 'refresh_token') {
         const refresh = await tokens.verifyRefresh(field('refresh_token') ?? '');
@@ -80,4 +88,13 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
       return errorResponse(c, err);
     }
   });
+}
+
+/** The POST body, bounded before it is read, and a 400 (not a 500) when it is not a form. */
+async function readForm(c: Context<AppEnv>): Promise<Record<string, unknown>> {
+  const type = c.req.header('content-type') ?? '';
+  if (!type.startsWith('application/x-www-form-urlencoded')) throw ociError('UNSUPPORTED', 'expected an application/x-www-form-urlencoded body', { status: 400 });
+  const body = await readBodyCapped(c, MAX_FORM_BYTES);
+  if (body === null) throw ociError('UNSUPPORTED', 'form too large', { status: 413 });
+  return Object.fromEntries(new URLSearchParams(body.toString('utf8')));
 }

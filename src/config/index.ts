@@ -53,6 +53,8 @@ export const configSchema = z
     /** Requests per second per credential (or per address for anonymous callers); 0 disables. */
     rateLimitPerSecond: int(200),
     rateLimitBurst: int(400),
+    /** A connection idle this long (no bytes either way) is closed; there is no whole-request limit. */
+    idleTimeoutMs: int(120_000),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     shutdownTimeoutMs: int(30_000),
   })

@@ -92,9 +92,10 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     const config = parseDescriptor(doc.config, 'config');
     const layers = doc.layers === undefined && mediaType === MEDIA_TYPES.ociManifest ? [] : descriptorList(doc.layers, 'layers');
     const blobs = [config, ...layers.filter((l) => !l.urls || l.urls.length === 0)];
-    return { kind, mediaType, blobs, children: [], subject, artifactType: artifactTypeField ?? config.mediaType, annotations };
+    // An empty artifactType counts as absent (referrers API rule).
+    return { kind, mediaType, blobs, children: [], subject, artifactType: artifactTypeField || config.mediaType, annotations };
   }
   if (doc.layers !== undefined || doc.config !== undefined) throw invalid('an index must not have config or layers');
   const children = descriptorList(doc.manifests, 'manifests');
-  return { kind, mediaType, blobs: [], children, subject, artifactType: artifactTypeField ?? null, annotations };
+  return { kind, mediaType, blobs: [], children, subject, artifactType: artifactTypeField || null, annotations };
 }

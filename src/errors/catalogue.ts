@@ -18,9 +18,7 @@ export const OCI_ERRORS = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  // Not in the spec's table but needed to speak HTTP correctly; rendered in the same envelope.
-  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
-  PAYLOAD_TOO_LARGE: { status: 413, message: 'payload too large' },
+  // Not in the spec's table: used only outside /v2/ (management API, storage outages).
   CONFLICT: { status: 409, message: 'conflict' },
   NOT_FOUND: { status: 404, message: 'not found' },
   INTERNAL: { status: 500, message: 'internal error' },

@@ -38,6 +38,14 @@ export interface UploadRow {
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
+/** SQLite binds at most 32,766 variables per statement: large manifests are queried in parts. */
+const SQL_CHUNK = 500;
+function chunked<T, R>(items: T[], fn: (part: T[]) => R[]): R[] {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += SQL_CHUNK) out.push(...fn(items.slice(i, i + SQL_CHUNK)));
+  return out;
+}
+
 export class RegistryStore {
   // Hot read paths as prepared statements: they run on every pull.
   private readonly qRepoId;
@@ -144,26 +152,28 @@ export class RegistryStore {
     return this.qManifestByTag.get({ name, tag });
   }
 
-  /** Which of `digests` are manifests stored in the repository. */
-  existingManifests(repoId: number, digests: string[]): Set<string> {
-    if (digests.length === 0) return new Set();
-    const rows = this.db
-      .select({ digest: manifests.digest })
-      .from(manifests)
-      .where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, digests)))
-      .all();
-    return new Set(rows.map((r) => r.digest));
+  /** Sizes of `digests` that are manifests stored in the repository. */
+  manifestSizes(repoId: number, digests: string[]): Map<string, number> {
+    const rows = chunked(digests, (part) =>
+      this.db
+        .select({ digest: manifests.digest, size: manifests.size })
+        .from(manifests)
+        .where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, part)))
+        .all(),
+    );
+    return new Map(rows.map((r) => [r.digest, r.size]));
   }
 
   /** Sizes of `digests` that are blobs linked to the repository. */
   linkedBlobSizes(repoId: number, digests: string[]): Map<string, number> {
-    if (digests.length === 0) return new Map();
-    const rows = this.db
-      .select({ digest: blobs.digest, size: blobs.size })
-      .from(repositoryBlobs)
-      .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
-      .where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, digests)))
-      .all();
+    const rows = chunked(digests, (part) =>
+      this.db
+        .select({ digest: blobs.digest, size: blobs.size })
+        .from(repositoryBlobs)
+        .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
+        .where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, part)))
+        .all(),
+    );
     return new Map(rows.map((r) => [r.digest, r.size]));
   }
 
@@ -186,10 +196,8 @@ export class RegistryStore {
         .onConflictDoNothing()
         .run();
       if (inserted.changes > 0) {
-        if (m.references.length > 0) {
-          const refs = m.references.map((r) => ({ repositoryId: repoId, manifestDigest: m.digest, targetDigest: r.digest, kind: r.kind }));
-          tx.insert(manifestReferences).values(refs).onConflictDoNothing().run();
-        }
+        const refs = m.references.map((r) => ({ repositoryId: repoId, manifestDigest: m.digest, targetDigest: r.digest, kind: r.kind }));
+        for (let i = 0; i < refs.length; i += SQL_CHUNK) tx.insert(manifestReferences).values(refs.slice(i, i + SQL_CHUNK)).onConflictDoNothing().run();
         appendEvent(tx, {
           actor,
           action: 'oci.manifest.push',
@@ -256,12 +264,17 @@ export class RegistryStore {
     return rows.map((r) => r.name);
   }
 
-  referrers(repoId: number, subject: string): ReferrerRow[] {
+  /** Referrers of `subject` in digest order, after `last`, optionally of one artifact type. */
+  referrers(repoId: number, subject: string, limit: number, last?: string, artifactType?: string): ReferrerRow[] {
+    const conditions = [eq(manifests.repositoryId, repoId), eq(manifests.subject, subject)];
+    if (last !== undefined) conditions.push(gt(manifests.digest, last));
+    if (artifactType !== undefined) conditions.push(eq(manifests.artifactType, artifactType));
     return this.db
       .select({ digest: manifests.digest, mediaType: manifests.mediaType, size: manifests.size, artifactType: manifests.artifactType, annotations: manifests.annotations })
       .from(manifests)
-      .where(and(eq(manifests.repositoryId, repoId), eq(manifests.subject, subject)))
+      .where(and(...conditions))
       .orderBy(asc(manifests.digest))
+      .limit(limit)
       .all();
   }
 

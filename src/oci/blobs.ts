@@ -22,9 +22,8 @@ export function blobRoutes({ store, driver, config, log }: OciDeps) {
         return bytesResponse(c, 200, contentHeaders(digest, m.size), m.payload);
       }
       const range = parseRange(c.req.header('range'), size);
-      if (range.kind === 'unsatisfiable') {
-        throw ociError('RANGE_INVALID', undefined, { headers: { 'Content-Range': `bytes */${size}` } });
-      }
+      // RFC 9110 §15.5.17; the spec's error table has no code for it, so no JSON body either.
+      if (range.kind === 'unsatisfiable') return c.body(null, 416, { 'Content-Range': `bytes */${size}`, 'Docker-Content-Digest': digest });
       const headers = contentHeaders(digest, size);
       let status = 200;
       if (range.kind === 'range') {

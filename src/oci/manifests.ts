@@ -22,14 +22,16 @@ export function manifestRoutes({ store, config }: OciDeps) {
     const blobDigests = [...new Set(m.blobs.map((b) => b.digest))];
     const childDigests = [...new Set(m.children.map((d) => d.digest))];
     const sizes = repoId === undefined ? new Map<string, number>() : store.linkedBlobSizes(repoId, blobDigests);
-    const children = repoId === undefined ? new Set<string>() : store.existingManifests(repoId, childDigests);
+    const children = repoId === undefined ? new Map<string, number>() : store.manifestSizes(repoId, childDigests);
     for (const b of m.blobs) {
       const size = sizes.get(b.digest);
       if (size === undefined) throw ociError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: b.digest } });
       if (size !== b.size) throw ociError('MANIFEST_INVALID', 'descriptor size does not match the stored blob', { detail: { digest: b.digest, declared: b.size, stored: size } });
     }
     for (const d of m.children) {
-      if (!children.has(d.digest)) throw ociError('MANIFEST_BLOB_UNKNOWN', 'index references an unknown manifest', { detail: { digest: d.digest } });
+      const size = children.get(d.digest);
+      if (size === undefined) throw ociError('MANIFEST_BLOB_UNKNOWN', 'index references an unknown manifest', { detail: { digest: d.digest } });
+      if (size !== d.size) throw ociError('MANIFEST_INVALID', 'descriptor size does not match the stored manifest', { detail: { digest: d.digest, declared: d.size, stored: size } });
     }
     return [...blobDigests.map((digest) => ({ digest, kind: 'blob' as const })), ...childDigests.map((digest) => ({ digest, kind: 'manifest' as const }))];
   }

@@ -33,6 +33,8 @@ type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 interface Route {
   pattern: RegExp;
   methods: Partial<Record<Method, Handler>>;
+  /** Exceptions to ACTION_OF_METHOD. */
+  actions?: Partial<Record<Method, Action>>;
 }
 
 const ACTION_OF_METHOD: Record<Method, Action> = { GET: 'pull', HEAD: 'pull', POST: 'push', PATCH: 'push', PUT: 'push', DELETE: 'delete' };
@@ -51,7 +53,8 @@ export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
     { pattern: /^$/, methods: { GET: base, HEAD: base } }, // end-1
     { pattern: /^_catalog$/, methods: { GET: catalog.list } }, // listing repositories
     { pattern: /^(.+)\/blobs\/uploads\/?()$/, methods: { POST: uploads.start } }, // end-4a/4b/11
-    { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, methods: { GET: uploads.status, PATCH: uploads.patch, PUT: uploads.finish, DELETE: uploads.cancel } }, // end-5/6/13
+    // Cancelling one's own upload is part of pushing, not a delete of content.
+    { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, methods: { GET: uploads.status, PATCH: uploads.patch, PUT: uploads.finish, DELETE: uploads.cancel }, actions: { GET: 'push', DELETE: 'push' } }, // end-5/6/13/14
     { pattern: /^(.+)\/blobs\/([^/]+)$/, methods: { GET: blobs.get, HEAD: blobs.get, DELETE: blobs.delete } }, // end-2/10
     { pattern: /^(.+)\/manifests\/([^/]+)$/, methods: { GET: manifests.get, HEAD: manifests.get, PUT: manifests.put, DELETE: manifests.delete } }, // end-3/7/9
     { pattern: /^(.+)\/tags\/list()$/, methods: { GET: tags.list } }, // end-8a/8b
@@ -60,18 +63,22 @@ export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
 
   const dispatch = async (c: Context<AppEnv>): Promise<Response> => {
     try {
-      const rest = rawPath(c).slice('/v2/'.length);
+      const path = rawPath(c);
+      // Only a literal /v2/ prefix: a percent-encoded one (/%762/) is not the API.
+      if (!path.startsWith('/v2/')) throw ociError('UNSUPPORTED', 'no such endpoint', { status: 404 });
+      const rest = path.slice('/v2/'.length);
       for (const route of routes) {
         const m = route.pattern.exec(rest);
         if (!m) continue;
         const handler = route.methods[c.req.method as Method];
-        if (!handler) throw ociError('UNSUPPORTED', `method ${c.req.method} not allowed here`);
+        if (!handler) throw ociError('UNSUPPORTED', `method ${c.req.method} not allowed here`, { headers: { Allow: Object.keys(route.methods).join(', ') } });
         const params = { name: m[1] === undefined ? '' : assertName(m[1]), ref: m[2] ?? '' };
         // Every repository route needs the action its method implies; _catalog filters instead.
-        if (params.name) deps.access.authorize(c, params.name, ACTION_OF_METHOD[c.req.method as Method]);
+        const method = c.req.method as Method;
+        if (params.name) deps.access.authorize(c, params.name, route.actions?.[method] ?? ACTION_OF_METHOD[method]);
         return await handler(c, params);
       }
-      throw ociError('NOT_FOUND', 'no such endpoint');
+      throw ociError('UNSUPPORTED', 'no such endpoint', { status: 404 });
     } catch (err) {
       return errorResponse(c, err);
     }
@@ -87,7 +94,10 @@ function base(c: Context<AppEnv>): Response {
 
 /** The request target's path exactly as the client sent it (no dot-segment or %-normalisation). */
 function rawPath(c: Context<AppEnv>): string {
-  const target = c.env?.incoming?.url ?? new URL(c.req.url).pathname;
+  let target = c.env?.incoming?.url ?? new URL(c.req.url).pathname;
+  // absolute-form (`GET http://host/v2/…`): drop scheme and authority by hand, not via URL().
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(target);
+  if (absolute) target = target.slice(absolute[0].length) || '/';
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);
 }

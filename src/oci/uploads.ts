@@ -68,10 +68,10 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       const range = parseContentRange(rangeHeader);
       if (!range || range.start !== s.state.size) {
         // Out-of-order or overlapping chunk: tell the client where the session really is.
-        throw ociError('RANGE_INVALID', 'chunk does not start at the end of the upload', { headers: sessionHeaders(name, s) });
+        throw ociError('BLOB_UPLOAD_INVALID', 'chunk does not start at the end of the upload', { status: 416, headers: sessionHeaders(name, s) });
       }
       const chunkLength = range.end - range.start + 1;
-      if (length !== undefined && length !== chunkLength) throw ociError('RANGE_INVALID', 'Content-Length does not match Content-Range', { headers: sessionHeaders(name, s) });
+      if (length !== undefined && length !== chunkLength) throw ociError('BLOB_UPLOAD_INVALID', 'Content-Length does not match Content-Range', { status: 416, headers: sessionHeaders(name, s) });
       length = chunkLength;
     }
     if (length === 0) return;

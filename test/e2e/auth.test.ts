@@ -156,7 +156,11 @@ describe('permission matrix on the private repository acme/app', () => {
 
   it('denials of privileged actions are events with their actor', async () => {
     await attempt('rita', 'push', 'acme/app');
-    const events = (await (await fetch(`${reg.url}/api/v1/events?limit=1000`)).json()) as { events: { action: string; actor: string; repository: string | null }[] };
+    await attempt('rita', 'push', 'acme/app'); // the same refusal within a minute is recorded once
+    expect((await fetch(`${reg.url}/api/v1/events`)).status).toBe(401);
+    expect((await fetch(`${reg.url}/api/v1/events`, { headers: { Authorization: creds.olive! } })).status).toBe(403);
+    const events = (await (await fetch(`${reg.url}/api/v1/events?limit=1000`, { headers: { Authorization: creds.root! } })).json()) as { events: { action: string; actor: string; repository: string | null }[] };
+    expect(events.events.filter((e) => e.action === 'identity.access.denied' && e.actor === 'rita' && e.repository === 'acme/app' && (e as unknown as { after: { attempted: string } }).after.attempted === 'push').length).toBe(1);
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.access.denied', actor: 'rita', repository: 'acme/app' }));
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.key.revoke', after: { key: revokedKeyId } }));
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.member.grant' }));

@@ -70,7 +70,7 @@ describe('uploads', () => {
     const gap = await patch(loc, blob.subarray(1500), 1500);
     expect(gap.status).toBe(416);
     expect(gap.headers.get('range')).toBe('0-999');
-    await expectError(gap, 416, 'RANGE_INVALID');
+    await expectError(gap, 416, 'BLOB_UPLOAD_INVALID');
     const overlap = await patch(loc, blob.subarray(500), 500);
     expect(overlap.status).toBe(416);
     expect((await patch(loc, blob.subarray(1000), 1000)).status).toBe(202);

@@ -14,9 +14,9 @@ export async function expectError(res: Response, status: number, code: string): 
   expect(typeof body.errors[0]?.message).toBe('string');
 }
 
-export async function pushBlob(url: string, repo: string, bytes: Buffer): Promise<string> {
+export async function pushBlob(url: string, repo: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<string> {
   const digest = sha256(bytes);
-  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'Content-Type': 'application/octet-stream', ...headers } });
   expect(res.status, await res.text()).toBe(201);
   return digest;
 }
@@ -34,13 +34,13 @@ export function imageManifest(config: { digest: string; size: number }, layers: 
 }
 
 /** Pushes a config + one layer + manifest under `tag`; returns the manifest digest and bytes. */
-export async function pushImage(url: string, repo: string, tag: string, extra: Record<string, unknown> = {}): Promise<{ digest: string; bytes: Buffer; layer: string; config: string }> {
+export async function pushImage(url: string, repo: string, tag: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<{ digest: string; bytes: Buffer; layer: string; config: string }> {
   const layer = randomBlob(1000);
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-  const layerDigest = await pushBlob(url, repo, layer);
-  const configDigest = await pushBlob(url, repo, config);
+  const layerDigest = await pushBlob(url, repo, layer, headers);
+  const configDigest = await pushBlob(url, repo, config, headers);
   const bytes = imageManifest({ digest: configDigest, size: config.length }, [{ digest: layerDigest, size: layer.length }], extra);
-  const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...headers } });
   expect(res.status, await res.text()).toBe(201);
   return { digest: sha256(bytes), bytes, layer: layerDigest, config: configDigest };
 }

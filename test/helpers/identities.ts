@@ -11,7 +11,7 @@ export function withIdentities<T>(dataDir: string, fn: (ids: IdentityStore, help
   const db = openDatabase(join(dataDir, 'metadata.db'));
   const ids = new IdentityStore(db);
   const seeder: Seeder = {
-    user: async (name, admin = false) => (await createUserAccount(ids, name, PASSWORD, admin, 'test')).id,
+    user: async (name, admin = false) => (await createUserAccount(ids, name, PASSWORD, admin, 'test', true)).id,
     org: (name, ownerId) => void ids.createOrg(name, ownerId, 'test'),
     member: (org, user, role) => ids.setMember(ids.principalByName(org)!, ids.principalByName(user)!, role, 'test'),
     key: (userId, scopes, repositories, expiresInSeconds) => createApiKey(ids, userId, { name: 'k', scopes, repositories, expiresInSeconds }, 'test'),
