@@ -4,9 +4,9 @@
  * multi-GiB blobs. Under app.request (no Node bindings) the web-standard objects are used.
  */
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { BlobSource } from '../data/driver.js';
 import type { AppEnv } from './env.js';
 
 export function requestBody(c: Context<AppEnv>): Readable {
@@ -30,13 +30,13 @@ export async function readBodyCapped(c: Context<AppEnv>, max: number): Promise<B
   return Buffer.concat(chunks, total);
 }
 
-/** Sends a streamed body with the given status and headers. */
-export async function sendStream(c: Context<AppEnv>, status: number, headers: Record<string, string>, body: Readable): Promise<Response> {
+/** Sends a blob's bytes with the given status and headers, straight into Node's response. */
+export async function sendBlob(c: Context<AppEnv>, status: number, headers: Record<string, string>, body: BlobSource): Promise<Response> {
   const outgoing = c.env?.outgoing;
-  if (!outgoing) return new Response(Readable.toWeb(body) as ReadableStream, { status, headers });
+  if (!outgoing) return new Response(Readable.toWeb(Readable.from(body)) as ReadableStream, { status, headers });
   outgoing.writeHead(status, headers);
-  // A client that disconnects mid-download is normal; the pipeline error just ends the stream.
-  await pipeline(body, outgoing).catch(() => undefined);
+  // A client that disconnects mid-download is normal: the copy stops and the response ends.
+  await body.pipeTo(outgoing).catch(() => outgoing.destroy());
   return RESPONSE_ALREADY_SENT;
 }
 

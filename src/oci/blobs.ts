@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { parseDigest } from '../core/digest.js';
 import { parseRange } from '../core/range.js';
 import { ociError } from '../errors/catalogue.js';
-import { bytesResponse, sendStream } from '../http/body.js';
+import { bytesResponse, sendBlob } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
 import type { OciDeps } from './deps.js';
 import type { RouteParams } from './routes.js';
@@ -37,11 +37,11 @@ export function blobRoutes({ store, driver, config, log }: OciDeps) {
         if (url) return c.body(null, 307, { Location: url, 'Docker-Content-Digest': digest });
       }
       if (size === 0) return c.body(null, 200, headers);
-      const stream = await driver.read(digest, range.kind === 'range' ? range : undefined).catch((err: unknown) => {
+      const source = await driver.read(digest, range.kind === 'range' ? range : undefined).catch((err: unknown) => {
         log.error({ err, digest, repository: name }, 'blob in metadata but missing from storage');
         throw err;
       });
-      return sendStream(c, status, headers, stream);
+      return sendBlob(c, status, headers, source);
     },
 
     /**
