@@ -1,0 +1,165 @@
+/** Local-filesystem driver: the embedded default. Layout in keys.ts. */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { BlobDriver, BlobSource, ByteRange, UploadState } from './driver.js';
+import { BlobNotFoundError, UploadNotFoundError } from './errors.js';
+import { keys } from './keys.js';
+import { sendFileRange } from './file-sender.js';
+
+export interface FsDriverOptions {
+  root: string;
+  /** fsync blob bytes before they become visible (default true). */
+  fsync?: boolean;
+}
+
+const READ_CHUNK = 1 << 20;
+
+const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+
+export class FsDriver implements BlobDriver {
+  readonly name = 'fs';
+  private readonly root: string;
+  private readonly fsync: boolean;
+
+  constructor(opts: FsDriverOptions) {
+    this.root = opts.root;
+    this.fsync = opts.fsync ?? true;
+  }
+
+  private path(key: string): string {
+    return join(this.root, key);
+  }
+
+  async stat(digest: string): Promise<{ size: number } | null> {
+    try {
+      const st = await stat(this.path(keys.blob(digest)));
+      return { size: st.size };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<BlobSource> {
+    const path = this.path(keys.blob(digest));
+    // Open first so a missing blob is an error here, not a stream error mid-response.
+    const fh = await open(path, 'r').catch((err) => {
+      throw isNotFound(err) ? new BlobNotFoundError(digest) : err;
+    });
+    const start = range?.start ?? 0;
+    const end = range?.end ?? (await fh.stat()).size - 1;
+    return {
+      async pipeTo(dest: Writable): Promise<void> {
+        try {
+          await sendFileRange(fh, start, end, dest);
+        } finally {
+          await fh.close().catch(() => undefined);
+        }
+      },
+      [Symbol.asyncIterator]: () => {
+        // An empty range (the empty blob) reads nothing; createReadStream cannot express it.
+        const stream = end < start ? (void fh.close(), Readable.from([])) : fh.createReadStream({ start, end, highWaterMark: READ_CHUNK });
+        return (stream as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+      },
+    };
+  }
+
+  async redirectUrl(): Promise<string | null> {
+    return null;
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.path(keys.blob(digest)), { force: true });
+  }
+
+  async createUpload(id: string): Promise<UploadState> {
+    const file = this.path(keys.uploadData(id));
+    await mkdir(dirname(file), { recursive: true });
+    await (await open(file, 'wx')).close();
+    return { size: 0, driver: {} };
+  }
+
+  private async uploadFile(id: string): Promise<string> {
+    const file = this.path(keys.uploadData(id));
+    try {
+      await stat(file);
+    } catch (err) {
+      if (isNotFound(err)) throw new UploadNotFoundError(id);
+      throw err;
+    }
+    return file;
+  }
+
+  async append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState> {
+    const file = await this.uploadFile(id);
+    let written = 0;
+    const counted = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const chunk of source) {
+        written += chunk.length;
+        yield chunk;
+      }
+    };
+    // Bytes past the acknowledged size belong to an append that failed (or a process that died
+    // mid-append): drop them so the file is exactly what the session state says.
+    await truncate(file, state.size);
+    try {
+      await pipeline(counted(), createWriteStream(file, { flags: 'r+', start: state.size }));
+    } catch (err) {
+      // Roll back to the last acknowledged size so the session stays consistent with its hash.
+      await truncate(file, state.size).catch(() => undefined);
+      throw err;
+    }
+    return { size: state.size + written, driver: state.driver };
+  }
+
+  async readUpload(id: string, state: UploadState): Promise<Readable> {
+    const file = await this.uploadFile(id);
+    // Only the acknowledged prefix: later bytes are leftovers of a failed append.
+    if (state.size === 0) return Readable.from([]);
+    return createReadStream(file, { highWaterMark: READ_CHUNK, end: state.size - 1 });
+  }
+
+  async commit(id: string, state: UploadState, digest: string): Promise<void> {
+    const file = await this.uploadFile(id);
+    await truncate(file, state.size);
+    const target = this.path(keys.blob(digest));
+    if ((await this.stat(digest)) === null) {
+      if (this.fsync) {
+        const fh = await open(file, 'r+');
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      }
+      await mkdir(dirname(target), { recursive: true });
+      // rename is atomic: readers see either no blob or all of it. Two sessions committing the
+      // same digest both rename identical bytes onto the same name, which is harmless.
+      await rename(file, target);
+    }
+    await rm(this.path(keys.uploadDir(id)), { recursive: true, force: true });
+  }
+
+  async abort(id: string): Promise<void> {
+    await rm(this.path(keys.uploadDir(id)), { recursive: true, force: true });
+  }
+
+  async listUploads(): Promise<string[]> {
+    try {
+      return await readdir(this.path('uploads'));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+  }
+
+  /** Commits rename in one step, so the filesystem has no half-built objects to sweep. */
+  async sweep(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {}
+}
