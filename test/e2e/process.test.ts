@@ -38,6 +38,20 @@ describe('server process', () => {
     }
   });
 
+  it('keeps serving, and stops on SIGTERM, after whatever reads its logs goes away', async () => {
+    const reg = await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'debug' });
+    try {
+      reg.proc.stdout!.destroy();
+      reg.proc.stderr!.destroy();
+      for (let i = 0; i < 3; i++) expect((await fetch(`${reg.url}/v2/`)).status).toBe(200);
+      const exited = new Promise((r) => reg.proc.once('exit', r));
+      reg.proc.kill('SIGTERM');
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('hung'), 10_000))])).toBe(0);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('refuses to start with an invalid setting, naming the variable', async () => {
     await expect(startRegistryProcess({ ARTIFACT_STORE_STORAGE: 'floppy' })).rejects.toThrow(/ARTIFACT_STORE_STORAGE/);
   });
