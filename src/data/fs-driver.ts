@@ -16,6 +16,7 @@ export interface FsDriverOptions {
 }
 
 const READ_CHUNK = 1 << 20;
+const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
 
 const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -96,21 +97,36 @@ export class FsDriver implements BlobDriver {
   async append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState> {
     const file = await this.uploadFile(id);
     let written = 0;
+    // With fsync on, flush to disk in the background while bytes still arrive, so the fsync at
+    // commit has little left to do. fdatasync on a second descriptor flushes the file's pages
+    // whichever descriptor wrote them.
+    const syncer = this.fsync ? await open(file, 'r') : undefined;
+    let unsynced = 0;
+    let syncing: Promise<void> | undefined;
     const counted = async function* (): AsyncGenerator<Uint8Array> {
       for await (const chunk of source) {
         written += chunk.length;
+        unsynced += chunk.length;
+        if (syncer && unsynced >= BACKGROUND_SYNC_BYTES && !syncing) {
+          unsynced = 0;
+          syncing = syncer.datasync().finally(() => (syncing = undefined));
+        }
         yield chunk;
       }
     };
-    // Bytes past the acknowledged size belong to an append that failed (or a process that died
-    // mid-append): drop them so the file is exactly what the session state says.
-    await truncate(file, state.size);
     try {
+      // Bytes past the acknowledged size belong to an append that failed (or a process that died
+      // mid-append): drop them so the file is exactly what the session state says.
+      await truncate(file, state.size);
       await pipeline(counted(), createWriteStream(file, { flags: 'r+', start: state.size }));
+      await syncing;
     } catch (err) {
+      await syncing?.catch(() => undefined);
       // Roll back to the last acknowledged size so the session stays consistent with its hash.
       await truncate(file, state.size).catch(() => undefined);
       throw err;
+    } finally {
+      await syncer?.close().catch(() => undefined);
     }
     return { size: state.size + written, driver: state.driver };
   }
