@@ -245,7 +245,7 @@ async function main(): Promise<number> {
   }
   if (cpuNote) notes.push(cpuNote);
   notes.push("Times cover only the HTTP exchange; data generation and digest precomputation happen before the clock starts, but the client generates/hashes bytes while streaming, sharing the CPUs with the server.");
-  notes.push("Each upload is checked against Docker-Content-Digest and a HEAD afterwards (untimed); each pulled body is hashed and compared.");
+  notes.push("Each upload is checked against Docker-Content-Digest and a HEAD afterwards (untimed); every pulled blob is hashed and compared in an untimed pull (the timed throughput pulls count bytes, so the client's SHA-256 speed does not cap the servers).");
   for (const e of errors) notes.push(`ERROR in ${e.workload} (${e.target}, round ${e.round}): ${e.error.split("\n")[0]}`);
   const targetsDesc = running.map((t) => ({ label: t.label, description: t.description }));
   const md = markdownReport(results, labelA, labelB, env, targetsDesc, notes);
