@@ -9,9 +9,9 @@ import type { AppEnv } from './http/env.js';
 import { errorResponse } from './http/errors.js';
 import { requestContext } from './http/middleware.js';
 import type { Db } from './meta/db.js';
-import { listEvents } from './meta/events.js';
 import type { RegistryStore } from './meta/registry-store.js';
 import { registerOci } from './oci/routes.js';
+import { registerEventRoutes } from './events/routes.js';
 import { ociError } from './errors/catalogue.js';
 
 export interface AppDeps {
@@ -44,25 +44,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return ready ? c.json({ status: 'ready' }) : c.json({ status: 'shutting down' }, 503);
   });
 
-  // The event log, read-only, oldest first; `after` is the last sequence number already seen.
-  app.get('/api/v1/events', (c) => {
-    try {
-      access.authorizeAdmin(c);
-    } catch (err) {
-      return errorResponse(c, err);
-    }
-    const after = Number(c.req.query('after') ?? 0);
-    const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000);
-    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1) {
-      return errorResponse(c, ociError('UNSUPPORTED', 'after and limit must be non-negative integers', { status: 400 }));
-    }
-    const events = listEvents(deps.db, after, limit).map((e) => ({
-      ...e,
-      before: e.before ? (JSON.parse(e.before) as unknown) : null,
-      after: e.after ? (JSON.parse(e.after) as unknown) : null,
-    }));
-    return c.json({ events, next: events.length > 0 ? events[events.length - 1]!.seq : after });
-  });
+  registerEventRoutes(app, { db: deps.db, access, isLive: () => deps.isReady?.() ?? true });
 
   app.notFound((c) => errorResponse(c, ociError('NOT_FOUND', 'no such endpoint')));
   app.onError((err, c) => errorResponse(c, err));
