@@ -38,7 +38,7 @@ const FAILURE_BURST = 10;
 const MAX_CONCURRENT_SCRYPT = 2;
 
 export class Authenticator {
-  private readonly basicCache = new Map<string, { userId: number; expires: number }>();
+  private readonly basicCache = new Map<string, { userId: number; passwordHash: string; expires: number }>();
   private readonly failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST);
   private readonly scryptSlots = new Semaphore(MAX_CONCURRENT_SCRYPT);
 
@@ -62,7 +62,8 @@ export class Authenticator {
     const cached = this.basicCache.get(cacheKey);
     if (cached && cached.expires > Date.now()) {
       const user = this.identities.principalById(cached.userId);
-      if (user && !user.disabled) return this.identities.loadPrincipal(user);
+      // A changed password or a disabled user invalidates the remembered login at once.
+      if (user && !user.disabled && user.passwordHash === cached.passwordHash) return this.identities.loadPrincipal(user);
     }
     // Password guesses are budgeted per client address before any scrypt runs.
     const bucket = `ip:${clientAddress}`;
@@ -77,7 +78,7 @@ export class Authenticator {
       return null;
     }
     if (this.basicCache.size >= BASIC_CACHE_MAX) this.basicCache.clear();
-    this.basicCache.set(cacheKey, { userId: usable.id, expires: Date.now() + BASIC_CACHE_MS });
+    this.basicCache.set(cacheKey, { userId: usable.id, passwordHash: usable.passwordHash!, expires: Date.now() + BASIC_CACHE_MS });
     return this.identities.loadPrincipal(usable);
   }
 

@@ -46,6 +46,20 @@ export class IdentityStore {
     });
   }
 
+  setPassword(user: PrincipalRow, passwordHash: string, actor: string): void {
+    this.db.transaction((tx) => {
+      tx.update(principals).set({ passwordHash }).where(eq(principals.id, user.id)).run();
+      appendEvent(tx, { actor, action: 'identity.user.password', after: { user: user.name } });
+    });
+  }
+
+  setDisabled(user: PrincipalRow, disabled: boolean, actor: string): void {
+    this.db.transaction((tx) => {
+      tx.update(principals).set({ disabled }).where(eq(principals.id, user.id)).run();
+      appendEvent(tx, { actor, action: disabled ? 'identity.user.disable' : 'identity.user.enable', before: { disabled: user.disabled }, after: { user: user.name, disabled } });
+    });
+  }
+
   createOrg(name: string, ownerId: number, actor: string): PrincipalRow {
     return this.db.transaction((tx) => {
       const row = tx.insert(principals).values({ name, kind: 'org' }).returning().get();

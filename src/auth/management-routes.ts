@@ -12,9 +12,12 @@ import { actorOf } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
 import { canManageNamespace, namespaceOf, type Principal } from './permissions.js';
 import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
+import { hashPassword } from './secrets.js';
 
 const userBody = z.object({ name: z.string(), password: z.string().min(12, 'password must have at least 12 characters'), admin: z.boolean().default(false) });
 const orgBody = z.object({ name: z.string() });
+const passwordBody = z.object({ password: z.string().min(12, 'password must have at least 12 characters') });
+const disabledBody = z.object({ disabled: z.boolean() });
 const memberBody = z.object({ role: z.enum(['owner', 'maintainer', 'reader']) });
 const keyBody = z.object({
   name: z.string().min(1).max(100),
@@ -79,6 +82,34 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const b = await body(c, userBody);
     const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who), true);
     return c.json({ name: user.name, admin: user.isAdmin }, 201);
+  });
+
+  const userNamed = (name: string) => {
+    const row = identities.principalByName(name);
+    if (!row || row.kind !== 'user') throw ociError('NOT_FOUND', 'no such user');
+    return row;
+  };
+
+  // Users change their own password (with a password, not a key); administrators anyone's.
+  app.put('/api/v1/users/:user/password', async (c) => {
+    const who = requireUser(c);
+    const user = userNamed(c.req.param('user'));
+    const self = user.id === who.id && !who.key;
+    const admin = who.isAdmin && (!who.key || who.key.scopes.includes('admin'));
+    if (!self && !admin) deny(identities, who, 'identity.user.password', 'only the user (by password) or an administrator changes a password');
+    const { password } = await body(c, passwordBody);
+    identities.setPassword(user, await hashPassword(password), actorOf(who));
+    return c.body(null, 204);
+  });
+
+  app.put('/api/v1/users/:user/disabled', async (c) => {
+    const who = requireUser(c);
+    if (!who.isAdmin || (who.key && !who.key.scopes.includes('admin'))) deny(identities, who, 'identity.user.disable', 'only administrators disable users');
+    const user = userNamed(c.req.param('user'));
+    const { disabled } = await body(c, disabledBody);
+    if (disabled && user.id === who.id) throw ociError('CONFLICT', 'administrators cannot disable themselves');
+    identities.setDisabled(user, disabled, actorOf(who));
+    return c.json({ user: user.name, disabled });
   });
 
   app.post('/api/v1/orgs', async (c) => {
