@@ -83,10 +83,10 @@ export class Authenticator {
   }
 
   /** Principal behind a token or refresh token subject, if it (and its key) is still valid. */
-  principalFor(sub: string, keyId?: string): Principal | null | undefined {
+  principalFor(sub: string, keyId: string | undefined, issuedAt: number): Principal | null | undefined {
     if (sub === ANONYMOUS_SUBJECT) return null;
     const user = this.identities.principalByName(sub);
-    if (!user || user.disabled || user.kind !== 'user') return undefined;
+    if (!user || user.disabled || user.kind !== 'user' || issuedAt < user.tokensValidAfter) return undefined;
     if (keyId === undefined) return this.identities.loadPrincipal(user);
     const key = this.identities.keyById(keyId);
     if (!key || key.userId !== user.id || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= Date.now())) return undefined;
@@ -109,7 +109,7 @@ export class Authenticator {
     if (scheme === 'bearer') {
       const claims = await this.tokens.verifyAccess(value);
       if (!claims) throw ociError('UNAUTHORIZED', 'invalid or expired token');
-      const principal = this.principalFor(claims.sub, claims.kid);
+      const principal = this.principalFor(claims.sub, claims.kid, claims.issuedAt ?? 0);
       if (principal === undefined) throw ociError('UNAUTHORIZED', 'the token\'s user or key is no longer valid');
       return principal === null
         ? { principal: null, grants: claims.access, actor: ANONYMOUS_SUBJECT, bucket: `ip:${clientAddress}` }

@@ -48,7 +48,8 @@ export class IdentityStore {
 
   setPassword(user: PrincipalRow, passwordHash: string, actor: string): void {
     this.db.transaction((tx) => {
-      tx.update(principals).set({ passwordHash }).where(eq(principals.id, user.id)).run();
+      // Tokens issued before this second die with the old password (JWT times have 1 s resolution).
+      tx.update(principals).set({ passwordHash, tokensValidAfter: Math.floor(Date.now() / 1000) * 1000 }).where(eq(principals.id, user.id)).run();
       appendEvent(tx, { actor, action: 'identity.user.password', after: { user: user.name } });
     });
   }

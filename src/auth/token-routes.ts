@@ -77,7 +77,7 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
         if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
       } else if (field('grant_type') === 'refresh_token') {
         const refresh = await tokens.verifyRefresh(field('refresh_token') ?? '');
-        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid) : undefined;
+        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid, refresh.issuedAt) : undefined;
         if (!found) throw ociError('UNAUTHORIZED', 'invalid or expired refresh token');
         principal = found;
       } else {

@@ -16,6 +16,8 @@ export interface AccessEntry {
 
 export interface AccessClaims {
   sub: string;
+  /** Issue time in ms (verified tokens only). */
+  issuedAt?: number;
   /** API key id when the token was issued for a key. */
   kid?: string;
   access: AccessEntry[];
@@ -85,17 +87,17 @@ export class TokenService {
     try {
       const { payload } = await jwtVerify(token, this.keys.publicKey, { issuer: this.issuer, audience: this.service, algorithms: [ALG] });
       if (typeof payload.sub !== 'string' || !Array.isArray(payload.access)) return null;
-      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, access: payload.access as AccessEntry[] };
+      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, access: payload.access as AccessEntry[], issuedAt: (payload.iat ?? 0) * 1000 };
     } catch {
       return null;
     }
   }
 
-  async verifyRefresh(token: string): Promise<{ sub: string; kid?: string } | null> {
+  async verifyRefresh(token: string): Promise<{ sub: string; kid?: string; issuedAt: number } | null> {
     try {
       const { payload } = await jwtVerify(token, this.keys.publicKey, { issuer: this.issuer, audience: `${this.service}#refresh`, algorithms: [ALG] });
       if (payload.typ !== 'refresh' || typeof payload.sub !== 'string') return null;
-      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined };
+      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, issuedAt: (payload.iat ?? 0) * 1000 };
     } catch {
       return null;
     }

@@ -114,6 +114,8 @@ export const principals = sqliteTable('principals', {
   passwordHash: text('password_hash'),
   isAdmin: integer('is_admin', { mode: 'boolean' }).notNull().default(false),
   disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+  /** Tokens (access and refresh) issued before this instant (ms) are void: set on password change. */
+  tokensValidAfter: integer('tokens_valid_after').notNull().default(0),
   createdAt: integer('created_at').notNull().default(now),
 });
 

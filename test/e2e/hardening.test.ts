@@ -62,9 +62,15 @@ describe('user lifecycle', () => {
   it('a password change takes effect at once, even over a remembered login; only self or admin may change it', async () => {
     const whoami = (auth: string) => fetch(u('/api/v1/whoami'), { headers: { Authorization: auth } });
     expect((await whoami(creds.carol!)).status).toBe(200); // now remembered for 60 s
+    const form = (f: Record<string, string>) => fetch(u('/token'), { method: 'POST', body: new URLSearchParams(f) });
+    const issued = (await (await form({ grant_type: 'password', username: 'carol', password: PASSWORD, scope: 'repository:carol/app:pull' })).json()) as { access_token: string; refresh_token: string };
+    await new Promise((r) => setTimeout(r, 1100)); // token times have one-second resolution
     await expectError(await fetch(u('/api/v1/users/carol/password'), json(creds.bob!, 'PUT', { password: 'bob-sets-this-password' })), 403, 'DENIED');
     expect((await fetch(u('/api/v1/users/carol/password'), json(creds.carol!, 'PUT', { password: 'carols-new-password' }))).status).toBe(204);
     expect((await whoami(creds.carol!)).status).toBe(401);
+    // Tokens issued under the old password die with it.
+    expect((await form({ grant_type: 'refresh_token', refresh_token: issued.refresh_token })).status).toBe(401);
+    expect((await fetch(u('/v2/carol/app/tags/list'), { headers: { Authorization: `Bearer ${issued.access_token}` } })).status).toBe(401);
     expect((await whoami(basic('carol', 'carols-new-password'))).status).toBe(200);
   });
 

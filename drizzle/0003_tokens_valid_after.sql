@@ -1,0 +1,1 @@
+ALTER TABLE `principals` ADD `tokens_valid_after` integer DEFAULT 0 NOT NULL;
