@@ -37,7 +37,7 @@ export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
 
 function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys | undefined): AccessControl {
   const limiter = new RateLimiter(config.rateLimitPerSecond, Math.max(config.rateLimitBurst, 1));
-  const limit = (c: Context<AppEnv>, bucket: string): void => {
+  const limit = (bucket: string): void => {
     const wait = limiter.take(bucket);
     if (wait > 0) throw ociError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(wait) } });
   };
@@ -48,7 +48,7 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
       c.set('clientAddress', address);
       c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
       try {
-        limit(c, `ip:${address}`);
+        limit(`ip:${address}`);
       } catch (err) {
         return errorResponse(c, err);
       }
@@ -68,11 +68,11 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
     try {
       if (c.req.path === '/token') {
         // The token endpoint checks its own credentials; limit by address so guessing is slow.
-        limit(c, `ip:${address}`);
+        limit(`ip:${address}`);
         c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
       } else {
         const caller = await authenticator.authenticate(c.req.header('authorization'), address);
-        limit(c, caller.bucket);
+        limit(caller.bucket);
         c.set('caller', caller);
         c.set('actor', caller.actor);
         const isBase = c.req.path === '/v2/' || c.req.path === '/v2';
