@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../helpers/http.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
-import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 const creds: Record<string, string | undefined> = {};
@@ -43,7 +43,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 
 const blob = Buffer.from('{"architecture":"amd64","os":"linux"}');

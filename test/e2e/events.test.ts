@@ -1,7 +1,7 @@
 /** The event changefeed: Server-Sent Events, resumable from a sequence number. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushBlob, randomBlob } from '../helpers/http.js';
-import { removeDir, startRegistryProcess, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistryProcess, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -9,7 +9,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 
 interface FeedEvent {
@@ -91,7 +90,6 @@ describe('event changefeed', () => {
       expect((await fetch(`${secured.url}/api/v1/events/stream`)).status).toBe(401);
     } finally {
       await secured.stop();
-      removeDir(secured.dataDir);
     }
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, imageManifest, pushBlob, pushImage, randomBlob, rawRequest, sha256 } from '../helpers/http.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
-import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 const creds: Record<string, string> = {};
@@ -27,7 +27,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 const u = (p: string): string => `${reg.url}${p}`;
 const json = (auth: string, method: string, body: unknown): RequestInit => ({ method, headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });

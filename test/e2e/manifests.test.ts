@@ -1,7 +1,7 @@
 /** Manifests, tags, referrers, blobs pull/delete and catalog, over real HTTP. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, imageManifest, pushBlob, pushImage, randomBlob, rawRequest, sha256 } from '../helpers/http.js';
-import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -9,7 +9,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 const u = (path: string): string => `${reg.url}${path}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateKeys, TokenService } from '../../src/auth/tokens.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
-import { removeDir, startRegistryProcess, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistryProcess, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 let keyToken = '';
@@ -20,7 +20,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 
 const token = async (query: string, auth?: string): Promise<{ status: number; body: Record<string, unknown> }> => {

@@ -2,7 +2,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, randomBlob, rawRequest, sha256 } from '../helpers/http.js';
-import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -10,7 +10,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await reg.stop();
-  removeDir(reg.dataDir);
 });
 
 const u = (path: string): string => `${reg.url}${path}`;
@@ -199,12 +198,10 @@ describe('uploads', () => {
   });
 
   it('an upload interrupted by a restart can be continued', async () => {
-    const dataDir = reg.dataDir;
     const blob = randomBlob(1_000_000);
     const loc = await startSession('up/restart');
     expect((await patch(loc, blob.subarray(0, 600_000), 0)).status).toBe(202);
-    await reg.stop();
-    reg = await startTestRegistry({}, dataDir);
+    reg = await reg.restart();
     expect((await fetch(u(loc))).headers.get('range')).toBe('0-599999');
     expect((await patch(loc, blob.subarray(600_000), 600_000)).status).toBe(202);
     expect((await fetch(u(`${loc}?digest=${sha256(blob)}`), { method: 'PUT' })).status).toBe(201);

@@ -14,19 +14,44 @@ import { startRegistry } from '../../src/server.js';
 export interface TestRegistry {
   url: string;
   dataDir: string;
+  /** Stops the server; removes the data directory if this helper created it. */
   stop(): Promise<void>;
+  /** Stops the server and starts a new one on the same data directory (a restart). */
+  restart(): Promise<TestRegistry>;
 }
 
-export async function startTestRegistry(settings: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'as-test-'))): Promise<TestRegistry> {
-  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', fsync: false, auth: 'none', rateLimitPerSecond: 0, ...settings });
+/**
+ * An in-process registry on a free port. Without `dataDir` it gets a temporary one that
+ * `stop()` removes; a given `dataDir` is left in place.
+ */
+export function startTestRegistry(settings: Record<string, unknown> = {}, dataDir?: string): Promise<TestRegistry> {
+  return launch(settings, dataDir ?? mkdtempSync(join(tmpdir(), 'as-test-')), dataDir === undefined);
+}
+
+async function launch(settings: Record<string, unknown>, dir: string, owned: boolean): Promise<TestRegistry> {
+  const config = loadConfig({}, { port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent', fsync: false, auth: 'none', rateLimitPerSecond: 0, ...settings });
   const reg = await startRegistry(config, createLogger(config.logLevel));
   return {
     url: reg.url,
-    dataDir,
+    dataDir: dir,
     async stop() {
       await reg.close();
+      if (owned) removeDir(dir);
+    },
+    async restart() {
+      await reg.close();
+      return launch(settings, dir, owned);
     },
   };
+}
+
+export interface RegistryProcess {
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output(): string;
+  /** SIGTERM, wait for the exit, remove the data directory. */
+  stop(): Promise<void>;
 }
 
 export function removeDir(dir: string): void {
@@ -46,7 +71,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Runs `node dist/src/main.js` (built by `npm run build`, which `npm test` does first). */
-export async function startRegistryProcess(env: Record<string, string> = {}): Promise<TestRegistry & { proc: ChildProcess; output: () => string }> {
+export async function startRegistryProcess(env: Record<string, string> = {}): Promise<RegistryProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'as-proc-'));
   const port = await freePort();
   let output = '';
