@@ -13,6 +13,8 @@ import type { RegistryStore } from './meta/registry-store.js';
 import { registerOci } from './oci/routes.js';
 import { registerEventRoutes } from './events/routes.js';
 import { ociError } from './errors/catalogue.js';
+import { Governance } from './governance/hooks.js';
+import { registerGovernance } from './governance/register.js';
 
 export interface AppDeps {
   config: Config;
@@ -31,7 +33,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('*', requestContext(deps.log));
 
   const access = deps.auth.register(app);
-  registerOci(app, { ...deps, access });
+  const governance = new Governance();
+  registerOci(app, { ...deps, access, governance });
+  registerGovernance({ app, config: deps.config, db: deps.db, store: deps.store, driver: deps.driver, log: deps.log, access, governance });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {

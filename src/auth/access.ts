@@ -1,7 +1,8 @@
 /**
- * Authorisation for the OCI routes. The OCI modules ask one question — may this request do
- * `action` on `repository`? — through the AccessControl interface; with auth disabled every
- * answer is yes.
+ * Authorisation at the HTTP edge. Every route asks the capability evaluator (capabilities.ts)
+ * through this interface — OCI routes via `authorize`, everything else via `require` — and a
+ * refusal becomes 401 (with the right challenge) or 403 plus a denial event. With auth disabled
+ * every answer is yes.
  */
 import type { Context } from 'hono';
 import { ociError, type AppError } from '../errors/catalogue.js';
@@ -9,6 +10,7 @@ import type { AppEnv } from '../http/env.js';
 import type { Caller } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
 import { allowedActions, type Action } from './permissions.js';
+import { capabilityName, decide, type Capability } from './capabilities.js';
 
 export interface AccessControl {
   /** Throws UNAUTHORIZED (401 with a challenge) or DENIED (403) unless allowed. */
@@ -21,6 +23,10 @@ export interface AccessControl {
   authorizeCatalog(c: Context<AppEnv>): void;
   /** Registry-wide reads (the event log): administrators only, by password or unrestricted admin key. */
   authorizeAdmin(c: Context<AppEnv>): void;
+  /** Throws UNAUTHORIZED (Basic challenge) or DENIED (with a denial event) unless the caller has `cap`. */
+  require(c: Context<AppEnv>, cap: Capability): void;
+  /** Whether the caller has `cap` (no event, no error): for filtering lists. */
+  can(c: Context<AppEnv>, cap: Capability): boolean;
 }
 
 export const openAccess: AccessControl = {
@@ -29,6 +35,8 @@ export const openAccess: AccessControl = {
   canList: () => true,
   authorizeCatalog() {},
   authorizeAdmin() {},
+  require() {},
+  can: () => true,
 };
 
 const CHALLENGE_ACTIONS: Record<Action, string> = { pull: 'pull', push: 'pull,push', delete: 'delete' };
@@ -46,11 +54,23 @@ export class TokenAccess implements AccessControl {
     private readonly realm: string | undefined,
   ) {}
 
+  private readonly isPublic = (repository: string): boolean => this.identities.isPublic(repository);
+
   private allowed(caller: Caller, repository: string, action: Action): boolean {
-    if (caller.grants) {
-      return caller.grants.some((g) => g.type === 'repository' && g.name === repository && (g.actions.includes(action) || g.actions.includes('*')));
-    }
-    return allowedActions(caller.principal, repository, this.identities.isPublic(repository)).has(action);
+    return decide(caller, { kind: 'repository', repository, action }, this.isPublic).allowed;
+  }
+
+  can(c: Context<AppEnv>, cap: Capability): boolean {
+    return decide(c.get('caller'), cap, this.isPublic).allowed;
+  }
+
+  require(c: Context<AppEnv>, cap: Capability): void {
+    const caller = c.get('caller');
+    const d = decide(caller, cap, this.isPublic);
+    if (d.allowed) return;
+    if (d.unauthenticated) throw ociError('UNAUTHORIZED', d.reason, { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } });
+    this.identities.recordDenial(caller.actor, capabilityName(cap), 'repository' in cap ? cap.repository : null, d.reason);
+    throw ociError('DENIED', d.reason);
   }
 
   canPull(c: Context<AppEnv>, repository: string): boolean {
@@ -75,10 +95,7 @@ export class TokenAccess implements AccessControl {
   }
 
   authorizeAdmin(c: Context<AppEnv>): void {
-    const { principal, grants } = c.get('caller');
-    if (!principal) throw ociError('UNAUTHORIZED', 'authenticate as an administrator', { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } });
-    const unrestricted = !principal.key || (principal.key.scopes.includes('admin') && principal.key.repositories === null);
-    if (!principal.isAdmin || grants || !unrestricted) throw ociError('DENIED', 'administrators only');
+    this.require(c, { kind: 'registry.admin' });
   }
 
   authorizeCatalog(c: Context<AppEnv>): void {

@@ -90,6 +90,6 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
   });
 
   registerTokenRoutes(app, { auth: authenticator, tokens, identities });
-  registerManagementRoutes(app, identities);
+  registerManagementRoutes(app, identities, access);
   return access;
 }

@@ -10,7 +10,9 @@ import { readBodyCapped } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
 import { actorOf } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
-import { canManageNamespace, namespaceOf, type Principal } from './permissions.js';
+import type { AccessControl } from './access.js';
+import { isRegistryAdmin } from './capabilities.js';
+import { namespaceOf, type Principal } from './permissions.js';
 import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
 import { hashPassword } from './secrets.js';
 
@@ -70,7 +72,7 @@ function narrowToKey(own: NonNullable<Principal['key']>, req: z.infer<typeof key
   return { ...req, expiresInSeconds: Math.min(req.expiresInSeconds ?? remaining, remaining) };
 }
 
-export function registerManagementRoutes(app: Hono<AppEnv>, identities: IdentityStore): void {
+export function registerManagementRoutes(app: Hono<AppEnv>, identities: IdentityStore, access: AccessControl): void {
   app.get('/api/v1/whoami', (c) => {
     const p = requireUser(c);
     return c.json({ name: p.name, admin: p.isAdmin, organisations: Object.fromEntries(p.roles), key: p.key ?? null });
@@ -78,7 +80,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
 
   app.post('/api/v1/users', async (c) => {
     const who = requireUser(c);
-    if (!who.isAdmin || (who.key && !who.key.scopes.includes('admin'))) deny(identities, who, 'identity.user.create', 'only administrators create users');
+    access.require(c, { kind: 'user.manage' });
     const b = await body(c, userBody);
     const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who), true);
     return c.json({ name: user.name, admin: user.isAdmin }, 201);
@@ -94,9 +96,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   app.put('/api/v1/users/:user/password', async (c) => {
     const who = requireUser(c);
     const user = userNamed(c.req.param('user'));
-    const self = user.id === who.id && !who.key;
-    const admin = who.isAdmin && (!who.key || who.key.scopes.includes('admin'));
-    if (!self && !admin) deny(identities, who, 'identity.user.password', 'only the user (by password) or an administrator changes a password');
+    access.require(c, { kind: 'user.password', userId: user.id });
     const { password } = await body(c, passwordBody);
     identities.setPassword(user, await hashPassword(password), actorOf(who));
     return c.body(null, 204);
@@ -104,7 +104,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
 
   app.put('/api/v1/users/:user/disabled', async (c) => {
     const who = requireUser(c);
-    if (!who.isAdmin || (who.key && !who.key.scopes.includes('admin'))) deny(identities, who, 'identity.user.disable', 'only administrators disable users');
+    access.require(c, { kind: 'user.manage' });
     const user = userNamed(c.req.param('user'));
     const { disabled } = await body(c, disabledBody);
     if (disabled && user.id === who.id) throw ociError('CONFLICT', 'administrators cannot disable themselves');
@@ -114,9 +114,9 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
 
   app.post('/api/v1/orgs', async (c) => {
     const who = requireUser(c);
-    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.org.create', 'this API key may not create organisations');
+    access.require(c, { kind: 'org.create' });
     const { name } = await body(c, orgBody);
-    validatePrincipalName(identities, name, who.isAdmin);
+    validatePrincipalName(identities, name, isRegistryAdmin(c.get('caller')));
     identities.createOrg(name, who.id, actorOf(who));
     return c.json({ name, owner: who.name }, 201);
   });
@@ -128,16 +128,16 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   };
 
   app.get('/api/v1/orgs/:org/members', (c) => {
-    const who = requireUser(c);
+    requireUser(c);
     const o = org(c.req.param('org'));
-    if (!who.isAdmin && !who.roles.has(o.name)) deny(identities, who, 'identity.member.list', 'not a member of this organisation');
+    access.require(c, { kind: 'org.read', org: o.name });
     return c.json({ members: identities.members(o.id) });
   });
 
   const setMember = async (c: Context<AppEnv>, role: 'owner' | 'maintainer' | 'reader' | null): Promise<Response> => {
     const who = requireUser(c);
     const o = org(c.req.param('org')!);
-    if (!canManageNamespace(who, o.name)) deny(identities, who, 'identity.member.grant', 'only owners manage members');
+    access.require(c, { kind: 'namespace.manage', namespace: o.name });
     const user = identities.principalByName(c.req.param('user')!);
     if (!user || user.kind !== 'user') throw ociError('NOT_FOUND', 'no such user');
     identities.setMember(o, user, role, actorOf(who));
@@ -148,7 +148,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
 
   app.post('/api/v1/keys', async (c) => {
     const who = requireUser(c);
-    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.key.create', 'this API key may not create keys');
+    access.require(c, { kind: 'key.create' });
     const b = await body(c, keyBody);
     const narrowed = who.key ? narrowToKey(who.key, b) : b;
     if (!narrowed) deny(identities, who, 'identity.key.create', 'an API key can only create keys no broader than itself');
@@ -165,8 +165,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = requireUser(c);
     const key = identities.keyById(c.req.param('id'));
     if (!key) throw ociError('NOT_FOUND', 'no such key');
-    if (key.userId !== who.id && !who.isAdmin) deny(identities, who, 'identity.key.revoke', 'not your key');
-    if (who.key && !who.key.scopes.includes('admin')) deny(identities, who, 'identity.key.revoke', 'this API key may not revoke keys');
+    access.require(c, { kind: 'key.revoke', ownerId: key.userId });
     identities.revokeKey(key.id, actorOf(who));
     return c.body(null, 204);
   });
@@ -175,7 +174,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = requireUser(c);
     const b = await body(c, visibilityBody);
     if (!isValidName(b.repository)) throw ociError('NAME_INVALID');
-    if (!canManageNamespace(who, namespaceOf(b.repository))) deny(identities, who, 'identity.repository.visibility', 'only namespace owners change visibility');
+    access.require(c, { kind: 'namespace.manage', namespace: namespaceOf(b.repository) });
     identities.setVisibility(b.repository, b.visibility, actorOf(who));
     return c.json(b);
   });

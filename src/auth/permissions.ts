@@ -57,11 +57,3 @@ export function allowedActions(who: Principal | null, repository: string, isPubl
   }
   return allowed;
 }
-
-/** Management rights over an organisation (members, visibility of its repositories). */
-export function canManageNamespace(who: Principal | null, namespace: string): boolean {
-  if (!who) return false;
-  // A key limited to some repositories cannot manage a whole namespace.
-  if (who.key && (!who.key.scopes.includes('admin') || who.key.repositories !== null)) return false;
-  return who.isAdmin || who.name === namespace || who.roles.get(namespace) === 'owner';
-}

@@ -23,7 +23,14 @@ export const OCI_ERRORS = {
   NOT_FOUND: { status: 404, message: 'not found' },
   INTERNAL: { status: 500, message: 'internal error' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  // Product codes (PRODUCT.md §8, §11): governance endpoints; their bodies carry `retryable`.
+  INVALID_PAYLOAD: { status: 400, message: 'invalid payload', retryable: false },
+  GATE_NOT_PASS: { status: 422, message: 'no PASS gate receipt refers to this digest', retryable: false },
+  UNKNOWN_BUNDLE: { status: 404, message: 'unknown bundle', retryable: false },
+  INVALID_TRANSITION: { status: 409, message: 'transition not allowed', retryable: false },
+  INCOMPATIBLE: { status: 422, message: 'incompatible with the platform feature groups', retryable: false },
+  UNTRUSTED: { status: 403, message: 'not trusted under the namespace trust policy', retryable: false },
+} as const satisfies Record<string, { status: number; message: string; retryable?: boolean }>;
 
 export type ErrorCode = keyof typeof OCI_ERRORS;
 
@@ -43,10 +50,20 @@ export class AppError extends Error {
     this.headers = opts.headers ?? {};
   }
 
-  toBody(): { errors: { code: string; message: string; detail?: unknown }[] } {
-    const e: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
+  /**
+   * The /v2/ envelope. Governance endpoints (`/api/v1/…`) add `retryable` to every error so
+   * scripts know whether to try again; OCI clients ignore the extra field.
+   */
+  toBody(withRetryable = false): { errors: { code: string; message: string; detail?: unknown; retryable?: boolean }[] } {
+    const e: { code: string; message: string; detail?: unknown; retryable?: boolean } = { code: this.code, message: this.message };
     if (this.detail !== undefined) e.detail = this.detail;
+    if (withRetryable) e.retryable = this.retryable;
     return { errors: [e] };
+  }
+
+  /** Worth retrying unchanged: rate limits, outages and internal errors; never a refusal. */
+  get retryable(): boolean {
+    return this.code === 'TOOMANYREQUESTS' || this.code === 'UNAVAILABLE' || this.code === 'INTERNAL';
   }
 }
 

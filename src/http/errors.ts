@@ -31,6 +31,6 @@ export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const headers: Record<string, string> = { ...appErr.headers, 'Content-Type': 'application/json' };
   delete headers['Content-Length']; // extra headers may come from a success template
   // HEAD responses carry no body, only the status and headers.
-  const body = c.req.method === 'HEAD' ? null : JSON.stringify(appErr.toBody());
+  const body = c.req.method === 'HEAD' ? null : JSON.stringify(appErr.toBody(c.req.path.startsWith('/api/')));
   return new Response(body, { status: appErr.status, headers });
 }

@@ -12,6 +12,16 @@ export interface ManifestRecord {
   mediaType: string;
   payload: Buffer;
   size: number;
+  artifactType: string | null;
+  subject: string | null;
+}
+
+/** Governance callbacks run inside a write's transaction (see governance/hooks.ts). */
+export interface WriteHooks {
+  /** Before anything is written: throw to refuse (the transaction rolls back). */
+  guard?(tx: Tx): void;
+  /** After the write, same transaction; `changed` is false when it was a no-op. */
+  after?(tx: Tx, changed: boolean): void;
 }
 
 export interface NewManifest extends ManifestRecord {
@@ -36,7 +46,7 @@ export interface UploadRow {
   updatedAt: number;
 }
 
-type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 /** SQLite binds at most 32,766 variables per statement: large manifests are queried in parts. */
 const SQL_CHUNK = 500;
@@ -63,7 +73,7 @@ export class RegistryStore {
       .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
       .where(and(eq(repositories.name, sql.placeholder('name')), eq(repositoryBlobs.digest, sql.placeholder('digest'))))
       .prepare();
-    const manifestCols = { digest: manifests.digest, mediaType: manifests.mediaType, payload: manifests.payload, size: manifests.size };
+    const manifestCols = { digest: manifests.digest, mediaType: manifests.mediaType, payload: manifests.payload, size: manifests.size, artifactType: manifests.artifactType, subject: manifests.subject };
     this.qManifestByDigest = db
       .select(manifestCols)
       .from(manifests)
@@ -137,8 +147,9 @@ export class RegistryStore {
       .map((r) => r.m);
   }
 
-  unlinkBlob(name: string, repoId: number, digest: string, actor: string): boolean {
+  unlinkBlob(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      hooks.guard?.(tx);
       const res = tx.delete(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), eq(repositoryBlobs.digest, digest))).run();
       if (res.changes > 0) appendEvent(tx, { actor, action: 'oci.blob.delete', repository: name, digest });
       return res.changes > 0;
@@ -181,8 +192,9 @@ export class RegistryStore {
   }
 
   /** Stores the manifest (idempotent by digest) and points each tag at it, in one transaction. */
-  putManifest(name: string, m: NewManifest, tagNames: string[], actor: string): void {
+  putManifest(name: string, m: NewManifest, tagNames: string[], actor: string, hooks: WriteHooks = {}): void {
     this.db.transaction((tx) => {
+      hooks.guard?.(tx);
       const repoId = this.ensureRepository(tx, name, actor);
       const inserted = tx
         .insert(manifests)
@@ -226,12 +238,14 @@ export class RegistryStore {
           after: { digest: m.digest },
         });
       }
+      hooks.after?.(tx, inserted.changes > 0);
     });
   }
 
   /** Deletes a manifest and every tag pointing at it. Returns false when it was not there. */
-  deleteManifest(name: string, repoId: number, digest: string, actor: string): boolean {
+  deleteManifest(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      hooks.guard?.(tx);
       const removedTags = tx
         .delete(tags)
         .where(and(eq(tags.repositoryId, repoId), eq(tags.digest, digest)))
@@ -246,8 +260,14 @@ export class RegistryStore {
     });
   }
 
-  deleteTag(name: string, repoId: number, tag: string, actor: string): boolean {
+  /** The digest a tag points at, or undefined. */
+  tagDigest(repoId: number, tag: string): string | undefined {
+    return this.db.select({ digest: tags.digest }).from(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).get()?.digest;
+  }
+
+  deleteTag(name: string, repoId: number, tag: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      hooks.guard?.(tx);
       const removed = tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).returning({ digest: tags.digest }).get();
       if (!removed) return false;
       appendEvent(tx, { actor, action: 'oci.tag.delete', repository: name, tag, before: { digest: removed.digest } });

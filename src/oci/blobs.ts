@@ -6,11 +6,12 @@ import { ociError } from '../errors/catalogue.js';
 import { bytesResponse, sendBlob } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
 import type { OciDeps } from './deps.js';
+import type { Tx } from '../meta/registry-store.js';
 import type { RouteParams } from './routes.js';
 
 const REDIRECT_TTL_SECONDS = 300;
 
-export function blobRoutes({ store, driver, config, log }: OciDeps) {
+export function blobRoutes({ store, driver, config, log, governance }: OciDeps) {
   return {
     async get(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       const digest = parseDigest(ref).value;
@@ -57,7 +58,9 @@ export function blobRoutes({ store, driver, config, log }: OciDeps) {
       if (users.length > 0) {
         throw ociError('DENIED', 'blob is referenced by manifests in this repository; delete them first', { status: 409, detail: { manifests: users } });
       }
-      if (!store.unlinkBlob(name, repoId, digest, c.get('actor'))) throw ociError('BLOB_UNKNOWN', undefined, { detail: { digest } });
+      const actor = c.get('actor');
+      const guard = (tx: Tx): void => governance.guardDelete({ repository: name, kind: 'blob', digest, actor, origin: 'api' }, tx);
+      if (!store.unlinkBlob(name, repoId, digest, actor, { guard })) throw ociError('BLOB_UNKNOWN', undefined, { detail: { digest } });
       return c.body(null, 202, { 'Content-Length': '0' });
     },
   };

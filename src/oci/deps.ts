@@ -5,6 +5,7 @@ import type { Config } from '../config/index.js';
 import type { BlobDriver } from '../data/driver.js';
 import type { UploadEngine } from '../data/uploads.js';
 import type { RegistryStore } from '../meta/registry-store.js';
+import type { Governance } from '../governance/hooks.js';
 
 export interface OciDeps {
   config: Config;
@@ -13,4 +14,5 @@ export interface OciDeps {
   uploads: UploadEngine;
   log: Logger;
   access: AccessControl;
+  governance: Governance;
 }

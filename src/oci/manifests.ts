@@ -11,7 +11,7 @@ import type { NewManifest } from '../meta/registry-store.js';
 import type { OciDeps } from './deps.js';
 import type { RouteParams } from './routes.js';
 
-export function manifestRoutes({ store, config }: OciDeps) {
+export function manifestRoutes({ store, config, governance }: OciDeps) {
   function notFound(name: string, ref: string): never {
     if (store.repositoryId(name) === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
     throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
@@ -37,11 +37,12 @@ export function manifestRoutes({ store, config }: OciDeps) {
   }
 
   return {
-    get(c: Context<AppEnv>, { name, ref }: RouteParams): Response {
+    async get(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       let m;
       if (isDigest(ref)) m = store.manifestByDigest(name, parseDigest(ref).value);
       else if (isValidTag(ref)) m = store.manifestByTag(name, ref);
       if (!m) notFound(name, ref);
+      await governance.checkPull({ repository: name, digest: m.digest, artifactType: m.artifactType, subject: m.subject, caller: c.get('caller') });
       const headers = {
         'Content-Type': m.mediaType,
         'Content-Length': String(m.size),
@@ -66,6 +67,8 @@ export function manifestRoutes({ store, config }: OciDeps) {
       if (refDigest && refDigest.value !== digest) throw ociError('DIGEST_INVALID', 'manifest digest does not match its content', { detail: { expected: refDigest.value, actual: digest } });
 
       const references = checkReferences(store.repositoryId(name), parsed);
+      const push = { repository: name, digest, parsed, payload, tags: tagNames, caller: c.get('caller'), actor: c.get('actor') };
+      await governance.checkPush(push);
       store.putManifest(
         name,
         {
@@ -80,6 +83,7 @@ export function manifestRoutes({ store, config }: OciDeps) {
         },
         tagNames,
         c.get('actor'),
+        { guard: (tx) => governance.guardPush(push, tx), after: (tx, inserted) => governance.afterPush(push, tx, inserted) },
       );
 
       const headers = new Headers({ Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' });
@@ -93,7 +97,15 @@ export function manifestRoutes({ store, config }: OciDeps) {
       const repoId = store.repositoryId(name);
       if (repoId === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
       const actor = c.get('actor');
-      const deleted = isDigest(ref) ? store.deleteManifest(name, repoId, parseDigest(ref).value, actor) : isValidTag(ref) && store.deleteTag(name, repoId, ref, actor);
+      let deleted = false;
+      if (isDigest(ref)) {
+        const digest = parseDigest(ref).value;
+        deleted = store.deleteManifest(name, repoId, digest, actor, { guard: (tx) => governance.guardDelete({ repository: name, kind: 'manifest', digest, actor, origin: 'api' }, tx) });
+      } else if (isValidTag(ref)) {
+        const digest = store.tagDigest(repoId, ref);
+        const target = { repository: name, kind: 'tag' as const, tag: ref, actor, origin: 'api' as const, ...(digest ? { digest } : {}) };
+        deleted = store.deleteTag(name, repoId, ref, actor, { guard: (tx) => governance.guardDelete(target, tx) });
+      }
       if (!deleted) throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
       return c.body(null, 202, { 'Content-Length': '0' });
     },

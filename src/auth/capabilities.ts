@@ -1,0 +1,115 @@
+/**
+ * The one capability evaluator (issue: "authorization is decided in ~8 places"). Every
+ * privileged action — OCI routes, the management API and every governance endpoint — asks
+ * `decide(caller, capability)`. Pure: the caller and whether the repository is public are
+ * passed in, so it is tested as a table (caller kind × key scope × repository limit × action).
+ *
+ * Rules that hold for every capability:
+ * - A bearer token carries only the OCI grants it was issued with: it can do repository
+ *   actions it names and nothing else.
+ * - An API key never exceeds its scopes; a key limited to repositories is never an
+ *   administrator of anything wider than those repositories.
+ * - User lifecycle (create, promote, disable, change a password) needs a password login: no
+ *   API key, however broad, may do it (a leaked key must not become an account takeover).
+ */
+import type { Caller } from './authenticate.js';
+import { allowedActions, namespaceOf, type Action, type Principal } from './permissions.js';
+
+export type BundleTarget = 'REGISTERED' | 'CANDIDATE' | 'APPROVED' | 'ACTIVE' | 'RETIRED' | 'REJECTED';
+
+export type Capability =
+  /** OCI pull / push / delete on one repository (also governance reads and writes about its content). */
+  | { kind: 'repository'; repository: string; action: Action }
+  /** Manage a namespace: visibility, members, governance flag, trust policy, holds, policies. */
+  | { kind: 'namespace.manage'; namespace: string }
+  /** Registry-wide administration: families, GC, event log, webhooks, platform feature groups. */
+  | { kind: 'registry.admin' }
+  /** Create, promote, disable or enable users. */
+  | { kind: 'user.manage' }
+  /** Change the password of user `userId`. */
+  | { kind: 'user.password'; userId: number }
+  | { kind: 'org.create' }
+  /** See an organisation's members. */
+  | { kind: 'org.read'; org: string }
+  /** Mint an API key (how broad it may be is checked by narrowing to the caller's own key). */
+  | { kind: 'key.create' }
+  /** Revoke the key owned by user `ownerId`. */
+  | { kind: 'key.revoke'; ownerId: number }
+  /** Move a bundle in `repository` to lifecycle state `to` (PRODUCT.md §8: who may is a role). */
+  | { kind: 'bundle.transition'; repository: string; to: BundleTarget };
+
+export type Decision = { allowed: true } | { allowed: false; unauthenticated: boolean; reason: string };
+
+const ALLOW: Decision = { allowed: true };
+const deny = (reason: string): Decision => ({ allowed: false, unauthenticated: false, reason });
+const unauthenticated = (reason: string): Decision => ({ allowed: false, unauthenticated: true, reason });
+
+/** A password login, or an admin-scope key valid for every repository. */
+function unrestricted(p: Principal): boolean {
+  return !p.key || (p.key.scopes.includes('admin') && p.key.repositories === null);
+}
+
+/** Administrator with nothing narrowing it: a password login or an unrestricted admin key. */
+export function isRegistryAdmin(caller: Caller): boolean {
+  const p = caller.principal;
+  return !!p && !caller.grants && p.isAdmin && unrestricted(p);
+}
+
+export function decide(caller: Caller, cap: Capability, isPublic: (repository: string) => boolean): Decision {
+  if (cap.kind === 'repository') {
+    if (caller.grants) {
+      const ok = caller.grants.some((g) => g.type === 'repository' && g.name === cap.repository && (g.actions.includes(cap.action) || g.actions.includes('*')));
+      return ok ? ALLOW : unauthenticated(`token does not grant ${cap.action} on ${cap.repository}`);
+    }
+    if (allowedActions(caller.principal, cap.repository, isPublic(cap.repository)).has(cap.action)) return ALLOW;
+    return caller.principal ? deny(`${cap.action} on ${cap.repository} is not permitted`) : unauthenticated('authentication required');
+  }
+  if (cap.kind === 'bundle.transition') {
+    // Submitters (push) propose; namespace managers approve, reject, activate and retire.
+    const proposes = cap.to === 'REGISTERED' || cap.to === 'CANDIDATE';
+    return proposes
+      ? decide(caller, { kind: 'repository', repository: cap.repository, action: 'push' }, isPublic)
+      : decide(caller, { kind: 'namespace.manage', namespace: namespaceOf(cap.repository) }, isPublic);
+  }
+
+  const p = caller.principal;
+  // Everything below is management: bearer tokens (OCI grants only) and anonymous callers
+  // must authenticate with a password or an API key.
+  if (!p || caller.grants) return unauthenticated('authenticate with a password or API key');
+
+  switch (cap.kind) {
+    case 'registry.admin':
+      return isRegistryAdmin(caller) ? ALLOW : deny(p.isAdmin ? 'this API key is narrower than an administrator' : 'administrators only');
+    case 'namespace.manage': {
+      if (!unrestricted(p)) return deny('only a password login or an unrestricted admin key manages a namespace');
+      return p.isAdmin || p.name === cap.namespace || p.roles.get(cap.namespace) === 'owner' ? ALLOW : deny(`only owners of ${cap.namespace} manage it`);
+    }
+    case 'user.manage':
+      if (p.key) return deny('users are managed with a password login, never an API key');
+      return p.isAdmin ? ALLOW : deny('only administrators manage users');
+    case 'user.password':
+      if (p.key) return deny('passwords are changed with a password login, never an API key');
+      return p.id === cap.userId || p.isAdmin ? ALLOW : deny('only the user or an administrator changes a password');
+    case 'org.create':
+      return unrestricted(p) ? ALLOW : deny('this API key may not create organisations');
+    case 'org.read':
+      return isRegistryAdmin(caller) || p.roles.has(cap.org) ? ALLOW : deny('not a member of this organisation');
+    case 'key.create':
+      return !p.key || p.key.scopes.includes('admin') ? ALLOW : deny('this API key may not create keys');
+    case 'key.revoke':
+      if (p.key && !p.key.scopes.includes('admin')) return deny('this API key may not revoke keys');
+      return p.id === cap.ownerId || isRegistryAdmin(caller) ? ALLOW : deny('not your key');
+  }
+}
+
+/** The audit-action id recorded when a capability is refused. */
+export function capabilityName(cap: Capability): string {
+  switch (cap.kind) {
+    case 'repository':
+      return `oci.${cap.action}`;
+    case 'bundle.transition':
+      return `bundle.transition.${cap.to.toLowerCase()}`;
+    default:
+      return cap.kind;
+  }
+}

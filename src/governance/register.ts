@@ -1,0 +1,16 @@
+/**
+ * Mounts the governance modules in dependency order: families first (everyone looks types up
+ * there), then trust and evidence, then bundles (which need all three).
+ */
+import { registerBundles } from '../bundles/index.js';
+import { registerEvidence } from '../evidence/index.js';
+import { registerFamilies } from '../families/index.js';
+import { registerTrust } from '../trust/index.js';
+import type { ModuleDeps } from './module.js';
+
+export function registerGovernance(deps: ModuleDeps): void {
+  const families = registerFamilies(deps);
+  const trust = registerTrust(deps, families);
+  registerEvidence(deps, families);
+  registerBundles(deps, { families, trust });
+}
