@@ -35,6 +35,8 @@ export type Capability =
   | { kind: 'key.create' }
   /** Revoke the key owned by user `ownerId`. */
   | { kind: 'key.revoke'; ownerId: number }
+  /** Create, version or change the status of entries of a family; `delegatedTo` is the organisation the family is delegated to, if any. */
+  | { kind: 'family.write'; family: string; delegatedTo: string | null }
   /** Move a bundle in `repository` to lifecycle state `to` (PRODUCT.md §8: who may is a role). */
   | { kind: 'bundle.transition'; repository: string; to: BundleTarget };
 
@@ -90,6 +92,12 @@ export function decide(caller: Caller, cap: Capability, isPublic: (repository: s
     case 'user.password':
       if (p.key) return deny('passwords are changed with a password login, never an API key');
       return p.id === cap.userId || p.isAdmin ? ALLOW : deny('only the user or an administrator changes a password');
+    case 'family.write': {
+      if (isRegistryAdmin(caller)) return ALLOW;
+      const role = cap.delegatedTo ? p.roles.get(cap.delegatedTo) : undefined;
+      if (unrestricted(p) && (role === 'owner' || role === 'maintainer')) return ALLOW;
+      return deny(cap.delegatedTo ? `only administrators and owners or maintainers of ${cap.delegatedTo} change ${cap.family} entries` : `only administrators change ${cap.family} entries`);
+    }
     case 'org.create':
       return unrestricted(p) ? ALLOW : deny('this API key may not create organisations');
     case 'org.read':
