@@ -1,2 +1,2 @@
--- placeholder: the owning module replaces this line with its tables (statements separated by --> statement-breakpoint)
+-- placeholder: the owning module replaces this with its tables
 SELECT 1;

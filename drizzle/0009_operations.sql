@@ -1,2 +1,34 @@
--- placeholder: the owning module replaces this line with its tables (statements separated by --> statement-breakpoint)
-SELECT 1;
+-- Operations: namespace policies, GC tombstones and generation, batched pull times (src/operations/schema.ts).
+CREATE TABLE `namespace_policies` (
+	`namespace` text PRIMARY KEY NOT NULL,
+	`policy` text NOT NULL,
+	`version` integer NOT NULL,
+	`updated_at` integer DEFAULT (unixepoch('subsec') * 1000) NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE `gc_tombstones` (
+	`digest` text PRIMARY KEY NOT NULL,
+	`generation` integer NOT NULL,
+	`state` text NOT NULL,
+	`size` integer NOT NULL,
+	`created_at` integer DEFAULT (unixepoch('subsec') * 1000) NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `gc_tombstones_state` ON `gc_tombstones` (`state`);
+--> statement-breakpoint
+CREATE TABLE `gc_state` (
+	`id` integer PRIMARY KEY NOT NULL,
+	`generation` integer NOT NULL
+);
+--> statement-breakpoint
+INSERT INTO `gc_state` (`id`, `generation`) VALUES (1, 0);
+--> statement-breakpoint
+CREATE TABLE `manifest_pulls` (
+	`repository` text NOT NULL,
+	`digest` text NOT NULL,
+	`pulled_at` integer NOT NULL,
+	PRIMARY KEY(`repository`, `digest`)
+);
+--> statement-breakpoint
+-- GC asks "does any manifest in any repository reference this blob?": the existing index leads with repository_id.
+CREATE INDEX `gc_manifest_references_target_any` ON `manifest_references` (`target_digest`);

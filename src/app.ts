@@ -15,6 +15,7 @@ import { registerEventRoutes } from './events/routes.js';
 import { ociError } from './errors/catalogue.js';
 import { Governance } from './governance/hooks.js';
 import { registerGovernance } from './governance/register.js';
+import { registerWebhooks } from './webhooks/index.js';
 
 export interface AppDeps {
   config: Config;
@@ -24,6 +25,8 @@ export interface AppDeps {
   uploads: UploadEngine;
   log: Logger;
   auth: AuthModule;
+  /** Background work started by modules registers its stop here; the server awaits them on close. */
+  closers?: (() => Promise<void>)[];
   /** False while shutting down, so load balancers stop sending traffic. */
   isReady?: () => boolean;
 }
@@ -35,7 +38,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const access = deps.auth.register(app);
   const governance = new Governance();
   registerOci(app, { ...deps, access, governance });
-  registerGovernance({ app, config: deps.config, db: deps.db, store: deps.store, driver: deps.driver, log: deps.log, access, governance });
+  const moduleDeps = { app, config: deps.config, db: deps.db, store: deps.store, driver: deps.driver, log: deps.log, access, governance };
+  registerGovernance(moduleDeps);
+  const webhooks = registerWebhooks(moduleDeps);
+  deps.closers?.push(() => webhooks.stop());
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {

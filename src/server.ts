@@ -48,7 +48,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const uploads = new UploadEngine(driver);
   let ready = true;
   const auth = await createAuth(config, db);
-  const app = createApp({ config, db, store, driver, uploads, log, auth, isReady: () => ready });
+  const closers: (() => Promise<void>)[] = [];
+  const app = createApp({ config, db, store, driver, uploads, log, auth, closers, isReady: () => ready });
 
   // Abandoned upload sessions: drop their bytes and their row.
   const sweep = async (): Promise<void> => {
@@ -99,6 +100,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
         });
         http.closeIdleConnections();
       });
+      for (const close of closers) await close();
       await driver.close();
       db.$client.close();
       log.info('artifact-store stopped');

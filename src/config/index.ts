@@ -55,6 +55,14 @@ export const configSchema = z
     rateLimitBurst: int(400),
     /** A connection idle this long (no bytes either way) is closed; there is no whole-request limit. */
     idleTimeoutMs: int(120_000),
+    /** Webhook targets on loopback, private or link-local addresses are refused unless this is set (SSRF guard). */
+    webhookAllowPrivateTargets: bool.default(false),
+    /** Attempts per event before it becomes a dead letter. */
+    webhookMaxAttempts: z.coerce.number().int().min(1).default(8),
+    /** First retry delay; doubles per attempt (with jitter), capped at 5 minutes. */
+    webhookRetryBaseMs: int(1000),
+    /** A receiver that does not answer within this is a failed attempt. */
+    webhookTimeoutMs: int(10_000),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     shutdownTimeoutMs: int(30_000),
   })

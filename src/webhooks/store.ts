@@ -1,0 +1,103 @@
+/** Webhook subscriptions, their delivery cursors and dead letters. */
+import { randomBytes } from 'node:crypto';
+import { asc, desc, eq, lte } from 'drizzle-orm';
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+import { events } from '../meta/schema.js';
+import { webhookDeadLetters, webhooks } from './schema.js';
+
+export type WebhookRow = typeof webhooks.$inferSelect;
+
+export interface NewWebhook {
+  url: string;
+  events: string[];
+  namespaces: string[] | null;
+  secret: string;
+}
+
+/** The API view: everything but the secret. */
+export function presentWebhook(w: WebhookRow, deadLetters?: (typeof webhookDeadLetters.$inferSelect)[]): Record<string, unknown> {
+  return {
+    id: w.id,
+    url: w.url,
+    events: JSON.parse(w.events) as string[],
+    namespaces: w.namespaces ? (JSON.parse(w.namespaces) as string[]) : null,
+    cursor: w.cursorSeq,
+    delivered: w.delivered,
+    pendingAttempts: w.attempts,
+    lastError: w.lastError,
+    createdBy: w.createdBy,
+    createdAt: new Date(w.createdAt).toISOString(),
+    ...(deadLetters ? { deadLetters: deadLetters.map((d) => ({ seq: d.seq, attempts: d.attempts, lastError: d.lastError, failedAt: new Date(d.failedAt).toISOString() })) } : {}),
+  };
+}
+
+export class WebhookStore {
+  constructor(private readonly db: Db) {}
+
+  /** Subscribes from the current head of the log: only events after creation are delivered. */
+  create(w: NewWebhook, actor: string): WebhookRow {
+    return this.db.transaction((tx) => {
+      const head = tx.select({ seq: events.seq }).from(events).orderBy(desc(events.seq)).limit(1).get()?.seq ?? 0;
+      const id = `wh_${randomBytes(9).toString('base64url')}`;
+      const row = tx
+        .insert(webhooks)
+        .values({ id, url: w.url, events: JSON.stringify(w.events), namespaces: w.namespaces ? JSON.stringify(w.namespaces) : null, secret: w.secret, cursorSeq: head, createdBy: actor, createdAt: Date.now() })
+        .returning()
+        .get();
+      // The secret never enters the log.
+      appendEvent(tx, { actor, action: 'webhook.create', after: { id, url: w.url, events: w.events, namespaces: w.namespaces } });
+      return row;
+    });
+  }
+
+  get(id: string): WebhookRow | undefined {
+    return this.db.select().from(webhooks).where(eq(webhooks.id, id)).get();
+  }
+
+  list(): WebhookRow[] {
+    return this.db.select().from(webhooks).orderBy(asc(webhooks.createdAt), asc(webhooks.id)).all();
+  }
+
+  deadLetters(id: string, limit = 100): (typeof webhookDeadLetters.$inferSelect)[] {
+    return this.db.select().from(webhookDeadLetters).where(eq(webhookDeadLetters.webhookId, id)).orderBy(desc(webhookDeadLetters.seq)).limit(limit).all();
+  }
+
+  delete(id: string, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const gone = tx.delete(webhooks).where(eq(webhooks.id, id)).returning({ url: webhooks.url }).get();
+      if (!gone) return false;
+      tx.delete(webhookDeadLetters).where(eq(webhookDeadLetters.webhookId, id)).run();
+      appendEvent(tx, { actor, action: 'webhook.delete', before: { id, url: gone.url } });
+      return true;
+    });
+  }
+
+  /** Subscriptions whose next attempt is due. */
+  due(now: number): WebhookRow[] {
+    return this.db.select().from(webhooks).where(lte(webhooks.nextAttemptAt, now)).all();
+  }
+
+  /** Moves the cursor past events that did not match (no delivery needed). */
+  skipTo(id: string, seq: number): void {
+    this.db.update(webhooks).set({ cursorSeq: seq }).where(eq(webhooks.id, id)).run();
+  }
+
+  delivered(id: string, seq: number): void {
+    const row = this.get(id);
+    if (!row) return;
+    this.db.update(webhooks).set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: null, delivered: row.delivered + 1 }).where(eq(webhooks.id, id)).run();
+  }
+
+  failed(id: string, attempts: number, nextAttemptAt: number, error: string): void {
+    this.db.update(webhooks).set({ attempts, nextAttemptAt, lastError: error }).where(eq(webhooks.id, id)).run();
+  }
+
+  /** Gives up on one event: records it as a dead letter and moves on, in one transaction. */
+  deadLetter(id: string, seq: number, attempts: number, error: string): void {
+    this.db.transaction((tx) => {
+      tx.insert(webhookDeadLetters).values({ webhookId: id, seq, attempts, lastError: error, failedAt: Date.now() }).onConflictDoNothing().run();
+      tx.update(webhooks).set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: error }).where(eq(webhooks.id, id)).run();
+    });
+  }
+}

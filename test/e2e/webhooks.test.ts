@@ -1,0 +1,210 @@
+/**
+ * Webhooks against a real HTTP receiver on loopback: CloudEvents bodies, HMAC signatures,
+ * order, retries with backoff, dead letters, restart resumption, the SSRF guard.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { globMatches } from '../../src/webhooks/glob.js';
+import { isPublicAddress } from '../../src/webhooks/targets.js';
+import { expectError, pushBlob, pushImage, randomBlob } from '../helpers/http.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+
+interface Received {
+  headers: Record<string, string | string[] | undefined>;
+  raw: string;
+  body: { specversion: string; id: string; type: string; source: string; time: string; data: { seq: number; repository: string | null; digest: string | null } };
+}
+
+/** A receiver whose answer per request is decided by `answer` (status code). */
+async function receiver(answer: (n: number) => number): Promise<{ url: string; got: Received[]; attempts: () => number; close(): Promise<void> }> {
+  const got: Received[] = [];
+  let n = 0;
+  const server: Server = createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (raw += d));
+    req.on('end', () => {
+      const status = answer(n++);
+      if (status < 300) got.push({ headers: req.headers, raw, body: JSON.parse(raw) as Received['body'] });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    got,
+    attempts: () => n,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const SECRET = 'a-webhook-secret-of-some-length';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function registry(settings: Record<string, unknown> = {}): Promise<TestRegistry> {
+  const reg = await startTestRegistry({ webhookAllowPrivateTargets: true, webhookRetryBaseMs: 20, ...settings });
+  cleanups.push(() => reg.stop());
+  return reg;
+}
+
+async function subscribe(url: string, body: Record<string, unknown>): Promise<{ id: string }> {
+  const res = await fetch(`${url}/api/v1/webhooks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ secret: SECRET, ...body }) });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return (await res.json()) as { id: string };
+}
+
+describe('webhooks', () => {
+  it('delivers signed CloudEvents in log order, filtered by glob and namespace', async () => {
+    const reg = await registry();
+    const rx = await receiver(() => 204);
+    cleanups.push(rx.close);
+    const created = await subscribe(reg.url, { url: rx.url, events: ['oci.manifest.*', 'oci.tag.*'], namespaces: ['team'] });
+    expect(JSON.stringify(created)).not.toContain(SECRET);
+
+    const a = await pushImage(reg.url, 'team/app', 'v1');
+    await pushImage(reg.url, 'other/app', 'v1'); // another namespace: never delivered
+    const b = await pushImage(reg.url, 'team/app', 'v2');
+    await until(() => rx.got.length >= 4);
+    await new Promise((r) => setTimeout(r, 300)); // nothing else may arrive
+    expect(rx.got.map((g) => [g.body.type, g.body.data.digest])).toEqual([
+      ['oci.manifest.push', a.digest],
+      ['oci.tag.set', a.digest],
+      ['oci.manifest.push', b.digest],
+      ['oci.tag.set', b.digest],
+    ]);
+    const seqs = rx.got.map((g) => g.body.data.seq);
+    expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+    for (const g of rx.got) {
+      expect(g.headers['content-type']).toBe('application/cloudevents+json');
+      expect(g.body.specversion).toBe('1.0');
+      expect(g.body.id).toBe(String(g.body.data.seq));
+      expect(Number.isNaN(Date.parse(g.body.time))).toBe(false);
+      expect(g.headers['x-artifact-store-signature']).toBe(`sha256=${createHmac('sha256', SECRET).update(g.raw).digest('hex')}`);
+    }
+  });
+
+  it('retries a failing receiver with backoff, keeping the same event id, then delivers', async () => {
+    const reg = await registry();
+    const rx = await receiver((n) => (n < 3 ? 500 : 200));
+    cleanups.push(rx.close);
+    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    const digest = await pushBlob(reg.url, 'team/blobs', randomBlob(100));
+    await until(() => rx.got.length === 1);
+    expect(rx.attempts()).toBe(4);
+    expect(rx.got[0]!.body.data.digest).toBe(digest);
+  });
+
+  it('dead-letters an event after the last attempt and moves on', async () => {
+    const reg = await registry({ webhookMaxAttempts: 2 });
+    let failFirst = true;
+    const rx = await receiver(() => (failFirst ? 500 : 200));
+    cleanups.push(rx.close);
+    const { id } = await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    const first = await pushBlob(reg.url, 'team/dl', randomBlob(10));
+    await until(() => rx.attempts() >= 2);
+    failFirst = false;
+    const second = await pushBlob(reg.url, 'team/dl', randomBlob(10));
+    await until(() => rx.got.some((g) => g.body.data.digest === second));
+    expect(rx.got.some((g) => g.body.data.digest === first)).toBe(false);
+    const view = (await (await fetch(`${reg.url}/api/v1/webhooks/${id}`)).json()) as { deadLetters: { seq: number; attempts: number; lastError: string }[] };
+    expect(view.deadLetters).toHaveLength(1);
+    expect(view.deadLetters[0]!.attempts).toBe(2);
+    expect(view.deadLetters[0]!.lastError).toContain('500');
+  });
+
+  it('resumes after a restart: every event arrives at least once, in order', async () => {
+    let reg = await registry();
+    let up = false;
+    const rx = await receiver(() => (up ? 200 : 503));
+    cleanups.push(rx.close);
+    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    const digests: string[] = [];
+    for (let i = 0; i < 5; i++) digests.push(await pushBlob(reg.url, 'team/restart', randomBlob(50 + i)));
+    await until(() => rx.attempts() >= 1);
+    reg = await reg.restart();
+    cleanups.push(() => reg.stop());
+    up = true;
+    await until(() => new Set(rx.got.map((g) => g.body.data.digest)).size === 5);
+    const firstSeen = [...new Set(rx.got.map((g) => g.body.data.digest))];
+    expect(firstSeen).toEqual(digests);
+  });
+
+  it('refuses private targets unless allowed, and bad subscriptions', async () => {
+    const reg = await registry({ webhookAllowPrivateTargets: false });
+    const post = (body: unknown) => fetch(`${reg.url}/api/v1/webhooks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    for (const url of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest', 'http://localhost/x']) {
+      await expectError(await post({ url, events: ['*'], secret: SECRET }), 400, 'INVALID_PAYLOAD');
+    }
+    await expectError(await post({ url: 'ftp://example.com/x', events: ['*'], secret: SECRET }), 400, 'INVALID_PAYLOAD');
+    await expectError(await post({ url: 'http://user:pw@example.com/x', events: ['*'], secret: SECRET }), 400, 'INVALID_PAYLOAD');
+    await expectError(await post({ url: 'http://example.com/x', events: [], secret: SECRET }), 400, 'INVALID_PAYLOAD');
+    await expectError(await post({ url: 'http://example.com/x', events: ['*'], secret: 'short' }), 400, 'INVALID_PAYLOAD');
+    const res = await post({ url: 'http://example.com/x', events: ['*'], secret: 'short' });
+    expect(((await res.json()) as { errors: { retryable: boolean }[] }).errors[0]!.retryable).toBe(false);
+  });
+
+  it('lists and deletes subscriptions without revealing secrets', async () => {
+    const reg = await registry();
+    const { id } = await subscribe(reg.url, { url: 'http://127.0.0.1:9/x', events: ['*'] });
+    const list = await (await fetch(`${reg.url}/api/v1/webhooks`)).text();
+    expect(list).toContain(id);
+    expect(list).not.toContain(SECRET);
+    expect((await fetch(`${reg.url}/api/v1/webhooks/${id}`, { method: 'DELETE' })).status).toBe(204);
+    await expectError(await fetch(`${reg.url}/api/v1/webhooks/${id}`), 404, 'NOT_FOUND');
+  });
+});
+
+describe('webhook globs and address guard', () => {
+  it.each([
+    ['*', 'oci.manifest.push', true],
+    ['oci.*', 'oci.manifest.push', true],
+    ['oci.*', 'identity.user.create', false],
+    ['oci.manifest.push', 'oci.manifest.push', true],
+    ['oci.manifest', 'oci.manifest.push', false],
+    ['*.delete', 'oci.tag.delete', true],
+    ['oci.*.delete', 'oci.manifest.push', false],
+    ['a*b*c', 'axxbyyc', true],
+    ['a*b*c', 'axxbyy', false],
+    ['', '', true],
+  ])('%s matches %s: %s', (pattern, text, expected) => {
+    expect(globMatches(pattern, text)).toBe(expected);
+  });
+
+  it('does not blow up on hostile patterns', () => {
+    const started = performance.now();
+    expect(globMatches('*a'.repeat(100) + 'b', 'a'.repeat(200))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it.each([
+    ['8.8.8.8', true],
+    ['127.0.0.1', false],
+    ['10.0.0.1', false],
+    ['172.16.5.4', false],
+    ['192.168.1.1', false],
+    ['169.254.169.254', false],
+    ['100.64.0.1', false],
+    ['::1', false],
+    ['fe80::1', false],
+    ['fd00::1', false],
+    ['::ffff:10.0.0.1', false],
+    ['::ffff:8.8.8.8', true],
+    ['2001:4860:4860::8888', true],
+    ['not-an-ip', false],
+  ])('%s public: %s', (address, expected) => {
+    expect(isPublicAddress(address)).toBe(expected);
+  });
+});
