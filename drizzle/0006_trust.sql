@@ -1,2 +1,7 @@
--- placeholder: the owning module replaces this line with its tables (statements separated by --> statement-breakpoint)
-SELECT 1;
+-- Trust policy per namespace (src/trust/schema.ts).
+CREATE TABLE `trust_policies` (
+	`namespace` text PRIMARY KEY NOT NULL,
+	`version` integer NOT NULL,
+	`document` text NOT NULL,
+	`updated_at` integer DEFAULT (unixepoch('subsec') * 1000) NOT NULL
+);

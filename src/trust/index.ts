@@ -1,7 +1,69 @@
-/** Signatures and trust (PRODUCT.md §6, §11 "Trust"). Placeholder until the module lands. */
+/**
+ * Signatures and trust (PRODUCT.md §6, §11 "Trust"): verifies cosign/sigstore signatures of a
+ * digest against its namespace's policy, explains the decision, and under `enforce` +
+ * `enforceOnPull` refuses manifest pulls of untrusted content (signatures stay readable).
+ */
+import { namespaceOf } from '../auth/permissions.js';
+import { ociError } from '../errors/catalogue.js';
 import type { Families, Trust } from '../governance/contracts.js';
+import type { PullTarget } from '../governance/hooks.js';
 import type { ModuleDeps } from '../governance/module.js';
+import { COSIGN_ATT_ARTIFACT, COSIGN_SIG_ARTIFACT, isSignatureManifest } from './discovery.js';
+import { TrustEvaluator, type TrustExplanation } from './evaluator.js';
+import { TrustPolicyStore } from './policy-store.js';
+import { registerTrustRoutes } from './routes.js';
+import { BUNDLE_PREFIX } from './verify.js';
 
-export function registerTrust(_deps: ModuleDeps, _families: Families): Trust {
-  return { evaluate: async (repository) => ({ trusted: false, decision: 'unsigned', policy: { namespace: repository.split('/')[0]!, mode: 'off', version: 0 } }) };
+export type { TrustExplanation } from './evaluator.js';
+
+export interface TrustModule extends Trust {
+  /** The full explanation (signatures, attestations, reasons) behind a verdict. */
+  explain(repository: string, digest: string): Promise<TrustExplanation>;
+}
+
+function isSignatureArtifact(t: PullTarget): boolean {
+  const type = t.artifactType ?? '';
+  return type === COSIGN_SIG_ARTIFACT || type === COSIGN_ATT_ARTIFACT || type.startsWith(BUNDLE_PREFIX);
+}
+
+export function registerTrust(deps: ModuleDeps, _families: Families): TrustModule {
+  const policies = new TrustPolicyStore(deps.db);
+  const evaluator = new TrustEvaluator(deps.db, deps.store, deps.driver, policies, deps.config.trustedRootPath);
+  registerTrustRoutes(deps.app, { access: deps.access, store: deps.store, policies, evaluator });
+
+  deps.governance.add({
+    name: 'trust',
+    // Any manifest change in a repository may add/remove a signature or a signed parent index.
+    afterPush: (push) => evaluator.invalidate(push.repository),
+    guardDelete: (target) => {
+      if (target.kind === 'manifest' || target.kind === 'tag' || target.kind === 'repository') evaluator.invalidate(target.repository);
+    },
+    checkPull: async (target) => {
+      const policy = policies.get(namespaceOf(target.repository));
+      if (policy.mode === 'off' || !policy.enforceOnPull) return;
+      // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify.
+      if (target.subject !== null || isSignatureArtifact(target)) return;
+      const verdict = await evaluator.explain(target.repository, target.digest);
+      if (verdict.trusted) return;
+      // Legacy `.sig`/`.att` manifests have no subject: recognise them by their layers.
+      const m = deps.store.manifestByDigest(target.repository, target.digest);
+      if (m && isSignatureManifest(m.payload)) return;
+      const label = `trust policy of namespace ${policy.namespace} (version ${policy.version}, mode ${policy.mode}, enforceOnPull)`;
+      if (policy.mode === 'warn') {
+        deps.log.warn({ repository: target.repository, digest: target.digest, decision: verdict.decision }, `pull of ${verdict.decision} content allowed by the ${label}`);
+        return;
+      }
+      throw ociError('DENIED', `${target.repository}@${target.digest} is ${verdict.decision}${verdict.quarantined ? ' (quarantined: signed only by a revoked key)' : ''}; pull refused by the ${label}`, {
+        detail: { repository: target.repository, digest: target.digest, decision: verdict.decision, quarantined: verdict.quarantined, policy: verdict.policy },
+      });
+    },
+  });
+
+  return {
+    evaluate: async (repository, digest) => {
+      const e = await evaluator.explain(repository, digest);
+      return { trusted: e.trusted, decision: e.decision, policy: { namespace: e.policy.namespace, mode: e.policy.mode, version: e.policy.version } };
+    },
+    explain: (repository, digest) => evaluator.explain(repository, digest),
+  };
 }

@@ -1,0 +1,95 @@
+/** SQL for trust policies: read by version, write with its event in one transaction. */
+import { eq, sql } from 'drizzle-orm';
+import { ociError } from '../errors/catalogue.js';
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+import { defaultPolicy, type PutPolicyBody, type TrustPolicy, type TrustPolicyDocument } from './policy.js';
+import { trustPolicies } from './schema.js';
+
+/** What the event log records about a policy: key ids and fingerprints, never whole PEMs. */
+function summary(p: TrustPolicyDocument & { version: number }): Record<string, unknown> {
+  return {
+    version: p.version,
+    mode: p.mode,
+    enforceOnPull: p.enforceOnPull,
+    keys: p.keys.map((k) => k.id),
+    revokedKeys: p.revokedKeys.map((k) => k.id),
+    identities: p.identities,
+    trustedRoot: p.trustedRoot !== undefined,
+  };
+}
+
+export class TrustPolicyStore {
+  private readonly qVersion;
+  /** Parsed documents by namespace, valid while the stored version is unchanged. */
+  private readonly parsed = new Map<string, TrustPolicy>();
+
+  constructor(private readonly db: Db) {
+    this.qVersion = db.select({ version: trustPolicies.version }).from(trustPolicies).where(eq(trustPolicies.namespace, sql.placeholder('ns'))).prepare();
+  }
+
+  /** The current policy (one indexed lookup; the document is parsed once per version). */
+  get(namespace: string): TrustPolicy {
+    const row = this.qVersion.get({ ns: namespace });
+    if (!row) return defaultPolicy(namespace);
+    const cached = this.parsed.get(namespace);
+    if (cached?.version === row.version) return cached;
+    const full = this.db.select().from(trustPolicies).where(eq(trustPolicies.namespace, namespace)).get();
+    if (!full) return defaultPolicy(namespace);
+    const policy: TrustPolicy = { ...(JSON.parse(full.document) as TrustPolicyDocument), namespace, version: full.version };
+    this.parsed.set(namespace, policy);
+    return policy;
+  }
+
+  /**
+   * Replaces the policy (the body is the whole desired state). Revoked keys stay on record as
+   * revoked unless the body names them again, which re-trusts them explicitly (an event).
+   */
+  put(namespace: string, body: PutPolicyBody, actor: string): TrustPolicy {
+    return this.db.transaction((tx) => {
+      const before = this.get(namespace);
+      const doc: TrustPolicyDocument = {
+        mode: body.mode,
+        enforceOnPull: body.enforceOnPull,
+        keys: body.keys.map((k) => ({ id: k.id, publicKey: k.publicKey })),
+        revokedKeys: before.revokedKeys.filter((r) => !body.keys.some((k) => k.id === r.id || k.publicKey.trim() === r.publicKey.trim())),
+        identities: body.identities.map((i) => ({ issuer: i.issuer, ...(i.subject !== undefined ? { subject: i.subject } : {}), ...(i.subjectPattern !== undefined ? { subjectPattern: i.subjectPattern } : {}) })),
+        ...(body.trustedRoot !== undefined ? { trustedRoot: body.trustedRoot } : {}),
+      };
+      const version = before.version + 1;
+      this.write(tx, namespace, version, doc);
+      appendEvent(tx, { actor, action: 'trust.policy.set', repository: namespace, before: before.version === 0 ? undefined : summary(before), after: summary({ ...doc, version }) });
+      return { ...doc, namespace, version };
+    });
+  }
+
+  /** Moves key `id` to the revoked list and bumps the version. Unknown key: NOT_FOUND. */
+  revokeKey(namespace: string, id: string, actor: string, reason: string | null): TrustPolicy {
+    return this.db.transaction((tx) => {
+      const before = this.get(namespace);
+      const key = before.keys.find((k) => k.id === id);
+      if (!key) throw ociError('NOT_FOUND', `no key ${id} in the trust policy of ${namespace}`, { detail: { keyId: id } });
+      const doc: TrustPolicyDocument = {
+        mode: before.mode,
+        enforceOnPull: before.enforceOnPull,
+        keys: before.keys.filter((k) => k.id !== id),
+        revokedKeys: [...before.revokedKeys, { ...key, revokedAt: Date.now(), revokedBy: actor }],
+        identities: before.identities,
+        ...(before.trustedRoot !== undefined ? { trustedRoot: before.trustedRoot } : {}),
+      };
+      const version = before.version + 1;
+      this.write(tx, namespace, version, doc);
+      appendEvent(tx, { actor, action: 'trust.key.revoke', repository: namespace, before: summary(before), after: { ...summary({ ...doc, version }), revokedKey: id }, reason });
+      return { ...doc, namespace, version };
+    });
+  }
+
+  private write(tx: Pick<Db, 'insert'>, namespace: string, version: number, doc: TrustPolicyDocument): void {
+    const document = JSON.stringify(doc);
+    tx.insert(trustPolicies)
+      .values({ namespace, version, document })
+      .onConflictDoUpdate({ target: trustPolicies.namespace, set: { version, document, updatedAt: Date.now() } })
+      .run();
+    this.parsed.delete(namespace);
+  }
+}
