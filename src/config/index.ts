@@ -55,6 +55,8 @@ export const configSchema = z
     rateLimitBurst: int(400),
     /** A connection idle this long (no bytes either way) is closed; there is no whole-request limit. */
     idleTimeoutMs: int(120_000),
+    /** How often the event log head is signed (a checkpoint); 0 = only on demand. */
+    checkpointIntervalSeconds: int(3600),
     /** Webhook targets on loopback, private or link-local addresses are refused unless this is set (SSRF guard). */
     webhookAllowPrivateTargets: bool.default(false),
     /** Attempts per event before it becomes a dead letter. */
@@ -65,6 +67,8 @@ export const configSchema = z
     webhookTimeoutMs: int(10_000),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     shutdownTimeoutMs: int(30_000),
+    /** A sigstore `trusted_root.json` for keyless signatures (namespaces may supply their own). */
+    trustedRootPath: z.string().optional(),
   })
   .strict();
 
