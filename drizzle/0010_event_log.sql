@@ -21,3 +21,11 @@ CREATE TABLE `webhook_dead_letters` (
 	`failed_at` integer NOT NULL,
 	PRIMARY KEY(`webhook_id`, `seq`)
 );
+--> statement-breakpoint
+CREATE TABLE `event_checkpoints` (
+	`seq` integer PRIMARY KEY NOT NULL,
+	`head_hash` text NOT NULL,
+	`time` integer NOT NULL,
+	`key_id` text NOT NULL,
+	`signature` text NOT NULL
+);

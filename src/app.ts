@@ -16,6 +16,10 @@ import { ociError } from './errors/catalogue.js';
 import { Governance } from './governance/hooks.js';
 import { registerGovernance } from './governance/register.js';
 import { registerWebhooks } from './webhooks/index.js';
+import { Metrics } from './metrics/index.js';
+import { loadOrCreateLogKey, logKeyPath, registerCheckpoints } from './events/checkpoints.js';
+import { count, max } from 'drizzle-orm';
+import { events, uploads } from './meta/schema.js';
 
 export interface AppDeps {
   config: Config;
@@ -25,6 +29,8 @@ export interface AppDeps {
   uploads: UploadEngine;
   log: Logger;
   auth: AuthModule;
+  /** Prometheus metrics; the server passes the instance that also wraps the storage driver. */
+  metrics?: Metrics;
   /** Background work started by modules registers its stop here; the server awaits them on close. */
   closers?: (() => Promise<void>)[];
   /** False while shutting down, so load balancers stop sending traffic. */
@@ -34,6 +40,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.log));
+  const metrics = deps.metrics ?? new Metrics();
+  app.use('*', metrics.middleware());
 
   const access = deps.auth.register(app);
   const governance = new Governance();
@@ -42,6 +50,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerGovernance(moduleDeps);
   const webhooks = registerWebhooks(moduleDeps);
   deps.closers?.push(() => webhooks.stop());
+  const logKey = loadOrCreateLogKey(logKeyPath(deps.config));
+  const stopCheckpoints = registerCheckpoints(app, { db: deps.db, access, key: logKey, intervalSeconds: deps.config.checkpointIntervalSeconds });
+  deps.closers?.push(async () => stopCheckpoints());
+
+  metrics.gauge('artifact_store_uploads_open', 'Upload sessions open', () => deps.db.select({ n: count() }).from(uploads).get()?.n ?? 0);
+  metrics.gauge('artifact_store_event_log_head_seq', 'Sequence number of the newest event', () => deps.db.select({ n: max(events.seq) }).from(events).get()?.n ?? 0);
+  metrics.gauge('artifact_store_webhooks_retrying', 'Webhook subscriptions waiting to retry a failed delivery', () => webhooks.retrying());
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
+import { Metrics } from './metrics/index.js';
 import { createAuth } from './auth/index.js';
 import { IdentityStore } from './auth/identity-store.js';
 import type { Config } from './config/index.js';
@@ -42,14 +43,15 @@ async function createDriver(config: Config): Promise<BlobDriver> {
 }
 
 export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
-  const driver = await createDriver(config);
+  const metrics = new Metrics();
+  const driver = metrics.instrument(await createDriver(config));
   const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
   const store = new RegistryStore(db);
   const uploads = new UploadEngine(driver);
   let ready = true;
   const auth = await createAuth(config, db);
   const closers: (() => Promise<void>)[] = [];
-  const app = createApp({ config, db, store, driver, uploads, log, auth, closers, isReady: () => ready });
+  const app = createApp({ config, db, store, driver, uploads, log, auth, closers, metrics, isReady: () => ready });
 
   // Abandoned upload sessions: drop their bytes and their row.
   const sweep = async (): Promise<void> => {

@@ -1,0 +1,107 @@
+/**
+ * Prometheus metrics (GET /metrics, prom-client). Labels stay low-cardinality: routes are
+ * templates (`/v2/{name}/blobs/{digest}`), never raw paths; status is a class (2xx…5xx).
+ * Gauges that the database already knows (uploads open, event log head, webhook retries) are
+ * read at scrape time instead of being counted on the request path.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BlobDriver } from '../data/driver.js';
+import type { AppEnv } from '../http/env.js';
+
+const V2_ROUTES: [RegExp, string][] = [
+  [/^\/v2\/?$/, '/v2/'],
+  [/^\/v2\/_catalog$/, '/v2/_catalog'],
+  [/^\/v2\/.+\/blobs\/uploads\/?$/, '/v2/{name}/blobs/uploads/'],
+  [/^\/v2\/.+\/blobs\/uploads\/[^/]+$/, '/v2/{name}/blobs/uploads/{id}'],
+  [/^\/v2\/.+\/blobs\/[^/]+$/, '/v2/{name}/blobs/{digest}'],
+  [/^\/v2\/.+\/manifests\/[^/]+$/, '/v2/{name}/manifests/{reference}'],
+  [/^\/v2\/.+\/tags\/list$/, '/v2/{name}/tags/list'],
+  [/^\/v2\/.+\/referrers\/[^/]+$/, '/v2/{name}/referrers/{digest}'],
+];
+
+/** The route template of a request; unknown paths share one label. */
+export function routeLabel(c: Context<AppEnv>): string {
+  const path = c.req.path;
+  if (path.startsWith('/v2')) return V2_ROUTES.find(([re]) => re.test(path))?.[1] ?? '/v2/(unmatched)';
+  const template = routePath(c, -1);
+  return template && template !== '*' && template !== '/*' ? template : '(unmatched)';
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'artifact_store_http_requests_total', help: 'HTTP requests by route template, method and status class', labelNames: ['route', 'method', 'status'], registers: [this.registry] });
+  private readonly duration = new Histogram({
+    name: 'artifact_store_http_request_duration_seconds',
+    help: 'Time to the response headers, by route template and method',
+    labelNames: ['route', 'method'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+    registers: [this.registry],
+  });
+  private readonly bytesIn = new Counter({ name: 'artifact_store_http_request_bytes_total', help: 'Declared request body bytes', registers: [this.registry] });
+  private readonly bytesOut = new Counter({ name: 'artifact_store_http_response_bytes_total', help: 'Declared response body bytes', registers: [this.registry] });
+  private readonly storageOps = new Histogram({ name: 'artifact_store_storage_operation_seconds', help: 'Storage driver calls by operation', labelNames: ['driver', 'operation'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30], registers: [this.registry] });
+  private readonly storageErrors = new Counter({ name: 'artifact_store_storage_errors_total', help: 'Storage driver calls that failed, by operation', labelNames: ['driver', 'operation'], registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'artifact_store_' });
+  }
+
+  /** A gauge whose value is read when Prometheus scrapes. */
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        try {
+          this.set(read());
+        } catch {
+          // database closing or unavailable: keep the last value rather than failing the scrape
+        }
+      },
+    });
+  }
+
+  middleware(): MiddlewareHandler<AppEnv> {
+    return async (c, next) => {
+      const started = performance.now();
+      await next();
+      const route = routeLabel(c);
+      const method = c.req.method;
+      const outgoing = c.env?.outgoing;
+      const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status;
+      this.requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` });
+      this.duration.observe({ route, method }, (performance.now() - started) / 1000);
+      const inLen = Number(c.req.header('content-length'));
+      if (inLen > 0) this.bytesIn.inc(inLen);
+      const outLen = Number(outgoing?.headersSent ? outgoing.getHeader('content-length') : c.res.headers.get('content-length'));
+      if (outLen > 0 && method !== 'HEAD') this.bytesOut.inc(outLen);
+    };
+  }
+
+  /** Wraps a storage driver so every call is timed and failures counted. */
+  instrument(driver: BlobDriver): BlobDriver {
+    const ops = this.storageOps;
+    const errors = this.storageErrors;
+    return new Proxy(driver, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function' || prop === 'constructor') return value;
+        const operation = String(prop);
+        return async (...args: unknown[]) => {
+          const end = ops.startTimer({ driver: target.name, operation });
+          try {
+            return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          } catch (err) {
+            errors.inc({ driver: target.name, operation });
+            throw err;
+          } finally {
+            end();
+          }
+        };
+      },
+    });
+  }
+}
