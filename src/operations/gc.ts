@@ -1,0 +1,323 @@
+/**
+ * Online garbage collection (PRODUCT.md §9): mark from the metadata database, sweep in
+ * transactions that re-check what they delete, remove bytes only after the metadata commit.
+ * Safety protocol with concurrent pushes: see fence.ts and the README section "Garbage collection".
+ *
+ * Order of one run: finish deletions a crashed run left `deleting`; apply retention (tags, then
+ * the manifests that lost their last tag, with their referrers and untagged children); drop
+ * referrers whose subject is gone; then blobs no manifest references. A dry run computes the
+ * same lists without writing.
+ */
+import type { Logger } from 'pino';
+import type { BlobDriver } from '../data/driver.js';
+import { AppError, ociError } from '../errors/catalogue.js';
+import type { Protection } from '../governance/contracts.js';
+import type { DeleteTarget, Governance } from '../governance/hooks.js';
+import { isFallbackTag, selectRetention, type NamespacePolicy } from './policy.js';
+import { chunks, type BlobCandidate, type OperationsStore, type Tx } from './store.js';
+import type { PullRecorder } from './pulls.js';
+
+export interface GcItem {
+  kind: 'blob' | 'manifest' | 'tag';
+  action: 'delete' | 'keep';
+  repository?: string;
+  digest?: string;
+  tag?: string;
+  size?: number;
+  reason: string;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  blobs: number;
+  bytes: number;
+  manifests: number;
+  tags: number;
+  items: GcItem[];
+  /** Items beyond MAX_ITEMS are counted but not listed. */
+  itemsTruncated: boolean;
+  startedAt: string;
+  durationMs: number;
+}
+
+export interface GcOptions {
+  dryRun: boolean;
+  actor: string;
+}
+
+const MAX_ITEMS = 10_000;
+const DELETE_CONCURRENCY = 16;
+
+export class GarbageCollector {
+  private running: Promise<GcReport> | null = null;
+
+  constructor(
+    private readonly store: OperationsStore,
+    private readonly driver: BlobDriver,
+    private readonly governance: Governance,
+    private readonly protection: Protection,
+    private readonly pulls: PullRecorder,
+    private readonly graceMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  /** One run at a time in this process: a second caller gets 409 CONFLICT. */
+  run(opts: GcOptions): Promise<GcReport> {
+    if (this.running) return Promise.reject(ociError('CONFLICT', 'a garbage collection is already running'));
+    const p = this.collect(opts).finally(() => (this.running = null));
+    this.running = p;
+    return p;
+  }
+
+  private async collect({ dryRun, actor }: GcOptions): Promise<GcReport> {
+    const started = Date.now();
+    const cutoff = started - this.graceMs;
+    const report: GcReport = { dryRun, blobs: 0, bytes: 0, manifests: 0, tags: 0, items: [], itemsTruncated: false, startedAt: new Date(started).toISOString(), durationMs: 0 };
+    const add = (item: GcItem): void => {
+      if (report.items.length < MAX_ITEMS) report.items.push(item);
+      else report.itemsTruncated = true;
+    };
+    if (!dryRun) await this.finishDeleting();
+    this.pulls.flush();
+
+    // Manifests (retention + dangling referrers). In a dry run, remember what would go so the
+    // blob phase can count the blobs it frees.
+    const goneManifests = new Map<number, Set<string>>();
+    for (const { namespace, policy } of this.store.allPolicies()) {
+      if (policy.retention.length === 0) continue;
+      for (const repo of this.store.repositoriesOf(namespace)) this.applyRetention(repo, policy, started, dryRun, actor, report, add, goneManifests);
+    }
+    for (const d of this.store.danglingReferrers(cutoff)) {
+      if (goneManifests.get(d.repoId)?.has(d.digest)) continue;
+      this.deleteManifestGroup(d.repoId, d.repository, d.digest, 'its subject is not in the repository', dryRun, actor, report, add, goneManifests, new Set());
+    }
+
+    // Blobs.
+    const candidates = this.store.unreferencedBlobs(cutoff);
+    if (dryRun) candidates.push(...this.freedByDryRun(goneManifests, cutoff, new Set(candidates.map((c) => c.digest))));
+    for (const batch of chunks(candidates)) {
+      if (dryRun) this.previewBlobs(batch, add, report);
+      else await this.sweepBlobs(batch, cutoff, actor, add, report);
+    }
+    report.durationMs = Date.now() - started;
+    this.log.info({ dryRun, blobs: report.blobs, bytes: report.bytes, manifests: report.manifests, tags: report.tags, ms: report.durationMs }, 'gc finished');
+    return report;
+  }
+
+  /** Why GC may not delete this content (hold, retention, a module's guard), or null. */
+  private refusal(target: Omit<DeleteTarget, 'actor' | 'origin'>, actor: string, tx?: Tx): string | null {
+    if (target.digest) {
+      const reason = this.protection.protectedReason(target.repository, target.digest, tx);
+      if (reason) return reason;
+    }
+    if (!tx) return null;
+    try {
+      this.governance.guardDelete({ ...target, actor, origin: 'gc' }, tx);
+      return null;
+    } catch (err) {
+      if (err instanceof AppError) return err.message;
+      throw err;
+    }
+  }
+
+  private applyRetention(
+    repo: { id: number; name: string },
+    policy: NamespacePolicy,
+    now: number,
+    dryRun: boolean,
+    actor: string,
+    report: GcReport,
+    add: (i: GcItem) => void,
+    gone: Map<number, Set<string>>,
+  ): void {
+    const pulled = this.store.pullTimes(repo.name);
+    const tagRows = this.store.tagRows(repo.id).map((t) => ({ ...t, pulledAt: pulled.get(t.digest) }));
+    const verdicts = selectRetention(policy, repo.name, tagRows, now);
+    const drop = verdicts.filter((v) => !v.keep);
+    if (drop.length === 0) return;
+    const remaining = new Map<string, number>();
+    for (const t of tagRows) remaining.set(t.digest, (remaining.get(t.digest) ?? 0) + 1);
+    const orphaned: string[] = [];
+    const dropped = new Set<string>();
+    const run = (tx?: Tx): void => {
+      for (const v of drop) {
+        if (tx && this.store.tagDigest(repo.id, v.tag, tx) !== v.digest) continue; // moved since the mark
+        const why = this.refusal({ repository: repo.name, kind: 'tag', tag: v.tag, digest: v.digest }, actor, tx);
+        if (why) {
+          add({ kind: 'tag', action: 'keep', repository: repo.name, tag: v.tag, digest: v.digest, reason: why });
+          continue;
+        }
+        if (tx) this.store.deleteTag(tx, repo.id, repo.name, v.tag, v.digest, actor, `retention: ${v.reason}`);
+        report.tags++;
+        dropped.add(v.tag);
+        add({ kind: 'tag', action: 'delete', repository: repo.name, tag: v.tag, digest: v.digest, reason: `retention: ${v.reason}` });
+        const left = (remaining.get(v.digest) ?? 1) - 1;
+        remaining.set(v.digest, left);
+        if (left === 0) orphaned.push(v.digest);
+      }
+    };
+    if (dryRun) run();
+    else this.store.db.transaction((tx) => run(tx));
+    for (const digest of orphaned) this.deleteManifestGroup(repo.id, repo.name, digest, 'retention removed its last tag', dryRun, actor, report, add, gone, dryRun ? dropped : new Set());
+  }
+
+  /**
+   * Deletes a manifest with its referrers and the children nothing else lists, in one
+   * transaction, or nothing at all when any of them is protected, tagged or still needed.
+   */
+  private deleteManifestGroup(
+    repoId: number,
+    repository: string,
+    root: string,
+    reason: string,
+    dryRun: boolean,
+    actor: string,
+    report: GcReport,
+    add: (i: GcItem) => void,
+    gone: Map<number, Set<string>>,
+    droppedTags: Set<string>,
+  ): void {
+    const attempt = (tx?: Tx): { group: { digest: string; size: number; why: string }[] } | { keep: string } => {
+      const q = tx ?? this.store.db;
+      const already = gone.get(repoId) ?? new Set<string>();
+      const group = new Map<string, { size: number; why: string }>();
+      const queue: { digest: string; why: string }[] = [{ digest: root, why: reason }];
+      while (queue.length > 0) {
+        const { digest, why } = queue.shift()!;
+        if (group.has(digest) || already.has(digest)) continue;
+        const info = this.store.manifestInfo(repoId, digest, q);
+        if (!info) continue;
+        // A dry run has not removed the retention tags: look past them. Fallback tags go with their manifest.
+        const tagsLeft = this.store.tagsOf(repoId, digest, q).filter((t) => !droppedTags.has(t) && !isFallbackTag(t));
+        if (tagsLeft.length > 0) return { keep: digest === root ? `still tagged ${tagsLeft.join(', ')}` : `referrer or child ${digest} is tagged ${tagsLeft.join(', ')}` };
+        const parents = this.store.parentsOf(repoId, digest, q).filter((p) => !group.has(p) && !already.has(p));
+        if (parents.length > 0) {
+          if (digest === root) return { keep: `listed by index ${parents[0]}` };
+          continue; // a child another index still lists stays (and so does nothing else here)
+        }
+        const refused = this.refusal({ repository, kind: 'manifest', digest }, actor, tx);
+        if (refused) return { keep: digest === root ? refused : `referrer ${digest}: ${refused}` };
+        group.set(digest, { size: info.size, why });
+        for (const r of this.store.referrersOf(repoId, digest, q)) queue.push({ digest: r, why: `referrer of ${digest}` });
+        for (const ch of this.store.childrenOf(repoId, digest, q)) queue.push({ digest: ch, why: `child of ${digest}` });
+      }
+      return { group: [...group.entries()].map(([digest, v]) => ({ digest, ...v })) };
+    };
+    const outcome = dryRun ? attempt() : this.store.db.transaction((tx) => {
+      const o = attempt(tx);
+      if ('group' in o) for (const m of o.group) this.store.deleteManifest(tx, repoId, repository, m.digest, actor, m.why);
+      return o;
+    });
+    if ('keep' in outcome) {
+      add({ kind: 'manifest', action: 'keep', repository, digest: root, reason: outcome.keep });
+      return;
+    }
+    const set = gone.get(repoId) ?? new Set<string>();
+    gone.set(repoId, set);
+    for (const m of outcome.group) {
+      set.add(m.digest);
+      report.manifests++;
+      add({ kind: 'manifest', action: 'delete', repository, digest: m.digest, size: m.size, reason: m.why });
+    }
+  }
+
+  /** Dry run only: blobs whose every referencing manifest would be deleted above. */
+  private freedByDryRun(gone: Map<number, Set<string>>, cutoff: number, known: Set<string>): BlobCandidate[] {
+    if (gone.size === 0) return [];
+    const out: BlobCandidate[] = [];
+    const db = this.store.db;
+    const stmtRefs = db.$client.prepare("SELECT target_digest AS d FROM manifest_references WHERE repository_id = ? AND manifest_digest = ? AND kind = 'blob'");
+    const stmtUsers = db.$client.prepare('SELECT repository_id AS r, manifest_digest AS m FROM manifest_references WHERE target_digest = ?');
+    const stmtBlob = db.$client.prepare('SELECT size, created_at AS c FROM blobs WHERE digest = ?');
+    const stmtFresh = db.$client.prepare('SELECT 1 FROM repository_blobs WHERE digest = ? AND created_at >= ? LIMIT 1');
+    for (const [repoId, digests] of gone) {
+      for (const m of digests) {
+        for (const { d } of stmtRefs.all(repoId, m) as { d: string }[]) {
+          if (known.has(d)) continue;
+          const users = stmtUsers.all(d) as { r: number; m: string }[];
+          if (!users.every((u) => gone.get(u.r)?.has(u.m))) continue;
+          const b = stmtBlob.get(d) as { size: number; c: number } | undefined;
+          if (!b || b.c >= cutoff || stmtFresh.get(d, cutoff)) continue;
+          known.add(d);
+          out.push({ digest: d, size: b.size });
+        }
+      }
+    }
+    return out;
+  }
+
+  private previewBlobs(batch: BlobCandidate[], add: (i: GcItem) => void, report: GcReport): void {
+    const linked = this.store.linkedRepositories(batch.map((b) => b.digest), this.store.db);
+    for (const b of batch) {
+      const repos = linked.get(b.digest) ?? [];
+      const why = repos.map((r) => this.protection.protectedReason(r, b.digest)).find((x) => x);
+      if (why) {
+        add({ kind: 'blob', action: 'keep', digest: b.digest, size: b.size, reason: why });
+        continue;
+      }
+      report.blobs++;
+      report.bytes += b.size;
+      add({ kind: 'blob', action: 'delete', digest: b.digest, size: b.size, reason: repos.length ? `referenced by no manifest (linked to ${repos.join(', ')})` : 'referenced by no manifest' });
+    }
+  }
+
+  /** T1 (metadata + tombstones, re-checked in the transaction), bytes, then T2. */
+  private async sweepBlobs(batch: BlobCandidate[], cutoff: number, actor: string, add: (i: GcItem) => void, report: GcReport): Promise<void> {
+    const doomed = this.store.db.transaction((tx) => {
+      const still = this.store.unreferencedBlobs(cutoff, tx, batch.map((b) => b.digest));
+      if (still.length === 0) return { generation: 0, blobs: [] as BlobCandidate[] };
+      const linked = this.store.linkedRepositories(still.map((b) => b.digest), tx);
+      const generation = this.store.nextGeneration(tx);
+      const out: BlobCandidate[] = [];
+      for (const b of still) {
+        const repos = linked.get(b.digest) ?? [];
+        const why = repos.map((r) => this.refusal({ repository: r, kind: 'blob', digest: b.digest }, actor, tx)).find((x) => x);
+        if (why) {
+          add({ kind: 'blob', action: 'keep', digest: b.digest, size: b.size, reason: why });
+          continue;
+        }
+        const reason = repos.length ? `referenced by no manifest (linked to ${repos.join(', ')})` : 'referenced by no manifest';
+        this.store.tombstoneBlob(tx, b, generation, repos, actor, reason);
+        add({ kind: 'blob', action: 'delete', digest: b.digest, size: b.size, reason });
+        out.push(b);
+      }
+      return { generation, blobs: out };
+    });
+    if (doomed.blobs.length === 0) return;
+    await this.deleteBytes(doomed.blobs.map((b) => ({ digest: b.digest, generation: doomed.generation })));
+    for (const b of doomed.blobs) {
+      report.blobs++;
+      report.bytes += b.size;
+    }
+  }
+
+  /** Deletes the bytes of `deleting` tombstones, then marks them `deleted`; failures stay `deleting` for the next run. */
+  private async deleteBytes(items: { digest: string; generation: number }[]): Promise<void> {
+    const done: { digest: string; generation: number }[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const it = items[next++]!;
+        try {
+          await this.driver.delete(it.digest);
+          done.push(it);
+        } catch (err) {
+          this.log.warn({ err, digest: it.digest }, 'gc: deleting bytes failed; retried next run');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, items.length) }, worker));
+    this.store.markDeleted(done);
+  }
+
+  /** Resumes a run that stopped (crash, storage error) between the metadata commit and the byte deletion. */
+  async finishDeleting(): Promise<number> {
+    const pending = this.store.deletingTombstones();
+    for (const batch of chunks(pending)) await this.deleteBytes(batch);
+    return pending.length;
+  }
+}

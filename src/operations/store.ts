@@ -1,0 +1,261 @@
+/**
+ * SQL for operations: namespace policies, usage, and the garbage collector's mark queries and
+ * deleting transactions. Reads and writes the OCI tables (src/meta/schema.ts) directly, always
+ * inside the transaction it is given when it decides something that a write depends on.
+ */
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags } from '../meta/schema.js';
+import { EMPTY_POLICY, policySchema, type NamespacePolicy } from './policy.js';
+import { gcState, gcTombstones, manifestPulls, namespacePolicies } from './schema.js';
+
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+type Q = Tx | Db;
+
+const CHUNK = 500;
+export function chunks<T>(items: T[], n = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
+/** Repositories of namespace `ns`: the name itself or `ns/…` ('0' is the character after '/'). */
+const inNamespace = (ns: string) => sql`(r.name = ${ns} OR (r.name >= ${`${ns}/`} AND r.name < ${`${ns}0`}))`;
+
+export interface BlobCandidate {
+  digest: string;
+  size: number;
+}
+
+export class OperationsStore {
+  constructor(readonly db: Db) {}
+
+  // ---- policies ------------------------------------------------------------------------------
+
+  policy(ns: string, q: Q = this.db): { policy: NamespacePolicy; version: number } | undefined {
+    const row = q.select().from(namespacePolicies).where(eq(namespacePolicies.namespace, ns)).get();
+    return row ? { policy: { ...EMPTY_POLICY, ...policySchema.parse(JSON.parse(row.policy)) }, version: row.version } : undefined;
+  }
+
+  allPolicies(): { namespace: string; policy: NamespacePolicy }[] {
+    return this.db
+      .select()
+      .from(namespacePolicies)
+      .all()
+      .map((r) => ({ namespace: r.namespace, policy: { ...EMPTY_POLICY, ...policySchema.parse(JSON.parse(r.policy)) } }));
+  }
+
+  setPolicy(ns: string, policy: NamespacePolicy, actor: string): number {
+    return this.db.transaction((tx) => {
+      const prev = this.policy(ns, tx);
+      const version = (prev?.version ?? 0) + 1;
+      const doc = JSON.stringify(policy);
+      tx.insert(namespacePolicies)
+        .values({ namespace: ns, policy: doc, version })
+        .onConflictDoUpdate({ target: namespacePolicies.namespace, set: { policy: doc, version, updatedAt: Date.now() } })
+        .run();
+      appendEvent(tx, { actor, action: 'operations.policy.set', repository: ns, before: prev ? { ...prev.policy, version: prev.version } : undefined, after: { ...policy, version } });
+      return version;
+    });
+  }
+
+  // ---- usage ---------------------------------------------------------------------------------
+
+  /** Bytes of distinct blobs referenced by manifests of the namespace plus distinct manifest payloads. */
+  usage(ns: string, q: Q = this.db): number {
+    const row = q.get<{ bytes: number }>(sql`
+      SELECT COALESCE(SUM(size), 0) AS bytes FROM (
+        SELECT b.digest AS digest, b.size AS size FROM repositories r
+          JOIN manifest_references mr ON mr.repository_id = r.id AND mr.kind = 'blob'
+          JOIN blobs b ON b.digest = mr.target_digest
+          WHERE ${inNamespace(ns)}
+        UNION
+        SELECT m.digest, m.size FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE ${inNamespace(ns)}
+      )`);
+    return row?.bytes ?? 0;
+  }
+
+  /** Which of `digests` the namespace already counts (referenced by one of its manifests, or a manifest of it). */
+  countedInNamespace(ns: string, digests: string[], q: Q): Set<string> {
+    const out = new Set<string>();
+    for (const part of chunks(digests)) {
+      const list = sql.join(part.map((d) => sql`${d}`), sql`, `);
+      const rows = q.all<{ d: string }>(sql`
+        SELECT mr.target_digest AS d FROM repositories r JOIN manifest_references mr ON mr.repository_id = r.id
+          WHERE ${inNamespace(ns)} AND mr.target_digest IN (${list})
+        UNION
+        SELECT m.digest FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE ${inNamespace(ns)} AND m.digest IN (${list})`);
+      for (const r of rows) out.add(r.d);
+    }
+    return out;
+  }
+
+  // ---- checks used inside push/delete transactions --------------------------------------------
+
+  repositoryId(name: string, q: Q = this.db): number | undefined {
+    return q.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, name)).get()?.id;
+  }
+
+  tagDigest(repoId: number, tag: string, q: Q): string | undefined {
+    return q.select({ d: tags.digest }).from(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).get()?.d;
+  }
+
+  tagsOf(repoId: number, digest: string | null, q: Q): string[] {
+    const where = digest === null ? eq(tags.repositoryId, repoId) : and(eq(tags.repositoryId, repoId), eq(tags.digest, digest));
+    return q.select({ n: tags.name }).from(tags).where(where).all().map((r) => r.n);
+  }
+
+  /** Which of `digests` are not linked to the repository (blobs) right now. */
+  unlinkedBlobs(repoId: number, digests: string[], q: Q): string[] {
+    const linked = new Set<string>();
+    for (const part of chunks(digests)) {
+      for (const r of q.select({ d: repositoryBlobs.digest }).from(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, part))).all()) linked.add(r.d);
+    }
+    return digests.filter((d) => !linked.has(d));
+  }
+
+  missingManifests(repoId: number, digests: string[], q: Q): string[] {
+    const present = new Set<string>();
+    for (const part of chunks(digests)) {
+      for (const r of q.select({ d: manifests.digest }).from(manifests).where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, part))).all()) present.add(r.d);
+    }
+    return digests.filter((d) => !present.has(d));
+  }
+
+  // ---- GC: blobs -----------------------------------------------------------------------------
+
+  /**
+   * Blobs no manifest of any repository references, created before `cutoff` and with no link
+   * made at or after it (fresh uploads and mounts wait out the grace window). Optionally
+   * restricted to `only` (the re-check inside the deleting transaction).
+   */
+  unreferencedBlobs(cutoff: number, q: Q = this.db, only?: string[]): BlobCandidate[] {
+    const restrict = only ? sql`AND b.digest IN (${sql.join(only.map((d) => sql`${d}`), sql`, `)})` : sql``;
+    return q.all<BlobCandidate>(sql`
+      SELECT b.digest AS digest, b.size AS size FROM blobs b
+      WHERE b.created_at < ${cutoff} ${restrict}
+        AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target_digest = b.digest)
+        AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND rb.created_at >= ${cutoff})
+      ORDER BY b.digest`);
+  }
+
+  /** Repositories linking each digest. */
+  linkedRepositories(digests: string[], q: Q): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const part of chunks(digests)) {
+      const rows = q
+        .select({ d: repositoryBlobs.digest, name: repositories.name })
+        .from(repositoryBlobs)
+        .innerJoin(repositories, eq(repositories.id, repositoryBlobs.repositoryId))
+        .where(inArray(repositoryBlobs.digest, part))
+        .all();
+      for (const r of rows) out.set(r.d, [...(out.get(r.d) ?? []), r.name]);
+    }
+    return out;
+  }
+
+  /** T1 for one blob: metadata gone, tombstone `deleting` at `generation`. Caller holds the transaction. */
+  tombstoneBlob(tx: Tx, b: BlobCandidate, generation: number, repos: string[], actor: string, reason: string): void {
+    tx.delete(repositoryBlobs).where(eq(repositoryBlobs.digest, b.digest)).run();
+    tx.delete(blobs).where(eq(blobs.digest, b.digest)).run();
+    tx.insert(gcTombstones)
+      .values({ digest: b.digest, generation, state: 'deleting', size: b.size })
+      .onConflictDoUpdate({ target: gcTombstones.digest, set: { generation, state: 'deleting', size: b.size } })
+      .run();
+    appendEvent(tx, { actor, action: 'gc.blob.delete', digest: b.digest, before: { size: b.size, repositories: repos }, reason });
+  }
+
+  nextGeneration(tx: Tx): number {
+    return tx.update(gcState).set({ generation: sql`${gcState.generation} + 1` }).where(eq(gcState.id, 1)).returning({ g: gcState.generation }).get()!.g;
+  }
+
+  deletingTombstones(): { digest: string; generation: number }[] {
+    return this.db.select({ digest: gcTombstones.digest, generation: gcTombstones.generation }).from(gcTombstones).where(eq(gcTombstones.state, 'deleting')).all();
+  }
+
+  /** T2: the bytes are gone. Only for the generation this GC wrote (a newer T1 owns the row otherwise). */
+  markDeleted(items: { digest: string; generation: number }[]): void {
+    this.db.transaction((tx) => {
+      for (const it of items) {
+        tx.update(gcTombstones).set({ state: 'deleted' }).where(and(eq(gcTombstones.digest, it.digest), eq(gcTombstones.generation, it.generation), eq(gcTombstones.state, 'deleting'))).run();
+      }
+    });
+  }
+
+  // ---- GC: manifests (retention, dangling referrers) -----------------------------------------
+
+  repositoriesOf(ns: string): { id: number; name: string }[] {
+    return this.db.all<{ id: number; name: string }>(sql`SELECT r.id AS id, r.name AS name FROM repositories r WHERE ${inNamespace(ns)} ORDER BY r.name`);
+  }
+
+  tagRows(repoId: number): { tag: string; digest: string; pushedAt: number }[] {
+    return this.db.select({ tag: tags.name, digest: tags.digest, pushedAt: tags.updatedAt }).from(tags).where(eq(tags.repositoryId, repoId)).all();
+  }
+
+  pullTimes(repository: string): Map<string, number> {
+    const rows = this.db.select({ d: manifestPulls.digest, t: manifestPulls.pulledAt }).from(manifestPulls).where(eq(manifestPulls.repository, repository)).all();
+    return new Map(rows.map((r) => [r.d, r.t]));
+  }
+
+  recordPulls(pulls: { repository: string; digest: string; at: number }[]): void {
+    if (pulls.length === 0) return;
+    this.db.transaction((tx) => {
+      for (const p of pulls) {
+        tx.insert(manifestPulls)
+          .values({ repository: p.repository, digest: p.digest, pulledAt: p.at })
+          .onConflictDoUpdate({ target: [manifestPulls.repository, manifestPulls.digest], set: { pulledAt: sql`max(${manifestPulls.pulledAt}, excluded.pulled_at)` } })
+          .run();
+      }
+    });
+  }
+
+  /** Manifests of the repository whose `subject` is `digest`. */
+  referrersOf(repoId: number, digest: string, q: Q): string[] {
+    return q.select({ d: manifests.digest }).from(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.subject, digest))).all().map((r) => r.d);
+  }
+
+  /** Manifests of the repository that list `digest` as a child (indexes). */
+  parentsOf(repoId: number, digest: string, q: Q): string[] {
+    return q
+      .select({ d: manifestReferences.manifestDigest })
+      .from(manifestReferences)
+      .where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.targetDigest, digest), eq(manifestReferences.kind, 'manifest')))
+      .all()
+      .map((r) => r.d);
+  }
+
+  childrenOf(repoId: number, digest: string, q: Q): string[] {
+    return q
+      .select({ d: manifestReferences.targetDigest })
+      .from(manifestReferences)
+      .where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.manifestDigest, digest), eq(manifestReferences.kind, 'manifest')))
+      .all()
+      .map((r) => r.d);
+  }
+
+  manifestInfo(repoId: number, digest: string, q: Q): { size: number; createdAt: number; subject: string | null } | undefined {
+    return q.select({ size: manifests.size, createdAt: manifests.createdAt, subject: manifests.subject }).from(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.digest, digest))).get();
+  }
+
+  /** Referrers older than `cutoff` whose subject is not (or no longer) stored in their repository. */
+  danglingReferrers(cutoff: number): { repoId: number; repository: string; digest: string }[] {
+    return this.db.all(sql`
+      SELECT m.repository_id AS repoId, r.name AS repository, m.digest AS digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+      WHERE m.subject IS NOT NULL AND m.created_at < ${cutoff}
+        AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject)
+      ORDER BY r.name, m.digest`);
+  }
+
+  deleteTag(tx: Tx, repoId: number, repository: string, tag: string, digest: string, actor: string, reason: string): void {
+    tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).run();
+    appendEvent(tx, { actor, action: 'gc.tag.delete', repository, tag, before: { digest }, reason });
+  }
+
+  deleteManifest(tx: Tx, repoId: number, repository: string, digest: string, actor: string, reason: string): void {
+    const removedTags = tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.digest, digest))).returning({ n: tags.name }).all().map((t) => t.n);
+    tx.delete(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.digest, digest))).run();
+    tx.delete(manifestReferences).where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.manifestDigest, digest))).run();
+    appendEvent(tx, { actor, action: 'gc.manifest.delete', repository, digest, before: { tags: removedTags }, reason });
+  }
+}
