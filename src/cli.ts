@@ -14,13 +14,15 @@ import { verifyChain } from './meta/events.js';
 import { isValidName } from './core/names.js';
 
 const USAGE = `usage: artifact-store <command>
+  serve                                               run the registry (same as \`npm start\`)
   user create <name> [--admin] [--password-stdin]   password from stdin (or prompted text on stdin)
   org create <name> --owner <user>
   org member <org> <user> <owner|maintainer|reader|remove>
   key create <user> --name <label> --scope <read,publish,admin> [--repo <pattern>]... [--expires-in <seconds>]
   key revoke <id>
   repo visibility <repository> <public|private>
-  events verify                                       check the event log's hash chain
+  events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
+  gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
 Settings (data dir etc.) come from the same config file and ARTIFACT_STORE_* variables as the server.`;
 
 function fail(message: string): never {
@@ -29,6 +31,8 @@ function fail(message: string): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // metadata.db holds password and key hashes: whoever creates the data dir makes it 0700/0600.
+  process.umask(0o077);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -40,6 +44,8 @@ async function main(argv: string[]): Promise<void> {
       scope: { type: 'string' },
       repo: { type: 'string', multiple: true },
       'expires-in': { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'public-key': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -107,7 +113,20 @@ async function main(argv: string[]): Promise<void> {
       case 'events verify': {
         const result = verifyChain(db);
         if (!result.ok) fail(`event log broken at seq ${result.brokenAt}`);
-        process.stdout.write(`event log intact: ${result.count} events\n`);
+        // Checkpoints are checked against the registry's own key file, never against keys stored beside them.
+        const { existsSync } = await import('node:fs');
+        const { loadOrCreateLogKey, logKeyFromPublicPem, logKeyPath, verifyCheckpoints } = await import('./events/checkpoints.js');
+        const keyFile = logKeyPath(config);
+        const publicKey = values['public-key'];
+        const key = publicKey ? logKeyFromPublicPem(readFileSync(publicKey, 'utf8')) : existsSync(keyFile) ? loadOrCreateLogKey(keyFile) : null;
+        const checked = key ? verifyCheckpoints(db, key) : { checked: 0, problems: [] };
+        if (checked.problems.length > 0) fail(`checkpoints do not verify:\n  ${checked.problems.join('\n  ')}`);
+        process.stdout.write(`event log intact: ${result.count} events, ${checked.checked} signed checkpoints verified\n`);
+        break;
+      }
+      case 'gc ': {
+        const { runGcCommand } = await import('./operations/index.js');
+        process.stdout.write(`${JSON.stringify(await runGcCommand(values['dry-run'], actor), null, 2)}\n`);
         break;
       }
       default:

@@ -1,12 +1,27 @@
-/** Entry point: load config, start, stop cleanly on SIGTERM/SIGINT. Nothing else. */
+/**
+ * The server process (`artifact-store serve`, `npm start`): load config, make sure someone can
+ * log in, start, stop cleanly on SIGTERM/SIGINT. Nothing else.
+ */
+import { join, resolve } from 'node:path';
 import { loadConfig } from './config/index.js';
+import { ensureInitialAdmin, watchInitialPassword } from './first-run.js';
 import { createLogger } from './log.js';
+import { openDatabase } from './meta/db.js';
 import { startRegistry } from './server.js';
+import { VERSION } from './version.js';
 
 // Blobs, the metadata database and the token signing key are the registry's alone.
 process.umask(0o077);
 const config = loadConfig();
 const log = createLogger(config.logLevel);
+log.info({ version: VERSION, node: process.version }, 'artifact-store starting');
+
+// Before listening, so whoever waits for /readyz finds the password file already written.
+const firstRunDb = config.auth === 'token' ? openDatabase(join(resolve(config.dataDir), 'metadata.db')) : undefined;
+const firstRun = firstRunDb ? await ensureInitialAdmin(firstRunDb, config.dataDir, log) : undefined;
+const stopWatching = firstRunDb && firstRun ? watchInitialPassword(firstRunDb, firstRun, log) : undefined;
+if (firstRunDb && !firstRun) firstRunDb.$client.close();
+
 const registry = await startRegistry(config, log);
 
 let stopping = false;
@@ -15,8 +30,12 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    stopWatching?.();
     registry.close().then(
-      () => process.exit(0),
+      () => {
+        if (firstRun) firstRunDb?.$client.close();
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
