@@ -19,8 +19,8 @@ export type BundleKind = keyof typeof BUNDLE_TYPES;
 const IDENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ident = (what: string) => z.string().regex(IDENT_RE, `${what} must be 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit`);
 
-/** Strict semver (`1.2.0`, not `v1.2` or ` 1.2.0`). */
-export const isStrictSemver = (v: string): boolean => v.length <= 128 && semver.valid(v) === v;
+/** Strict semver (`1.2.0`, `1.2.0-rc.1+build.5`; not `v1.2.0`, `=1.2.0` or ` 1.2.0`). */
+export const isStrictSemver = (v: string): boolean => v.length <= 128 && v.trim() === v && /^[0-9]/.test(v) && semver.valid(v) !== null;
 const version = z.string().refine(isStrictSemver, 'must be a semantic version such as 1.2.0');
 const range = z
   .string()

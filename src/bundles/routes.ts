@@ -150,19 +150,13 @@ export function registerBundleRoutes(app: Hono<AppEnv>, access: AccessControl, s
   /** Deterministic: the scope's activation row (unique per scope), else the tenant-less scope's. */
   app.get('/api/v1/resolve', (c) => {
     const scope = queryScope(c);
-    const key = scopeKeyOf(scope);
-    let hit = store.active(key);
-    let resolved = key;
-    if (!hit && key.tenant !== '') {
-      resolved = { ...key, tenant: '' };
-      hit = store.active(resolved);
-    }
+    const hit = store.resolve(scopeKeyOf(scope));
     if (!hit) throw ociError('UNKNOWN_BUNDLE', 'no bundle is active for this scope', { detail: { scope } });
     access.require(c, { kind: 'repository', repository: hit.bundle.repository, action: 'pull' });
     return c.json({
       scope,
-      resolved_scope: scopeOfKey(resolved),
-      fallback: resolved !== key,
+      resolved_scope: scopeOfKey(hit.resolved),
+      fallback: hit.fallback,
       bundle_id: hit.bundle.bundleId,
       bundle_version: hit.bundle.bundleVersion,
       repository: hit.bundle.repository,

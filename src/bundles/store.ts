@@ -128,6 +128,19 @@ export class BundleStore {
     return row ?? undefined;
   }
 
+  /**
+   * Resolution: the scope's own activation row, else (for a tenant scope) the tenant-less
+   * scope's. Index lookups only; never "latest by timestamp".
+   */
+  resolve(scope: ScopeKey): { bundle: BundleRow; eventSeq: number; resolved: ScopeKey; fallback: boolean } | undefined {
+    const own = this.active(scope);
+    if (own) return { ...own, resolved: scope, fallback: false };
+    if (scope.tenant === '') return undefined;
+    const resolved = { ...scope, tenant: '' };
+    const shared = this.active(resolved);
+    return shared ? { ...shared, resolved, fallback: true } : undefined;
+  }
+
   /** The scope's rollback stack, newest first. */
   stack(scope: ScopeKey, tx: Pick<Db, 'select'> = this.db): { position: number; bundle: number; eventSeq: number }[] {
     return tx
