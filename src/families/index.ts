@@ -1,7 +1,38 @@
-/** Registry families (PRODUCT.md §5, §11 "Families"). Placeholder until the module lands. */
+/**
+ * Registry families (PRODUCT.md §5, §11 "Families"): the catalogue of stable ids others treat
+ * as machine contracts, stored as OCI artifacts in `_registry/{family}` with a JSON REST view,
+ * governed namespaces that refuse unknown artifact types, and the audit-action check that makes
+ * the event log refuse unknown actions.
+ */
 import type { Families } from '../governance/contracts.js';
 import type { ModuleDeps } from '../governance/module.js';
+import { setAuditActionCheck } from '../meta/events.js';
+import { Catalogue } from './catalogue.js';
+import { familiesHooks } from './hooks.js';
+import { registerFamilyRoutes } from './routes.js';
 
-export function registerFamilies(_deps: ModuleDeps): Families {
-  return { entry: () => undefined, artifactTypeFor: () => undefined, isGoverned: () => false };
+export interface FamiliesModule extends Families {
+  /** Settles once the built-in entries are written (first start) or found present. */
+  ready: Promise<void>;
+  catalogue: Catalogue;
+}
+
+export function registerFamilies(deps: ModuleDeps): FamiliesModule {
+  const catalogue = new Catalogue(deps.db, deps.store, deps.driver, deps.log);
+  // The last registry started in a process installs its check (one per process in production).
+  setAuditActionCheck((action) => catalogue.checkAction(action));
+  const ready = catalogue.seed().then(
+    () => undefined,
+    (err: unknown) => deps.log.error({ err }, 'families: writing the built-in entries failed; they are retried at the next start'),
+  );
+  deps.governance.add(familiesHooks(catalogue, deps.driver, deps.config, ready));
+  registerFamilyRoutes(deps.app, catalogue, deps.access, ready);
+
+  return {
+    ready,
+    catalogue,
+    entry: (family, id) => catalogue.store.get(family, id),
+    artifactTypeFor: (artifactType) => catalogue.artifactTypeEntries(artifactType).find((e) => e.status !== 'disabled'),
+    isGoverned: (namespace) => catalogue.isGoverned(namespace),
+  };
 }

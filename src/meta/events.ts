@@ -33,8 +33,19 @@ export function eventHash(prevHash: string, e: Omit<EventRow, 'seq' | 'hash' | '
   return `sha256:${createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex')}`;
 }
 
+/**
+ * Fail closed on unknown audit actions (PRODUCT.md §5): the families module installs the check;
+ * it throws for an action that is not a registered, enabled audit-action entry, which rolls the
+ * mutation's transaction back. Cached in memory by the module: this runs on every write.
+ */
+let auditActionCheck: ((action: string) => void) | undefined;
+export function setAuditActionCheck(check: ((action: string) => void) | undefined): void {
+  auditActionCheck = check;
+}
+
 /** Appends one event; call inside the transaction of the mutation it records. */
 export function appendEvent(tx: Tx, input: EventInput): EventRow {
+  auditActionCheck?.(input.action);
   const last = tx.select({ hash: events.hash }).from(events).orderBy(desc(events.seq)).limit(1).get();
   const prevHash = last?.hash ?? GENESIS_HASH;
   const row = {

@@ -1,0 +1,230 @@
+/**
+ * The families catalogue: writes entry versions (OCI artifact + rows + event in one
+ * transaction), changes statuses, delegations and governed namespaces, and keeps the in-memory
+ * views the hot paths read (artifact types by media type, audit-action statuses, governed
+ * namespaces, compiled schemas).
+ */
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import type { Logger } from 'pino';
+import { ociError } from '../errors/catalogue.js';
+import type { BlobDriver } from '../data/driver.js';
+import type { EntryStatus, Family, FamilyEntry } from '../governance/contracts.js';
+import type { Tx } from '../governance/hooks.js';
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+import type { RegistryStore } from '../meta/registry-store.js';
+import { buildArtifact, registryRepository, writeBlob, type EntryArtifact } from './artifact.js';
+import { AUDIT_ACTIONS, builtinEntries } from './builtins.js';
+import { compileSchema, entrySchema, MAX_ENTRY_BYTES, type EntryDoc } from './entries.js';
+import { FamilyStore, type StoredEntry } from './store.js';
+
+export interface CompiledSchemas {
+  annotations?: ValidateFunction;
+  config?: ValidateFunction;
+}
+
+interface PendingWrite {
+  family: Family;
+  doc: EntryDoc;
+  version: number;
+  art: EntryArtifact;
+}
+
+/** Audit actions of this module: never disabled, or no entry could be re-activated. */
+const SELF_ACTIONS = new Set(['family.entry.create', 'family.entry.version', 'family.entry.status', 'identity.access.denied']);
+
+export class Catalogue {
+  readonly store: FamilyStore;
+  private artifactTypes: Map<string, StoredEntry[]> | null = null;
+  private auditStatuses: Map<string, EntryStatus> | null = null;
+  private governed: Set<string>;
+  private readonly schemas = new Map<string, CompiledSchemas>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly registry: RegistryStore,
+    private readonly driver: BlobDriver,
+    private readonly log: Logger,
+  ) {
+    this.store = new FamilyStore(db);
+    this.governed = this.store.governedNamespaces();
+  }
+
+  // ---- reads for the hot paths -----------------------------------------------------------------
+
+  isGoverned(namespace: string): boolean {
+    return this.governed.has(namespace);
+  }
+
+  /** Artifact-type entries (latest versions, any status) listing `type`, non-disabled first. */
+  artifactTypeEntries(type: string): StoredEntry[] {
+    if (!this.artifactTypes) {
+      const index = new Map<string, StoredEntry[]>();
+      for (const e of this.store.all('artifact-type')) {
+        for (const t of (e.entry.artifactTypes as string[] | undefined) ?? []) index.set(t, [...(index.get(t) ?? []), e]);
+      }
+      for (const list of index.values()) list.sort((a, b) => Number(a.status === 'disabled') - Number(b.status === 'disabled') || (a.id < b.id ? -1 : 1));
+      this.artifactTypes = index;
+    }
+    return this.artifactTypes.get(type) ?? [];
+  }
+
+  /** Whether events may name `action`: a built-in or an entry, and not disabled (fail closed). */
+  checkAction(action: string): void {
+    if (!this.auditStatuses) this.auditStatuses = new Map(this.store.all('audit-action').map((e) => [e.id, e.status]));
+    const status = this.auditStatuses.get(action) ?? (action in AUDIT_ACTIONS ? 'active' : undefined);
+    if (status === undefined) throw ociError('DENIED', `audit action "${action}" is not registered: add an audit-action entry before recording it`, { detail: { action } });
+    if (status === 'disabled') throw ociError('DENIED', `audit action "${action}" is disabled`, { detail: { action } });
+  }
+
+  /** The compiled schemas of an artifact-type entry version (compiled once, then cached). */
+  schemasOf(e: FamilyEntry): CompiledSchemas {
+    const key = `${e.id}@${e.version}`;
+    let compiled = this.schemas.get(key);
+    if (!compiled) {
+      compiled = {};
+      if (e.entry.annotationsSchema !== undefined) compiled.annotations = compileSchema(e.entry.annotationsSchema, 'annotationsSchema');
+      if (e.entry.configSchema !== undefined) compiled.config = compileSchema(e.entry.configSchema, 'configSchema');
+      this.schemas.set(key, compiled);
+    }
+    return compiled;
+  }
+
+  private invalidate(family: Family): void {
+    if (family === 'artifact-type') this.artifactTypes = null;
+    if (family === 'audit-action') this.auditStatuses = null;
+  }
+
+  // ---- entry writes ------------------------------------------------------------------------------
+
+  /** Checks what zod cannot: the owner product exists, schemas compile, the encoding fits. */
+  private prepare(family: Family, doc: EntryDoc, version: number): PendingWrite {
+    if (!(family === 'product' && doc.owner === doc.id)) {
+      const owner = this.store.head('product', doc.owner);
+      if (!owner) throw ociError('INVALID_PAYLOAD', `owner "${doc.owner}" is not a product entry`, { detail: [{ path: '$.owner', message: 'unknown product' }] });
+      if (owner.status === 'disabled') throw ociError('INVALID_PAYLOAD', `owner product "${doc.owner}" is disabled`, { detail: [{ path: '$.owner', message: 'disabled product' }] });
+    }
+    if (family === 'artifact-type') {
+      if (doc.annotationsSchema !== undefined) compileSchema(doc.annotationsSchema, 'annotationsSchema');
+      if (doc.configSchema !== undefined) compileSchema(doc.configSchema, 'configSchema');
+    }
+    let art: EntryArtifact;
+    try {
+      art = buildArtifact(family, version, doc);
+    } catch (err) {
+      throw ociError('INVALID_PAYLOAD', `entry cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (art.layer.length > MAX_ENTRY_BYTES) throw ociError('INVALID_PAYLOAD', `entry is ${art.layer.length} bytes as CBOR; at most ${MAX_ENTRY_BYTES}`, { status: 413 });
+    return { family, doc, version, art };
+  }
+
+  /** Blobs first (content-addressed, harmless alone), then every manifest, row and event in one transaction. */
+  private async commit(writes: PendingWrite[], actor: string): Promise<void> {
+    for (const w of writes) {
+      await writeBlob(this.driver, w.art.config, w.art.configDigest);
+      await writeBlob(this.driver, w.art.layer, w.art.layerDigest);
+    }
+    this.db.transaction(() => {
+      for (const w of writes) this.writeVersion(w, actor);
+    });
+    for (const w of writes) this.invalidate(w.family);
+  }
+
+  private writeVersion({ family, doc, version, art }: PendingWrite, actor: string): void {
+    const repo = registryRepository(family);
+    const entryName = `${family}/${doc.id}`;
+    this.registry.putManifest(repo, art.manifest, [doc.id], actor, {
+      guard: (tx: Tx) => {
+        const latest = this.store.head(family, doc.id, tx)?.latestVersion ?? 0;
+        if (version === 1 && latest > 0) throw ociError('CONFLICT', `entry ${entryName} already exists (version ${latest}); PUT a new version instead`, { detail: { family, id: doc.id, version: latest } });
+        if (latest !== version - 1) throw ociError('CONFLICT', `version ${version} of ${entryName} was written by a concurrent request (latest is ${latest})`, { detail: { family, id: doc.id, version: latest } });
+        this.registry.linkBlob(repo, art.configDigest, art.config.length, actor, 'oci.blob.push');
+        this.registry.linkBlob(repo, art.layerDigest, art.layer.length, actor, 'oci.blob.push');
+      },
+      after: (tx: Tx) => {
+        this.store.insertVersion(tx, { family, id: doc.id, version, digest: art.manifest.digest, layerDigest: art.layerDigest, entry: doc, actor });
+        appendEvent(tx, {
+          actor,
+          action: version === 1 ? 'family.entry.create' : 'family.entry.version',
+          repository: repo,
+          digest: art.manifest.digest,
+          tag: doc.id,
+          before: version === 1 ? undefined : { version: version - 1 },
+          after: { family, id: doc.id, version, layerDigest: art.layerDigest },
+        });
+      },
+    });
+  }
+
+  async create(family: Family, doc: EntryDoc, actor: string): Promise<StoredEntry> {
+    const existing = this.store.head(family, doc.id);
+    if (existing) throw ociError('CONFLICT', `entry ${family}/${doc.id} already exists (version ${existing.latestVersion}); PUT a new version instead`, { detail: { family, id: doc.id, version: existing.latestVersion } });
+    await this.commit([this.prepare(family, doc, 1)], actor);
+    return this.store.get(family, doc.id, 1)!;
+  }
+
+  /** A new version of an existing entry; of two concurrent bumps to the same number one gets 409. */
+  async putVersion(family: Family, doc: EntryDoc, actor: string): Promise<StoredEntry> {
+    const head = this.store.head(family, doc.id);
+    if (!head) throw ociError('NOT_FOUND', `no entry ${family}/${doc.id}; POST it first`, { detail: { family, id: doc.id } });
+    const version = head.latestVersion + 1;
+    await this.commit([this.prepare(family, doc, version)], actor);
+    return this.store.get(family, doc.id, version)!;
+  }
+
+  setStatus(family: Family, id: string, status: EntryStatus, reason: string, actor: string): StoredEntry {
+    if (family === 'audit-action' && status === 'disabled' && SELF_ACTIONS.has(id)) {
+      throw ociError('INVALID_PAYLOAD', `audit action ${id} cannot be disabled: the catalogue needs it to record status changes`, { detail: [{ path: '$.status', message: 'not allowed for this entry' }] });
+    }
+    this.db.transaction((tx) => {
+      const head = this.store.head(family, id, tx);
+      if (!head) throw ociError('NOT_FOUND', `no entry ${family}/${id}`, { detail: { family, id } });
+      if (head.status === status) return;
+      this.store.setStatus(tx, family, id, status);
+      appendEvent(tx, { actor, action: 'family.entry.status', repository: registryRepository(family), tag: id, before: { status: head.status }, after: { family, id, status }, reason });
+    });
+    this.invalidate(family);
+    return this.store.get(family, id)!;
+  }
+
+  setDelegation(family: Family, org: string | null, actor: string): void {
+    this.db.transaction((tx) => {
+      const before = this.store.delegation(family);
+      if (before === org) return;
+      this.store.setDelegation(tx, family, org);
+      appendEvent(tx, { actor, action: 'family.delegation.set', repository: registryRepository(family), before: { family, org: before }, after: { family, org } });
+    });
+  }
+
+  setGoverned(namespace: string, governed: boolean, actor: string): void {
+    this.db.transaction((tx) => {
+      const before = this.store.setGoverned(tx, namespace, governed);
+      if (before !== governed) appendEvent(tx, { actor, action: 'namespace.governance.set', before: { namespace, governed: before }, after: { namespace, governed } });
+    });
+    if (governed) this.governed.add(namespace);
+    else this.governed.delete(namespace);
+  }
+
+  // ---- built-ins ---------------------------------------------------------------------------------
+
+  /** Writes the built-in entries that are absent (first start, or a release that adds some); never touches present ones. */
+  async seed(): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const missing = builtinEntries().filter((b) => !this.store.head(b.family, b.entry.id));
+      if (missing.length === 0) return 0;
+      try {
+        // Products first in the list, but prepare() checks owners against the DB: seed owners in their own step.
+        const owners = missing.filter((b) => b.family === 'product');
+        if (owners.length > 0) await this.commit(owners.map((b) => this.prepare(b.family, entrySchema(b.family).parse(b.entry), 1)), 'system');
+        const rest = missing.filter((b) => b.family !== 'product');
+        await this.commit(rest.map((b) => this.prepare(b.family, entrySchema(b.family).parse(b.entry), 1)), 'system');
+        this.log.info({ entries: missing.length }, 'families: built-in entries written');
+        return missing.length;
+      } catch (err) {
+        // Another process sharing the database seeded at the same time: look again once.
+        if (attempt === 0 && (err as { code?: string }).code === 'CONFLICT') continue;
+        throw err;
+      }
+    }
+  }
+}
