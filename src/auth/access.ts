@@ -9,18 +9,20 @@ import { ociError, type AppError } from '../errors/catalogue.js';
 import type { AppEnv } from '../http/env.js';
 import type { Caller } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
-import { allowedActions, type Action } from './permissions.js';
-import { capabilityName, decide, type Capability } from './capabilities.js';
+import type { Action } from './permissions.js';
+import { capabilityName, catalogScope, decide, type Capability } from './capabilities.js';
 
 export interface AccessControl {
   /** Throws UNAUTHORIZED (401 with a challenge) or DENIED (403) unless allowed. */
   authorize(c: Context<AppEnv>, repository: string, action: Action): void;
   /** Whether the caller may pull from the repository (mount sources). */
   canPull(c: Context<AppEnv>, repository: string): boolean;
-  /** Whether `_catalog` shows the repository to the caller. */
-  canList(c: Context<AppEnv>, repository: string): boolean;
-  /** Asks an anonymous caller without a token to get one scoped `registry:catalog:*`. */
-  authorizeCatalog(c: Context<AppEnv>): void;
+  /**
+   * One page of `_catalog` for the caller (names after `last`, at most `limit`), filtered by the
+   * store in SQL. `listAll` pages every repository, for callers who may see all. Asks an
+   * anonymous caller without a token to get one scoped `registry:catalog:*`.
+   */
+  catalogPage(c: Context<AppEnv>, limit: number, last: string | undefined, listAll: (limit: number, last?: string) => string[]): string[];
   /** Registry-wide reads (the event log): administrators only, by password or unrestricted admin key. */
   authorizeAdmin(c: Context<AppEnv>): void;
   /** Throws UNAUTHORIZED (Basic challenge) or DENIED (with a denial event) unless the caller has `cap`. */
@@ -32,8 +34,7 @@ export interface AccessControl {
 export const openAccess: AccessControl = {
   authorize() {},
   canPull: () => true,
-  canList: () => true,
-  authorizeCatalog() {},
+  catalogPage: (_c, limit, last, listAll) => listAll(limit, last),
   authorizeAdmin() {},
   require() {},
   can: () => true,
@@ -41,10 +42,37 @@ export const openAccess: AccessControl = {
 
 const CHALLENGE_ACTIONS: Record<Action, string> = { pull: 'pull', push: 'pull,push', delete: 'delete' };
 
+/** RFC 3986 host (reg-name of letters, digits, '-', '.', or a bracketed IPv6 literal) and optional port. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/** Whether a Host header is a plain host[:port] (checked before it goes anywhere near a header we build). */
+export function isPlainHost(host: string): boolean {
+  return host.length <= 261 && HOST_RE.test(host);
+}
+
+/**
+ * The token realm: configured, or derived from the request's Host. A Host that is not a plain
+ * host[:port] never reaches the challenge (issue #18: a crafted Host added `service`/`scope`
+ * parameters); such a request is told to send a proper Host or the operator to set authRealm.
+ */
 export function realmOf(c: Context<AppEnv>, configured: string | undefined): string {
   if (configured) return configured;
   const proto = c.req.header('x-forwarded-proto') === 'https' ? 'https' : 'http';
-  return `${proto}://${c.req.header('host') ?? 'localhost'}/token`;
+  const host = c.req.header('host') ?? 'localhost';
+  if (!isPlainHost(host)) throw ociError('UNSUPPORTED', 'the Host header is not a valid host[:port]; the server needs it (or a configured authRealm) to name its token endpoint', { status: 400 });
+  return `${proto}://${host}/token`;
+}
+
+/** A quoted-string for an auth-param (RFC 9110 §5.6.4): backslash-escape '"' and '\\', drop control characters. */
+export function quoted(value: string): string {
+  return `"${value.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** `Bearer k="v",…` with every value quote-escaped. */
+export function bearerChallenge(params: Record<string, string>): string {
+  return `Bearer ${Object.entries(params)
+    .map(([k, v]) => `${k}=${quoted(v)}`)
+    .join(',')}`;
 }
 
 export class TokenAccess implements AccessControl {
@@ -79,28 +107,23 @@ export class TokenAccess implements AccessControl {
 
   /**
    * A token scoped to `registry:catalog:*` lists what its user could pull; a token without it
-   * lists only the repositories it names.
+   * lists only the repositories it names (capabilities.ts `catalogScope`).
    */
-  canList(c: Context<AppEnv>, repository: string): boolean {
+  catalogPage(c: Context<AppEnv>, limit: number, last: string | undefined, listAll: (limit: number, last?: string) => string[]): string[] {
     const caller = c.get('caller');
-    if (caller.grants?.some((g) => g.type === 'registry' && g.name === 'catalog')) {
-      return allowedActions(caller.principal, repository, this.identities.isPublic(repository)).has('pull');
-    }
-    return this.allowed(caller, repository, 'pull');
+    if (caller.principal === null && !caller.grants) throw this.challenge(c, 'registry:catalog:*', false, [{ Type: 'registry', Name: 'catalog', Action: '*' }]);
+    const scope = catalogScope(caller);
+    return scope.all ? listAll(limit, last) : this.identities.visibleRepositories(scope, limit, last);
   }
 
   private challenge(c: Context<AppEnv>, scope: string, insufficient: boolean, detail: unknown): AppError {
-    const error = insufficient ? ',error="insufficient_scope"' : '';
-    return ociError('UNAUTHORIZED', undefined, { detail, headers: { 'WWW-Authenticate': `Bearer realm="${realmOf(c, this.realm)}",service="${this.service}",scope="${scope}"${error}` } });
+    const params: Record<string, string> = { realm: realmOf(c, this.realm), service: this.service, scope };
+    if (insufficient) params.error = 'insufficient_scope';
+    return ociError('UNAUTHORIZED', undefined, { detail, headers: { 'WWW-Authenticate': bearerChallenge(params) } });
   }
 
   authorizeAdmin(c: Context<AppEnv>): void {
     this.require(c, { kind: 'registry.admin' });
-  }
-
-  authorizeCatalog(c: Context<AppEnv>): void {
-    const caller = c.get('caller');
-    if (caller.principal === null && !caller.grants) throw this.challenge(c, 'registry:catalog:*', false, [{ Type: 'registry', Name: 'catalog', Action: '*' }]);
   }
 
   authorize(c: Context<AppEnv>, repository: string, action: Action): void {
@@ -111,7 +134,7 @@ export class TokenAccess implements AccessControl {
     if (caller.principal === null || caller.grants) {
       throw this.challenge(c, `repository:${repository}:${CHALLENGE_ACTIONS[action]}`, caller.grants !== undefined, [{ Type: 'repository', Name: repository, Action: action }]);
     }
-    if (action !== 'pull') this.identities.recordDenial(caller.actor, action, repository, 'insufficient permission');
+    if (action !== 'pull') this.identities.recordDenial(caller.actor, capabilityName({ kind: 'repository', repository, action }), repository, 'insufficient permission');
     throw ociError('DENIED', undefined, { detail: [{ Type: 'repository', Name: repository, Action: action }] });
   }
 }

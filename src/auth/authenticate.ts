@@ -3,7 +3,7 @@
  * bearer token's grants, or anonymous. Bad credentials are an error, never a silent downgrade
  * to anonymous.
  */
-import { ociError } from '../errors/catalogue.js';
+import { AppError, ociError } from '../errors/catalogue.js';
 import type { IdentityStore } from './identity-store.js';
 import { RateLimiter } from './rate-limit.js';
 import type { Principal } from './permissions.js';
@@ -28,19 +28,23 @@ const BASIC_CACHE_MS = 60_000;
 const BASIC_CACHE_MAX = 10_000;
 
 /**
- * Failed password logins are budgeted per client address *before* any scrypt runs, so guessing
- * is slow and cannot monopolise the CPU: 10 failures, then one every 6 seconds. (Per address,
- * not per user name: a per-name budget would let anyone lock a user out.)
+ * Failed password logins are budgeted per client address: 10 failures, then one every 6 seconds.
+ * Every password check *reserves* one failure before scrypt runs and gets it back only when the
+ * password was right, so concurrent guesses cannot all pass a check made before any of them
+ * failed (issue #18: 30 parallel guesses all got 401 with a budget of 10). Per address, not per
+ * user name: a per-name budget would let anyone lock a user out.
  */
 const FAILURES_PER_SECOND = 1 / 6;
 const FAILURE_BURST = 10;
 /** scrypt runs on libuv's 4-thread pool, which file I/O shares: keep two threads for I/O. */
 const MAX_CONCURRENT_SCRYPT = 2;
+/** Password checks waiting for a scrypt slot; beyond this a login is refused at once (429) rather than queued for seconds. */
+const MAX_SCRYPT_WAITING = 16;
 
 export class Authenticator {
   private readonly basicCache = new Map<string, { userId: number; passwordHash: string; expires: number }>();
   private readonly failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST);
-  private readonly scryptSlots = new Semaphore(MAX_CONCURRENT_SCRYPT);
+  private readonly scryptSlots = new BoundedSemaphore(MAX_CONCURRENT_SCRYPT, MAX_SCRYPT_WAITING);
 
   constructor(
     private readonly identities: IdentityStore,
@@ -65,28 +69,37 @@ export class Authenticator {
       // A changed password or a disabled user invalidates the remembered login at once.
       if (user && !user.disabled && user.passwordHash === cached.passwordHash) return this.identities.loadPrincipal(user);
     }
-    // Password guesses are budgeted per client address before any scrypt runs.
+    // Reserve a failure before any scrypt runs; a correct password gives it back.
     const bucket = `ip:${clientAddress}`;
-    const wait = this.failures.peek(bucket);
+    const wait = this.failures.take(bucket);
     if (wait > 0) throw ociError('TOOMANYREQUESTS', 'too many failed logins', { headers: { 'Retry-After': String(wait) } });
     const user = this.identities.principalByName(username);
     const usable = user?.kind === 'user' && !user.disabled ? user : undefined;
     // Always run scrypt, even for unknown users, so response time does not reveal which exist.
-    const ok = await this.scryptSlots.run(() => verifyPassword(secret, usable?.passwordHash));
-    if (!ok || !usable) {
-      this.failures.take(bucket);
-      return null;
+    let ok: boolean;
+    try {
+      ok = await this.scryptSlots.run(() => verifyPassword(secret, usable?.passwordHash));
+    } catch (err) {
+      if (err instanceof AppError) this.failures.refund(bucket); // the queue was full: nothing was checked
+      throw err;
     }
+    if (!ok || !usable) return null;
+    this.failures.refund(bucket);
     if (this.basicCache.size >= BASIC_CACHE_MAX) this.basicCache.clear();
     this.basicCache.set(cacheKey, { userId: usable.id, passwordHash: usable.passwordHash!, expires: Date.now() + BASIC_CACHE_MS });
     return this.identities.loadPrincipal(usable);
   }
 
-  /** Principal behind a token or refresh token subject, if it (and its key) is still valid. */
-  principalFor(sub: string, keyId: string | undefined, issuedAt: number): Principal | null | undefined {
+  /**
+   * Principal behind a token or refresh token subject, if it (and its key) is still valid. A token
+   * is void once its user's password changed: its generation is older (or, for tokens without a
+   * generation, it was issued at or before the change).
+   */
+  principalFor(sub: string, keyId: string | undefined, issuedAt: number, generation?: number): Principal | null | undefined {
     if (sub === ANONYMOUS_SUBJECT) return null;
     const user = this.identities.principalByName(sub);
-    if (!user || user.disabled || user.kind !== 'user' || issuedAt < user.tokensValidAfter) return undefined;
+    if (!user || user.disabled || user.kind !== 'user') return undefined;
+    if (generation === undefined ? issuedAt <= user.tokensValidAfter : generation !== user.tokenGeneration) return undefined;
     if (keyId === undefined) return this.identities.loadPrincipal(user);
     const key = this.identities.keyById(keyId);
     if (!key || key.userId !== user.id || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= Date.now())) return undefined;
@@ -109,7 +122,7 @@ export class Authenticator {
     if (scheme === 'bearer') {
       const claims = await this.tokens.verifyAccess(value);
       if (!claims) throw ociError('UNAUTHORIZED', 'invalid or expired token');
-      const principal = this.principalFor(claims.sub, claims.kid, claims.issuedAt ?? 0);
+      const principal = this.principalFor(claims.sub, claims.kid, claims.issuedAt ?? 0, claims.gen);
       if (principal === undefined) throw ociError('UNAUTHORIZED', 'the token\'s user or key is no longer valid');
       return principal === null
         ? { principal: null, grants: claims.access, actor: ANONYMOUS_SUBJECT, bucket: `ip:${clientAddress}` }
@@ -121,15 +134,23 @@ export class Authenticator {
 
 export const actorOf = (p: Principal): string => (p.key ? `${p.name}/key:${p.key.id}` : p.name);
 
-/** At most `size` concurrent runs; the rest wait in order. */
-class Semaphore {
+/** At most `size` concurrent runs and `maxWaiting` waiting in order; beyond that 429 at once. */
+class BoundedSemaphore {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly size: number) {}
+  constructor(
+    private readonly size: number,
+    private readonly maxWaiting: number,
+  ) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.active >= this.size) {
+      if (this.waiting.length >= this.maxWaiting) {
+        throw ociError('TOOMANYREQUESTS', 'too many password checks in progress; retry shortly', { headers: { 'Retry-After': '1' } });
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
     this.active++;
     try {
       return await fn();

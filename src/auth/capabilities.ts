@@ -11,9 +11,13 @@
  *   administrator of anything wider than those repositories.
  * - User lifecycle (create, promote, disable, change a password) needs a password login: no
  *   API key, however broad, may do it (a leaked key must not become an account takeover).
+ * - A key mints only keys no broader than itself: scopes, repository patterns and expiry.
+ *
+ * `catalogScope` is the same rules for `_catalog`, as index ranges the store reads (issue #18:
+ * a catalog asking `decide` once per repository stalled the server).
  */
 import type { Caller } from './authenticate.js';
-import { allowedActions, namespaceOf, type Action, type Principal } from './permissions.js';
+import { allowedActions, namespaceOf, type Action, type KeyScope, type Principal } from './permissions.js';
 
 export type BundleTarget = 'REGISTERED' | 'CANDIDATE' | 'APPROVED' | 'ACTIVE' | 'RETIRED' | 'REJECTED';
 
@@ -31,8 +35,10 @@ export type Capability =
   | { kind: 'org.create' }
   /** See an organisation's members. */
   | { kind: 'org.read'; org: string }
-  /** Mint an API key (how broad it may be is checked by narrowing to the caller's own key). */
-  | { kind: 'key.create' }
+  /** See one's own account and keys. */
+  | { kind: 'account.read' }
+  /** Mint an API key with these scopes, repository patterns (null: all) and expiry (ms, null: never). */
+  | { kind: 'key.create'; scopes: readonly KeyScope[]; repositories: readonly string[] | null; expiresAt: number | null }
   /** Revoke the key owned by user `ownerId`. */
   | { kind: 'key.revoke'; ownerId: number }
   /** Create, version or change the status of entries of a family; `delegatedTo` is the organisation the family is delegated to, if any. */
@@ -43,6 +49,8 @@ export type Capability =
 export type Decision = { allowed: true } | { allowed: false; unauthenticated: boolean; reason: string };
 
 const ALLOW: Decision = { allowed: true };
+/** admin ⊇ publish ⊇ read (permissions.ts SCOPE_ACTIONS). */
+const SCOPE_RANK: Record<KeyScope, number> = { read: 0, publish: 1, admin: 2 };
 const deny = (reason: string): Decision => ({ allowed: false, unauthenticated: false, reason });
 const unauthenticated = (reason: string): Decision => ({ allowed: false, unauthenticated: true, reason });
 
@@ -102,8 +110,18 @@ export function decide(caller: Caller, cap: Capability, isPublic: (repository: s
       return unrestricted(p) ? ALLOW : deny('this API key may not create organisations');
     case 'org.read':
       return isRegistryAdmin(caller) || p.roles.has(cap.org) ? ALLOW : deny('not a member of this organisation');
-    case 'key.create':
-      return !p.key || p.key.scopes.includes('admin') ? ALLOW : deny('this API key may not create keys');
+    case 'account.read':
+      return ALLOW;
+    case 'key.create': {
+      if (!p.key) return ALLOW; // a key never exceeds its user's own rights
+      if (!p.key.scopes.includes('admin')) return deny('this API key may not create keys');
+      const own = p.key;
+      const broader =
+        !cap.scopes.every((s) => SCOPE_RANK[s] <= Math.max(...own.scopes.map((o) => SCOPE_RANK[o]))) ||
+        (own.repositories !== null && (cap.repositories === null || !cap.repositories.every((r) => own.repositories!.includes(r)))) ||
+        (own.expiresAt !== null && (cap.expiresAt === null || cap.expiresAt > own.expiresAt));
+      return broader ? deny('an API key can only create keys no broader than itself') : ALLOW;
+    }
     case 'key.revoke':
       if (p.key && !p.key.scopes.includes('admin')) return deny('this API key may not revoke keys');
       return p.id === cap.ownerId || isRegistryAdmin(caller) ? ALLOW : deny('not your key');
@@ -120,4 +138,36 @@ export function capabilityName(cap: Capability): string {
     default:
       return cap.kind;
   }
+}
+
+/** Repository names a catalog shows: an exact name, or every name under `prefix` (ending in '/'), optionally one level deep only. */
+export type NameRange = { exact: string } | { prefix: string; oneLevel: boolean };
+export type CatalogScope = { all: true } | { all: false; publicToo: boolean; ranges: NameRange[] };
+
+/**
+ * What `_catalog` shows the caller: exactly the repositories `decide` lets it pull (a token
+ * without the `registry:catalog:*` grant: only those it names), as ranges the store can read by
+ * index. The unit tests check it against `decide` for random callers and names.
+ */
+export function catalogScope(caller: Caller): CatalogScope {
+  if (caller.grants && !caller.grants.some((g) => g.type === 'registry' && g.name === 'catalog')) {
+    const named = caller.grants.filter((g) => g.type === 'repository' && (g.actions.includes('pull') || g.actions.includes('*'))).map((g) => ({ exact: g.name }));
+    return { all: false, publicToo: false, ranges: named };
+  }
+  const p = caller.principal;
+  if (!p) return { all: false, publicToo: true, ranges: [] };
+  const patterns = p.key?.repositories ?? null;
+  if (p.isAdmin && patterns === null) return { all: true };
+  // Every role, and every key scope, includes pull: the namespaces a user belongs to are readable.
+  const readable = (ns: string): boolean => p.isAdmin || ns === p.name || p.roles.has(ns);
+  if (patterns === null) {
+    const namespaces = [p.name, ...p.roles.keys()];
+    return { all: false, publicToo: true, ranges: namespaces.flatMap((ns): NameRange[] => [{ exact: ns }, { prefix: `${ns}/`, oneLevel: false }]) };
+  }
+  const ranges = patterns.filter((pattern) => readable(namespaceOf(pattern))).map((pattern): NameRange => {
+    if (pattern.endsWith('/**')) return { prefix: pattern.slice(0, -2), oneLevel: false };
+    if (pattern.endsWith('/*')) return { prefix: pattern.slice(0, -1), oneLevel: true };
+    return { exact: pattern };
+  });
+  return { all: false, publicToo: true, ranges };
 }

@@ -1,17 +1,30 @@
 /** Identity metadata: users, organisations, members, API keys, repository visibility. */
-import { and, eq, gte, isNull, lt } from 'drizzle-orm';
+import { and, asc, eq, exists, gt, gte, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { apiKeys, orgMembers, principals, repositories, repositoryVisibility } from '../meta/schema.js';
+import type { CatalogScope } from './capabilities.js';
+import { DEFAULT_DENIAL_OPTIONS, DenialLog, type DenialLogOptions } from './denials.js';
 import type { KeyScope, Principal, Role } from './permissions.js';
 
 export type PrincipalRow = typeof principals.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
 export class IdentityStore {
-  private readonly recentDenials = new Map<string, number>();
+  readonly denials: DenialLog;
 
-  constructor(readonly db: Db) {}
+  constructor(
+    readonly db: Db,
+    denialOptions: DenialLogOptions = DEFAULT_DENIAL_OPTIONS,
+  ) {
+    this.denials = new DenialLog(
+      (d) =>
+        this.db.transaction((tx) =>
+          appendEvent(tx, { actor: d.actor, action: 'identity.access.denied', repository: d.repository, reason: d.reason, after: d.suppressed === undefined ? { attempted: d.action } : { attempted: d.action, suppressed: d.suppressed, windowStart: d.windowStart } }),
+        ),
+      denialOptions,
+    );
+  }
 
   principalByName(name: string): PrincipalRow | undefined {
     return this.db.select().from(principals).where(eq(principals.name, name)).get();
@@ -33,7 +46,7 @@ export class IdentityStore {
       .innerJoin(principals, eq(principals.id, orgMembers.orgId))
       .where(eq(orgMembers.userId, user.id))
       .all();
-    const p: Principal = { id: user.id, name: user.name, isAdmin: user.isAdmin, roles: new Map(rows.map((r) => [r.org, r.role as Role])) };
+    const p: Principal = { id: user.id, name: user.name, isAdmin: user.isAdmin, roles: new Map(rows.map((r) => [r.org, r.role as Role])), tokenGeneration: user.tokenGeneration };
     if (key) p.key = { id: key.id, scopes: JSON.parse(key.scopes) as KeyScope[], repositories: key.repositories ? (JSON.parse(key.repositories) as string[]) : null, expiresAt: key.expiresAt };
     return p;
   }
@@ -48,8 +61,13 @@ export class IdentityStore {
 
   setPassword(user: PrincipalRow, passwordHash: string, actor: string): void {
     this.db.transaction((tx) => {
-      // Tokens issued before this second die with the old password (JWT times have 1 s resolution).
-      tx.update(principals).set({ passwordHash, tokensValidAfter: Math.floor(Date.now() / 1000) * 1000 }).where(eq(principals.id, user.id)).run();
+      // Every token issued under the old password dies with it: tokens carry the generation of the
+      // password they were issued under (exact, whatever the clock says). tokens_valid_after, in
+      // ms and compared inclusively, covers tokens from versions that had no generation.
+      tx.update(principals)
+        .set({ passwordHash, tokenGeneration: sql`${principals.tokenGeneration} + 1`, tokensValidAfter: Date.now() })
+        .where(eq(principals.id, user.id))
+        .run();
       appendEvent(tx, { actor, action: 'identity.user.password', after: { user: user.name } });
     });
   }
@@ -135,17 +153,43 @@ export class IdentityStore {
     });
   }
 
-  /**
-   * Records a refused privileged action. The log is append-only, so repeats of the same refusal
-   * within a minute are recorded once: a client retrying in a loop cannot flood it.
-   */
+  /** Records a refused privileged action, within the per actor-and-action budget (denials.ts). */
   recordDenial(actor: string, action: string, repository: string | null, reason: string): void {
-    const key = `${actor}\0${action}\0${repository ?? ''}`;
-    const now = Date.now();
-    if ((this.recentDenials.get(key) ?? 0) > now - 60_000) return;
-    if (this.recentDenials.size >= 10_000) this.recentDenials.clear();
-    this.recentDenials.set(key, now);
-    this.db.transaction((tx) => appendEvent(tx, { actor, action: 'identity.access.denied', repository, reason, after: { attempted: action } }));
+    this.denials.record(actor, action, repository, reason);
+  }
+
+  /**
+   * One page of the repositories a catalog scope shows, after `last`, in name order. Every part
+   * of the scope is one index range read with LIMIT, so the work per page is bounded by
+   * (parts × limit) rows however many repositories exist or how few the caller may see.
+   */
+  visibleRepositories(scope: Exclude<CatalogScope, { all: true }>, limit: number, last?: string): string[] {
+    const after = last ?? '';
+    const found = new Set<string>();
+    const name = repositories.name;
+    const exact = scope.ranges.flatMap((r) => ('exact' in r ? [r.exact] : []));
+    if (exact.length > 0) {
+      for (const r of this.db.select({ name }).from(repositories).where(and(inArray(name, exact), gt(name, after))).all()) found.add(r.name);
+    }
+    for (const r of scope.ranges) {
+      if ('exact' in r) continue;
+      // Names starting with `prefix` (which ends in '/') are exactly those in [prefix, prefix-without-'/' + '0'): '0' follows '/'.
+      const conditions: SQL[] = [gt(name, after), gte(name, r.prefix), lt(name, `${r.prefix.slice(0, -1)}0`)];
+      if (r.oneLevel) conditions.push(sql`instr(substr(${name}, ${r.prefix.length + 1}), '/') = 0`);
+      for (const row of this.db.select({ name }).from(repositories).where(and(...conditions)).orderBy(asc(name)).limit(limit).all()) found.add(row.name);
+    }
+    if (scope.publicToo) {
+      const v = repositoryVisibility;
+      const rows = this.db
+        .select({ name: v.name })
+        .from(v)
+        .where(and(eq(v.visibility, 'public'), gt(v.name, after), exists(this.db.select({ one: sql`1` }).from(repositories).where(eq(repositories.name, v.name)))))
+        .orderBy(asc(v.name))
+        .limit(limit)
+        .all();
+      for (const row of rows) found.add(row.name);
+    }
+    return [...found].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
   }
 
   /** Whether repositories already exist under `namespace/` (claiming it would take them over). */

@@ -10,7 +10,7 @@ import { AppError, ociError } from '../errors/catalogue.js';
 import type { AppEnv } from '../http/env.js';
 import { errorResponse } from '../http/errors.js';
 import type { Db } from '../meta/db.js';
-import { openAccess, realmOf, TokenAccess, type AccessControl } from './access.js';
+import { bearerChallenge, openAccess, realmOf, TokenAccess, type AccessControl } from './access.js';
 import { ANONYMOUS_SUBJECT, Authenticator } from './authenticate.js';
 import { IdentityStore } from './identity-store.js';
 import { registerManagementRoutes } from './management-routes.js';
@@ -66,13 +66,16 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
     const address = clientAddress(c);
     c.set('clientAddress', address);
     try {
+      // The general limit comes before any authentication, by address: a flood of requests
+      // with passwords is refused before it can queue scrypt work ahead of honest logins.
+      limit(`ip:${address}`);
       if (c.req.path === '/token') {
-        // The token endpoint checks its own credentials; limit by address so guessing is slow.
-        limit(`ip:${address}`);
+        // The token endpoint checks its own credentials.
         c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
       } else {
         const caller = await authenticator.authenticate(c.req.header('authorization'), address);
-        limit(caller.bucket);
+        // Also per credential, so one key used from many addresses is limited too.
+        if (caller.bucket !== `ip:${address}`) limit(caller.bucket);
         c.set('caller', caller);
         c.set('actor', caller.actor);
         const isBase = c.req.path === '/v2/' || c.req.path === '/v2';
@@ -80,11 +83,15 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
       }
     } catch (err) {
       // Every 401 tells the client where to get a token.
-      const challenged =
-        err instanceof AppError && err.code === 'UNAUTHORIZED' && !err.headers['WWW-Authenticate']
-          ? ociError('UNAUTHORIZED', err.message, { headers: { 'WWW-Authenticate': `Bearer realm="${realmOf(c, config.authRealm)}",service="${config.authService}"` } })
-          : err;
-      return errorResponse(c, challenged);
+      try {
+        const challenged =
+          err instanceof AppError && err.code === 'UNAUTHORIZED' && !err.headers['WWW-Authenticate']
+            ? ociError('UNAUTHORIZED', err.message, { headers: { 'WWW-Authenticate': bearerChallenge({ realm: realmOf(c, config.authRealm), service: config.authService }) } })
+            : err;
+        return errorResponse(c, challenged);
+      } catch (hostErr) {
+        return errorResponse(c, hostErr); // a Host that cannot name the realm
+      }
     }
     await next();
   });

@@ -11,7 +11,6 @@ import type { AppEnv } from '../http/env.js';
 import { actorOf } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
 import type { AccessControl } from './access.js';
-import { isRegistryAdmin } from './capabilities.js';
 import { namespaceOf, type Principal } from './permissions.js';
 import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
 import { hashPassword } from './secrets.js';
@@ -24,7 +23,7 @@ const memberBody = z.object({ role: z.enum(['owner', 'maintainer', 'reader']) })
 const keyBody = z.object({
   name: z.string().min(1).max(100),
   scopes: z.array(z.enum(['read', 'publish', 'admin'])).min(1),
-  repositories: z.array(z.string().min(1)).min(1).optional(),
+  repositories: z.array(z.string().min(1).max(255)).min(1).max(100).optional(),
   expiresInSeconds: z.number().int().positive().optional(),
 });
 const visibilityBody = z.object({ repository: z.string(), visibility: z.enum(['public', 'private']) });
@@ -46,40 +45,24 @@ async function body<T>(c: Context<AppEnv>, schema: z.ZodType<T>): Promise<T> {
   return r.data;
 }
 
-function requireUser(c: Context<AppEnv>): Principal {
-  const p = c.get('caller').principal;
-  if (!p || c.get('caller').grants) throw ociError('UNAUTHORIZED', 'authenticate with a password or API key', { headers: { 'WWW-Authenticate': 'Basic realm="artifact-store"' } });
-  return p;
-}
-
-function deny(identities: IdentityStore, who: Principal, action: string, reason: string): never {
-  identities.recordDenial(actorOf(who), action, null, reason);
-  throw ociError('DENIED', reason);
-}
-
 /**
- * What a key-authenticated caller may mint: scopes within its own, repository patterns among its
- * own (when it has any), and an expiry no later than its own. Null when the request is broader.
+ * Every handler asks the capability evaluator (through `access`); this module decides nothing
+ * itself. `self` is the first question of each: an authenticated account (password or API key,
+ * not a bearer token), asked before any lookup so anonymous callers learn nothing about names.
  */
-function narrowToKey(own: NonNullable<Principal['key']>, req: z.infer<typeof keyBody>): z.infer<typeof keyBody> | null {
-  const rank = { read: 0, publish: 1, admin: 2 } as const;
-  const ownRank = Math.max(...own.scopes.map((s) => rank[s]));
-  if (!req.scopes.every((s) => rank[s] <= ownRank)) return null;
-  if (own.repositories && !(req.repositories && req.repositories.every((p) => own.repositories!.includes(p)))) return null;
-  if (own.expiresAt === null) return req;
-  const remaining = Math.floor((own.expiresAt - Date.now()) / 1000);
-  if (remaining <= 0) return null;
-  return { ...req, expiresInSeconds: Math.min(req.expiresInSeconds ?? remaining, remaining) };
-}
-
 export function registerManagementRoutes(app: Hono<AppEnv>, identities: IdentityStore, access: AccessControl): void {
+  const self = (c: Context<AppEnv>): Principal => {
+    access.require(c, { kind: 'account.read' });
+    return c.get('caller').principal!;
+  };
+
   app.get('/api/v1/whoami', (c) => {
-    const p = requireUser(c);
+    const p = self(c);
     return c.json({ name: p.name, admin: p.isAdmin, organisations: Object.fromEntries(p.roles), key: p.key ?? null });
   });
 
   app.post('/api/v1/users', async (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     access.require(c, { kind: 'user.manage' });
     const b = await body(c, userBody);
     const user = await createUserAccount(identities, b.name, b.password, b.admin, actorOf(who), true);
@@ -94,7 +77,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
 
   // Users change their own password (with a password, not a key); administrators anyone's.
   app.put('/api/v1/users/:user/password', async (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     const user = userNamed(c.req.param('user'));
     access.require(c, { kind: 'user.password', userId: user.id });
     const { password } = await body(c, passwordBody);
@@ -103,7 +86,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   });
 
   app.put('/api/v1/users/:user/disabled', async (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     access.require(c, { kind: 'user.manage' });
     const user = userNamed(c.req.param('user'));
     const { disabled } = await body(c, disabledBody);
@@ -113,10 +96,11 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   });
 
   app.post('/api/v1/orgs', async (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     access.require(c, { kind: 'org.create' });
     const { name } = await body(c, orgBody);
-    validatePrincipalName(identities, name, isRegistryAdmin(c.get('caller')));
+    // Only an administrator may take a name that already has repositories under it.
+    validatePrincipalName(identities, name, access.can(c, { kind: 'registry.admin' }));
     identities.createOrg(name, who.id, actorOf(who));
     return c.json({ name, owner: who.name }, 201);
   });
@@ -128,14 +112,14 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   };
 
   app.get('/api/v1/orgs/:org/members', (c) => {
-    requireUser(c);
+    self(c);
     const o = org(c.req.param('org'));
     access.require(c, { kind: 'org.read', org: o.name });
     return c.json({ members: identities.members(o.id) });
   });
 
   const setMember = async (c: Context<AppEnv>, role: 'owner' | 'maintainer' | 'reader' | null): Promise<Response> => {
-    const who = requireUser(c);
+    const who = self(c);
     const o = org(c.req.param('org')!);
     access.require(c, { kind: 'namespace.manage', namespace: o.name });
     const user = identities.principalByName(c.req.param('user')!);
@@ -147,22 +131,24 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   app.delete('/api/v1/orgs/:org/members/:user', (c) => setMember(c, null));
 
   app.post('/api/v1/keys', async (c) => {
-    const who = requireUser(c);
-    access.require(c, { kind: 'key.create' });
+    const who = self(c);
     const b = await body(c, keyBody);
-    const narrowed = who.key ? narrowToKey(who.key, b) : b;
-    if (!narrowed) deny(identities, who, 'identity.key.create', 'an API key can only create keys no broader than itself');
-    const created = createApiKey(identities, who.id, narrowed, actorOf(who));
+    let expiresAt = b.expiresInSeconds === undefined ? null : Date.now() + b.expiresInSeconds * 1000;
+    // A key minting a key: the new one expires no later than the caller (the evaluator checks it).
+    const own = who.key?.expiresAt ?? null;
+    if (own !== null) expiresAt = Math.min(expiresAt ?? own, own);
+    access.require(c, { kind: 'key.create', scopes: b.scopes, repositories: b.repositories ?? null, expiresAt });
+    const created = createApiKey(identities, who.id, { name: b.name, scopes: b.scopes, repositories: b.repositories, expiresAt }, actorOf(who));
     return c.json(created, 201);
   });
 
   app.get('/api/v1/keys', (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     return c.json({ keys: identities.keysOf(who.id).map((k) => ({ ...k, scopes: JSON.parse(k.scopes) as unknown, repositories: k.repositories ? (JSON.parse(k.repositories) as unknown) : null })) });
   });
 
   app.delete('/api/v1/keys/:id', (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     const key = identities.keyById(c.req.param('id'));
     if (!key) throw ociError('NOT_FOUND', 'no such key');
     access.require(c, { kind: 'key.revoke', ownerId: key.userId });
@@ -171,7 +157,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   });
 
   app.put('/api/v1/repositories/visibility', async (c) => {
-    const who = requireUser(c);
+    const who = self(c);
     const b = await body(c, visibilityBody);
     if (!isValidName(b.repository)) throw ociError('NAME_INVALID');
     access.require(c, { kind: 'namespace.manage', namespace: namespaceOf(b.repository) });

@@ -22,6 +22,8 @@ export interface Principal {
   roles: ReadonlyMap<string, Role>;
   /** Present when the caller authenticated with an API key. */
   key?: { id: string; scopes: readonly KeyScope[]; repositories: readonly string[] | null; expiresAt: number | null };
+  /** The user's token generation when its credentials were checked: tokens carry it, a password change bumps it. */
+  tokenGeneration?: number;
 }
 
 const ROLE_ACTIONS: Record<Role, readonly Action[]> = { owner: ['pull', 'push', 'delete'], maintainer: ['pull', 'push', 'delete'], reader: ['pull'] };

@@ -25,6 +25,13 @@ export class RateLimiter {
     return Math.ceil((1 - b.tokens) / this.perSecond);
   }
 
+  /** Gives back a token taken by `take` (a reservation that turned out not to be needed). */
+  refund(key: string, now = Date.now()): void {
+    if (this.perSecond <= 0) return;
+    const b = this.refill(key, now);
+    b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
+
   private refill(key: string, now: number): { tokens: number; at: number } {
     let b = this.buckets.get(key);
     if (!b) {

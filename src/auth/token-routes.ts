@@ -12,7 +12,8 @@ import { readBodyCapped } from '../http/body.js';
 import { errorResponse } from '../http/errors.js';
 import { ANONYMOUS_SUBJECT, actorOf, type Authenticator } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
-import { allowedActions, type Action, type Principal } from './permissions.js';
+import { decide } from './capabilities.js';
+import type { Action, Principal } from './permissions.js';
 import type { AccessEntry, TokenService } from './tokens.js';
 
 const REPO_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
@@ -23,6 +24,7 @@ const MAX_FORM_BYTES = 16 * 1024;
 
 export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticator; tokens: TokenService; identities: IdentityStore }): void {
   const { auth, tokens, identities } = deps;
+  const isPublic = (repository: string): boolean => identities.isPublic(repository);
 
   function grant(principal: Principal | null, scopes: string[]): AccessEntry[] {
     const access: AccessEntry[] = [];
@@ -34,23 +36,26 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
       if (type === 'registry' && name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
       if (type !== 'repository' || !name || actionList === undefined || !isValidName(name)) continue;
       const wanted = actionList === '*' ? REPO_ACTIONS : actionList.split(',').filter((a): a is Action => (REPO_ACTIONS as string[]).includes(a));
-      const allowed = allowedActions(principal, name, identities.isPublic(name));
+      // The evaluator decides each action for the caller as it would on a direct request.
+      const caller = { principal, actor: principal ? actorOf(principal) : ANONYMOUS_SUBJECT, bucket: '' };
+      const allowed = new Set(wanted.filter((a) => decide(caller, { kind: 'repository', repository: name, action: a }, isPublic).allowed));
       const granted = wanted.filter((a) => allowed.has(a));
       const refused = wanted.filter((a) => !allowed.has(a) && a !== 'pull');
       if (refused.length > 0) refusals.push(`${name}:${refused.join(',')}`);
       access.push({ type: 'repository', name, actions: granted });
     }
-    // One event per token request, however many scopes it was refused.
-    if (principal && refusals.length > 0) identities.recordDenial(actorOf(principal), refusals.slice(0, 10).join(' '), null, 'token scope not granted');
+    // One refusal per token request, however many scopes it was refused; the action is fixed so
+    // the per actor-and-action budget applies (the names requested go in the reason).
+    if (principal && refusals.length > 0) identities.recordDenial(actorOf(principal), 'token.scope', null, `token scope not granted: ${refusals.slice(0, 10).join(' ')}`);
     return access;
   }
 
   async function respond(c: Context<AppEnv>, principal: Principal | null, scopes: string[], service: string | undefined, withRefresh: boolean): Promise<Response> {
     if (service !== undefined && service !== tokens.service) throw ociError('DENIED', `this server issues tokens for service "${tokens.service}"`, { status: 400 });
     const sub = principal ? principal.name : ANONYMOUS_SUBJECT;
-    const { token, issuedAt, expiresIn } = await tokens.issueAccess({ sub, kid: principal?.key?.id, access: grant(principal, scopes) });
+    const { token, issuedAt, expiresIn } = await tokens.issueAccess({ sub, kid: principal?.key?.id, gen: principal?.tokenGeneration, access: grant(principal, scopes) });
     const body: Record<string, unknown> = { token, access_token: token, expires_in: expiresIn, issued_at: issuedAt.toISOString() };
-    if (withRefresh && principal) body.refresh_token = await tokens.issueRefresh(sub, principal.key?.id);
+    if (withRefresh && principal) body.refresh_token = await tokens.issueRefresh(sub, principal.key?.id, principal.tokenGeneration);
     return c.json(body, 200, { 'Cache-Control': 'no-store' });
   }
 
@@ -77,7 +82,7 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
         if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
       } else if (field('grant_type') === 'refresh_token') {
         const refresh = await tokens.verifyRefresh(field('refresh_token') ?? '');
-        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid, refresh.issuedAt) : undefined;
+        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid, refresh.issuedAt, refresh.gen) : undefined;
         if (!found) throw ociError('UNAUTHORIZED', 'invalid or expired refresh token');
         principal = found;
       } else {

@@ -116,6 +116,8 @@ export const principals = sqliteTable('principals', {
   disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
   /** Tokens (access and refresh) issued before this instant (ms) are void: set on password change. */
   tokensValidAfter: integer('tokens_valid_after').notNull().default(0),
+  /** Bumped by a password change; tokens carry the generation they were issued under (migration 0004). */
+  tokenGeneration: integer('token_generation').notNull().default(0),
   createdAt: integer('created_at').notNull().default(now),
 });
 
