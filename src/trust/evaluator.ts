@@ -88,8 +88,8 @@ export class TrustEvaluator {
     this.generations.set(repository, (this.generations.get(repository) ?? 0) + 1);
   }
 
-  async explain(repository: string, digest: string): Promise<TrustExplanation> {
-    const policy = this.policies.get(namespaceOf(repository));
+  async explain(repository: string, digest: string, current?: TrustPolicy): Promise<TrustExplanation> {
+    const policy = current ?? this.policies.get(namespaceOf(repository));
     const generation = this.generations.get(repository) ?? 0;
     const key = `${repository}\n${digest}`;
     const hit = this.decisionCache.get(key);

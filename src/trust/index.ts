@@ -43,7 +43,7 @@ export function registerTrust(deps: ModuleDeps, _families: Families): TrustModul
       if (policy.mode === 'off' || !policy.enforceOnPull) return;
       // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify.
       if (target.subject !== null || isSignatureArtifact(target)) return;
-      const verdict = await evaluator.explain(target.repository, target.digest);
+      const verdict = await evaluator.explain(target.repository, target.digest, policy);
       if (verdict.trusted) return;
       // Legacy `.sig`/`.att` manifests have no subject: recognise them by their layers.
       const m = deps.store.manifestByDigest(target.repository, target.digest);

@@ -82,6 +82,8 @@ export type PutPolicyBody = z.infer<typeof putPolicySchema>;
 /** Parses a PEM public key and refuses types we cannot verify. Throws INVALID_PAYLOAD naming the key. */
 export function parsePublicKey(pem: string, where = 'publicKey'): KeyObject {
   let key: KeyObject;
+  // createPublicKey would happily derive a public key from a private one; never store a secret.
+  if (pem.includes('PRIVATE KEY')) throw ociError('INVALID_PAYLOAD', `${where}: this is a private key; send only the public key`, { detail: [{ path: `$.${where}`, message: 'private key' }] });
   try {
     if (!pem.includes('-----BEGIN')) throw new Error('not PEM');
     key = createPublicKey({ key: pem, format: 'pem' });
