@@ -1,0 +1,142 @@
+/** Pull-style reading of an async byte stream without ever holding more than one chunk plus a small lookahead. */
+export class ByteReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private done = false;
+  /** Absolute offset of the next unread byte. */
+  offset = 0;
+  private readonly it: AsyncIterator<Uint8Array>;
+
+  constructor(source: AsyncIterable<Uint8Array>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  private get available(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /** Makes at least `n` bytes available (n small); false when the stream ends first. */
+  async ensure(n: number): Promise<boolean> {
+    while (this.available < n) {
+      if (this.done) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      const chunk = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+      this.buf = this.available === 0 ? chunk : Buffer.concat([this.buf.subarray(this.pos), chunk]);
+      this.pos = 0;
+    }
+    return true;
+  }
+
+  /** The next `n` bytes without consuming them; call after `ensure(n)` returned true. */
+  peek(n: number): Buffer {
+    return this.buf.subarray(this.pos, this.pos + n);
+  }
+
+  async u8(): Promise<number | null> {
+    if (!(await this.ensure(1))) return null;
+    this.offset++;
+    return this.buf[this.pos++]!;
+  }
+
+  /** Next `n` bytes (n small: callers cap it), or null at end of stream. */
+  async take(n: number): Promise<Buffer | null> {
+    if (!(await this.ensure(n))) return null;
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    return out;
+  }
+
+  /** Discards `n` bytes without keeping them; false when the stream ends first. */
+  async skip(n: number): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      if (this.available === 0 && !(await this.ensure(1))) return false;
+      const step = Math.min(left, this.available);
+      this.pos += step;
+      this.offset += step;
+      left -= step;
+    }
+    return true;
+  }
+
+  /**
+   * Reads up to and including the next `\n`. Returns the line without it, or `null` (line read
+   * but longer than `keep`, so not kept) — or `undefined` when the stream ends before a newline.
+   */
+  async line(keep: number): Promise<Buffer | null | undefined> {
+    const parts: Buffer[] = [];
+    let kept = 0;
+    let overflow = false;
+    for (;;) {
+      if (this.available === 0 && !(await this.ensure(1))) return undefined;
+      const nl = this.buf.indexOf(10, this.pos);
+      const end = nl === -1 ? this.buf.length : nl;
+      const piece = this.buf.subarray(this.pos, end);
+      if (!overflow) {
+        if (kept + piece.length > keep) overflow = true;
+        else {
+          parts.push(piece);
+          kept += piece.length;
+        }
+      }
+      const consumed = end - this.pos + (nl === -1 ? 0 : 1);
+      this.pos += consumed;
+      this.offset += consumed;
+      if (nl !== -1) return overflow ? null : Buffer.concat(parts);
+    }
+  }
+
+  /** The next `n` bytes as a stream of chunks (for archive entries); `rest()` skips what the consumer left. */
+  sub(n: number): { stream: AsyncIterable<Uint8Array>; rest(): Promise<boolean> } {
+    let left = n;
+    const self = this;
+    return {
+      stream: {
+        async *[Symbol.asyncIterator]() {
+          while (left > 0) {
+            if (self.available === 0 && !(await self.ensure(1))) return;
+            const step = Math.min(left, self.available);
+            const out = self.buf.subarray(self.pos, self.pos + step);
+            self.pos += step;
+            self.offset += step;
+            left -= step;
+            yield out;
+          }
+        },
+      },
+      rest: () => {
+        const l = left;
+        left = 0;
+        return self.skip(l);
+      },
+    };
+  }
+}
+
+/** Stops a stream after `max` bytes and reports whether it had more. */
+export function capped(source: AsyncIterable<Uint8Array>, max: number): { stream: AsyncIterable<Uint8Array>; truncated(): boolean } {
+  let truncated = false;
+  return {
+    stream: {
+      async *[Symbol.asyncIterator]() {
+        let seen = 0;
+        for await (const chunk of source) {
+          if (seen + chunk.byteLength > max) {
+            const keep = max - seen;
+            if (keep > 0) yield chunk.subarray(0, keep);
+            truncated = true;
+            return;
+          }
+          seen += chunk.byteLength;
+          yield chunk;
+        }
+      },
+    },
+    truncated: () => truncated,
+  };
+}

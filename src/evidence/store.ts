@@ -1,0 +1,125 @@
+/** SQL for the evidence index, legal holds and the scan queue. Every method is synchronous. */
+import { and, asc, count, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import type { Db } from '../meta/db.js';
+import { events, manifestReferences } from '../meta/schema.js';
+import type { Tx } from '../governance/hooks.js';
+import { evidence, legalHolds, scanJobs } from './schema.js';
+
+export type EvidenceRow = typeof evidence.$inferSelect;
+export type HoldRow = typeof legalHolds.$inferSelect;
+export type ScanJobRow = typeof scanJobs.$inferSelect;
+type Q = Db | Tx;
+
+export class EvidenceStore {
+  constructor(readonly db: Db) {}
+
+  /** The `oci.manifest.push` event that stored repository@digest most recently. */
+  pushEvent(q: Q, repository: string, digest: string): { seq: number; time: number } | undefined {
+    return q
+      .select({ seq: events.seq, time: events.time })
+      .from(events)
+      .where(and(eq(events.repository, repository), eq(events.digest, digest), eq(events.action, 'oci.manifest.push')))
+      .orderBy(desc(events.seq))
+      .limit(1)
+      .get();
+  }
+
+  upsertEvidence(q: Q, row: EvidenceRow): void {
+    q.insert(evidence)
+      .values(row)
+      .onConflictDoUpdate({ target: [evidence.repository, evidence.digest], set: { ...row } })
+      .run();
+  }
+
+  removeEvidence(q: Q, repository: string, digest: string): void {
+    q.delete(evidence).where(and(eq(evidence.repository, repository), eq(evidence.digest, digest))).run();
+  }
+
+  /** Manifests of the repository that reference `digest` (blob or child manifest). */
+  private referencing(q: Q, repoId: number | undefined, digest: string) {
+    return q
+      .select({ d: manifestReferences.manifestDigest })
+      .from(manifestReferences)
+      .where(and(eq(manifestReferences.repositoryId, repoId ?? -1), eq(manifestReferences.targetDigest, digest)));
+  }
+
+  /** Evidence whose retention may cover `digest`: the evidence itself, one of its blobs, or its subject. */
+  evidenceCovering(q: Q, repository: string, repoId: number | undefined, digest: string): EvidenceRow[] {
+    return q
+      .select()
+      .from(evidence)
+      .where(and(eq(evidence.repository, repository), or(eq(evidence.digest, digest), eq(evidence.subject, digest), inArray(evidence.digest, this.referencing(q, repoId, digest)))))
+      .all();
+  }
+
+  evidenceInRepository(q: Q, repository: string): EvidenceRow[] {
+    return q.select().from(evidence).where(eq(evidence.repository, repository)).all();
+  }
+
+  evidenceOfSubject(q: Q, repository: string, subject: string): EvidenceRow[] {
+    return q.select().from(evidence).where(and(eq(evidence.repository, repository), eq(evidence.subject, subject))).orderBy(asc(evidence.pushSeq)).all();
+  }
+
+  // ---- legal holds ----
+
+  /** Active holds covering `digest` (null: anything in the repository): repository-wide, on it, or on a manifest that references it. */
+  activeHoldsCovering(q: Q, repository: string, repoId: number | undefined, digest: string | null): HoldRow[] {
+    const active = and(eq(legalHolds.repository, repository), isNull(legalHolds.releasedAt));
+    const where = digest === null ? active : and(active, or(isNull(legalHolds.digest), eq(legalHolds.digest, digest), inArray(legalHolds.digest, this.referencing(q, repoId, digest))));
+    return q.select().from(legalHolds).where(where).orderBy(asc(legalHolds.createdSeq)).all();
+  }
+
+  insertHold(q: Q, row: HoldRow): void {
+    q.insert(legalHolds).values(row).run();
+  }
+
+  hold(q: Q, id: string): HoldRow | undefined {
+    return q.select().from(legalHolds).where(eq(legalHolds.id, id)).get();
+  }
+
+  releaseHold(q: Q, id: string, by: string, at: number, reason: string | null): void {
+    q.update(legalHolds).set({ releasedBy: by, releasedAt: at, releaseReason: reason }).where(eq(legalHolds.id, id)).run();
+  }
+
+  listHolds(q: Q, repository: string | undefined, includeReleased: boolean, limit: number): HoldRow[] {
+    const conds = [repository !== undefined ? eq(legalHolds.repository, repository) : undefined, includeReleased ? undefined : isNull(legalHolds.releasedAt)].filter((c) => c !== undefined);
+    return q
+      .select()
+      .from(legalHolds)
+      .where(conds.length ? and(...conds) : sql`1`)
+      .orderBy(asc(legalHolds.createdSeq))
+      .limit(limit)
+      .all();
+  }
+
+  // ---- scan queue ----
+
+  enqueueScan(q: Q, repository: string, digest: string): number {
+    return q.insert(scanJobs).values({ repository, digest, state: 'pending' }).returning({ id: scanJobs.id }).get().id;
+  }
+
+  pendingScans(q: Q): number {
+    return q.select({ n: count() }).from(scanJobs).where(eq(scanJobs.state, 'pending')).get()?.n ?? 0;
+  }
+
+  nextScan(q: Q, afterId: number): ScanJobRow | undefined {
+    return q
+      .select()
+      .from(scanJobs)
+      .where(and(eq(scanJobs.state, 'pending'), sql`${scanJobs.id} > ${afterId}`))
+      .orderBy(asc(scanJobs.id))
+      .limit(1)
+      .get();
+  }
+
+  scanJob(q: Q, id: number): ScanJobRow | undefined {
+    return q.select().from(scanJobs).where(eq(scanJobs.id, id)).get();
+  }
+
+  finishScan(q: Q, id: number, state: 'pending' | 'done' | 'failed', fields: { report?: string | null; error?: string | null; attempts?: number }): void {
+    q.update(scanJobs)
+      .set({ state, updatedAt: Date.now(), ...fields })
+      .where(eq(scanJobs.id, id))
+      .run();
+  }
+}
