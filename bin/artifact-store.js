@@ -17,6 +17,13 @@ if (!existsSync(fileURLToPath(new URL('main.js', dist)))) {
 process.umask(0o077);
 if (process.argv[2] === 'serve') {
   process.argv.splice(2, 1);
+  // Under npm (`npm start`, `npx artifact-store serve`) a shell may sit between npm and us and
+  // die of the SIGTERM npm forwards without passing it on: when our parent goes away, stop as
+  // if we had been sent SIGTERM ourselves, instead of living on as an orphan holding the port.
+  if (process.env.npm_command) {
+    const parent = process.ppid;
+    setInterval(() => process.ppid !== parent && process.kill(process.pid, 'SIGTERM'), 500).unref();
+  }
   await import(new URL('main.js', dist).href);
 } else {
   await import(new URL('cli.js', dist).href);

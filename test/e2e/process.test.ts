@@ -1,11 +1,55 @@
 /** The server as operators run it: a `node` process, JSON logs, graceful SIGTERM. */
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { randomBlob, sha256 } from '../helpers/http.js';
 import { removeDir, startRegistryProcess } from '../helpers/registry.js';
+
+/**
+ * Starts the registry the way the README says (`npm start`, or the `artifact-store serve` bin
+ * through npx), waits for /readyz, sends SIGTERM to THAT process (npm, not node) and resolves
+ * once every process holding its stdout has exited, with what they logged.
+ */
+async function startedAsDocumented(command: string, args: string[]): Promise<{ url: string; ms: number; stop(): Promise<{ output: string; exitedInMs: number }> }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'as-npm-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const started = Date.now();
+  const proc = spawn(command, args, {
+    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: join(dataDir, 'data'), ARTIFACT_STORE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  // 'close' fires when the last writer of the pipes (npm, a shell, node) has gone.
+  const closed = new Promise<void>((r) => proc.once('close', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`exited early:\n${output}`);
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() - started > 30_000) {
+      proc.kill('SIGKILL');
+      throw new Error(`not ready in 30 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ms = Date.now() - started;
+  return {
+    url,
+    ms,
+    async stop() {
+      const t0 = Date.now();
+      proc.kill('SIGTERM');
+      const hung = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 15_000))]);
+      removeDir(dataDir);
+      if (hung) throw new Error(`still running 15 s after SIGTERM to ${command}:\n${output}`);
+      return { output, exitedInMs: Date.now() - t0 };
+    },
+  };
+}
 
 describe('server process', () => {
   it('finishes an in-flight upload on SIGTERM, then exits 0 with the database closed', async () => {
@@ -50,6 +94,23 @@ describe('server process', () => {
     } finally {
       await reg.stop();
     }
+  });
+
+  it('`npm start` serves the built output (no compile) and SIGTERM to npm stops the server', async () => {
+    const built = statSync('dist/src/main.js').mtimeMs;
+    const reg = await startedAsDocumented('npm', ['start']);
+    expect((await fetch(`${reg.url}/healthz`)).status).toBe(200);
+    const { output } = await reg.stop();
+    expect(output).toContain('"msg":"artifact-store stopped"');
+    await expect(fetch(`${reg.url}/healthz`)).rejects.toThrow();
+    expect(statSync('dist/src/main.js').mtimeMs).toBe(built);
+  });
+
+  it('`npm run cli -- serve` (a shell between npm and node, no exec) also stops on SIGTERM to npm', async () => {
+    const reg = await startedAsDocumented('npm', ['run', 'cli', '--', 'serve']);
+    const { output } = await reg.stop();
+    expect(output).toContain('"msg":"artifact-store stopped"');
+    await expect(fetch(`${reg.url}/healthz`)).rejects.toThrow();
   });
 
   it('refuses to start with an invalid setting, naming the variable', async () => {
