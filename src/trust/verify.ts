@@ -4,7 +4,8 @@
  * malformed input, a bad signature or an untrusted certificate never throws out of here.
  *
  * - Key-based: like `cosign verify --key … --insecure-ignore-tlog`: stored tlog entries and
- *   timestamps are stripped, any key of the policy may have signed (hints are ignored).
+ *   timestamps are stripped, any key of the policy may have signed (hints only sharpen the
+ *   reason: "unknown key" vs "bad signature").
  * - Keyless: the certificate must chain to the trusted root at the transparency-log time, the
  *   log entry must verify, and the SAN + issuer must match an identity of the policy (matched
  *   here, by exact string or glob, not by the library's unanchored regex).
@@ -53,6 +54,8 @@ interface Signed {
   signature: Buffer;
   path: 'message' | 'dsse';
   hasCertificate: boolean;
+  /** The bundle's public-key hint (base64 SHA-256 of the SPKI), when it names one. */
+  hint?: string;
 }
 
 class Rejected extends Error {}
@@ -152,8 +155,9 @@ function signedBundle(bytes: Buffer): { signed: Signed; payloadType: string; pay
   if (bundle.content.$case !== 'dsseEnvelope') return reject('message-signature bundles are not image signatures (cosign writes DSSE)');
   const env = bundle.content.dsseEnvelope;
   const signature = env.signatures[0]?.sig ?? Buffer.alloc(0);
-  const vm = bundle.verificationMaterial.content.$case;
-  return { signed: { entity: toSignedEntity(bundle), data: pae(env.payloadType, env.payload), signature, path: 'dsse', hasCertificate: vm !== 'publicKey' }, payloadType: env.payloadType, payload: env.payload };
+  const vm = bundle.verificationMaterial.content;
+  const hint = vm.$case === 'publicKey' && vm.publicKey.hint ? vm.publicKey.hint : undefined;
+  return { signed: { entity: toSignedEntity(bundle), data: pae(env.payloadType, env.payload), signature, path: 'dsse', hasCertificate: vm.$case !== 'publicKey', ...(hint ? { hint } : {}) }, payloadType: env.payloadType, payload: env.payload };
 }
 
 /** Whether @sigstore/verify 3.1.1 computes the right digest for this key on this path (gotcha 3). */
@@ -191,6 +195,14 @@ function verifyWithKeys(signed: Signed, keys: TrustMaterial['keys']): string | u
     }
   }
   return undefined;
+}
+
+const hints = new WeakMap<KeyObject, string>();
+/** cosign's key hint: base64 SHA-256 of the SPKI DER. */
+function keyHint(key: KeyObject): string {
+  let h = hints.get(key);
+  if (!h) hints.set(key, (h = createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('base64')));
+  return h;
 }
 
 function describeError(e: unknown): string {
@@ -248,6 +260,12 @@ function decide(signed: Signed, m: TrustMaterial, claim: () => void, base: Pick<
     return { ...base, verified: true, identity: r.identity, reason: `verified keyless signature of ${r.identity.subject} (${r.identity.issuer})` };
   }
   if (m.keys.length === 0) return { ...base, verified: false, reason: 'the policy has no keys to verify a key-based signature' };
+  if (signed.hint) {
+    const named = m.keys.find((k) => keyHint(k.key) === signed.hint);
+    return named
+      ? { ...base, verified: false, keyId: named.id, reason: `bad signature: it does not verify with key ${named.id}, which its hint names` }
+      : { ...base, verified: false, reason: `unknown key: no key of the policy has the hint ${signed.hint.slice(0, 64)}` };
+  }
   return { ...base, verified: false, reason: 'bad signature or unknown key: no key of the policy verifies it' };
 }
 
