@@ -1,5 +1,14 @@
--- placeholder: the owning module replaces this line with its tables (statements separated by --> statement-breakpoint)
+-- placeholder: the owning module replaces this with its tables
 SELECT 1;
+--> statement-breakpoint
+-- uploads: the caller who opened a session (per-caller cap) and a cross-process lease (session lock)
+ALTER TABLE `uploads` ADD `owner` text;
+--> statement-breakpoint
+ALTER TABLE `uploads` ADD `lease_holder` text;
+--> statement-breakpoint
+ALTER TABLE `uploads` ADD `lease_until` integer;
+--> statement-breakpoint
+CREATE INDEX `uploads_owner` ON `uploads` (`owner`);
 --> statement-breakpoint
 -- auth: a password change bumps the token generation; tokens of an older generation are void
 ALTER TABLE `principals` ADD `token_generation` integer DEFAULT 0 NOT NULL;

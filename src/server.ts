@@ -53,6 +53,21 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const closers: (() => Promise<void>)[] = [];
   const app = createApp({ config, db, store, driver, uploads, log, auth, closers, metrics, isReady: () => ready });
 
+  // Sessions in storage without a row (a crash between the driver's createUpload and the row
+  // insert, or a row removed while its bytes stayed): removed once untouched for the TTL.
+  const sweepOrphans = async (): Promise<void> => {
+    const ids = await driver.listUploads();
+    const known = store.knownUploads(ids);
+    const cutoff = Date.now() - config.uploadTtlSeconds * 1000;
+    for (const id of ids) {
+      if (known.has(id)) continue;
+      const touched = await driver.uploadTouchedAt(id);
+      if (touched === null || touched >= cutoff || store.knownUploads([id]).size > 0) continue;
+      await driver.abort(id, { size: 0, driver: {} }).catch((err: unknown) => log.warn({ err, upload: id }, 'sweep: orphan removal failed'));
+      log.info({ upload: id }, 'sweep: removed orphaned upload storage');
+    }
+  };
+
   // Abandoned upload sessions: drop their bytes and their row.
   const sweep = async (): Promise<void> => {
     for (const row of store.staleUploads(Date.now() - config.uploadTtlSeconds * 1000)) {
@@ -60,6 +75,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       store.deleteUpload(row.id);
       log.info({ upload: row.id, repository: row.repository }, 'sweep: removed stale upload');
     }
+    await sweepOrphans();
     const leftovers = await driver.sweep(config.uploadTtlSeconds * 1000);
     if (leftovers > 0) log.info({ leftovers }, 'sweep: removed storage leftovers');
   };

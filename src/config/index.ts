@@ -37,6 +37,8 @@ export const configSchema = z
     maxBlobSize: int(0),
     /** Upload sessions untouched for this long are removed by the background sweep. */
     uploadTtlSeconds: int(24 * 3600),
+    /** Open upload sessions one caller may hold at once (429 beyond); 0 means no limit. */
+    maxUploadsPerCaller: int(100),
     /** Advertised as OCI-Chunk-Min-Length: the smallest PATCH (but the last) we ask clients for. */
     chunkMinLength: int(1),
     /** Default and maximum page sizes for tag and catalog listings. */

@@ -20,6 +20,11 @@ export interface UploadState {
   size: number;
   /** Driver-private, JSON-serialisable bookkeeping (e.g. multipart upload id and parts). */
   driver: Record<string, unknown>;
+  /**
+   * Random, new with every state the UploadEngine returns: a cached running hash is used only
+   * for the exact state it was computed for, never for a same-sized state another process wrote.
+   */
+  epoch?: string;
 }
 
 /** Committed bytes being read: iterate them, or hand them to a Writable (the fast path). */
@@ -45,6 +50,20 @@ export interface BlobDriver {
    * is left exactly as it was before the call (the caller may retry from `state.size`).
    */
   append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState>;
+  /**
+   * Called once the caller has durably saved `current` (the state `append` returned): removes
+   * objects that only `previous` needed. Deleting them earlier would leave a crash between
+   * append and save with a saved state that names deleted objects. Best effort: whatever stays
+   * is removed with the session (commit, abort, sweep).
+   */
+  releaseSuperseded(id: string, previous: UploadState, current: UploadState): Promise<void>;
+  /**
+   * The state trimmed to the bytes the store really holds. A crash can lose acknowledged bytes
+   * (fs without fsync); the session then resumes from what is there instead of failing forever.
+   */
+  verifyUpload(id: string, state: UploadState): Promise<UploadState>;
+  /** When the session's storage was last written (ms), or null when it does not exist. */
+  uploadTouchedAt(id: string): Promise<number | null>;
   /** The session's bytes so far (to re-hash a session that another process started). */
   readUpload(id: string, state: UploadState): Promise<Readable>;
   /**

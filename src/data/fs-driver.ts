@@ -1,17 +1,21 @@
 /** Local-filesystem driver: the embedded default. Layout in keys.ts. */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobDriver, BlobSource, ByteRange, UploadState } from './driver.js';
-import { BlobNotFoundError, UploadNotFoundError } from './errors.js';
+import { BlobNotFoundError, SizeMismatchError, UploadNotFoundError } from './errors.js';
 import { keys } from './keys.js';
 import { sendFileRange } from './file-sender.js';
 
 export interface FsDriverOptions {
   root: string;
-  /** fsync blob bytes before they become visible (default true). */
+  /**
+   * Durability (default true): PATCH bytes are fdatasync'ed before they are acknowledged, blob
+   * bytes before they become visible, and the directories whose entries a session start or a
+   * commit creates or renames are fsync'ed too (a rename is durable only once its directory is).
+   */
   fsync?: boolean;
 }
 
@@ -26,7 +30,7 @@ export class FsDriver implements BlobDriver {
   private readonly fsync: boolean;
 
   constructor(opts: FsDriverOptions) {
-    this.root = opts.root;
+    this.root = resolve(opts.root);
     this.fsync = opts.fsync ?? true;
   }
 
@@ -78,9 +82,61 @@ export class FsDriver implements BlobDriver {
 
   async createUpload(id: string): Promise<UploadState> {
     const file = this.path(keys.uploadData(id));
-    await mkdir(dirname(file), { recursive: true });
+    const created = await mkdir(dirname(file), { recursive: true });
     await (await open(file, 'wx')).close();
+    if (this.fsync) {
+      await this.syncDirectory(dirname(file));
+      await this.syncCreated(dirname(file), created);
+    }
     return { size: 0, driver: {} };
+  }
+
+  /** fsync of a directory: makes the entries created or renamed in it durable. */
+  protected async syncDirectory(dir: string): Promise<void> {
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** After `mkdir -p dir` created `first` and everything below it: sync each new entry's parent. */
+  private async syncCreated(dir: string, first: string | undefined): Promise<void> {
+    if (first === undefined) return;
+    const top = resolve(first);
+    for (let d = dir; ; d = dirname(d)) {
+      await this.syncDirectory(dirname(d));
+      if (d === top || d === dirname(d)) break;
+    }
+  }
+
+  /** Current size of the session file; UploadNotFoundError when the session does not exist. */
+  private async uploadFileSize(id: string): Promise<number> {
+    try {
+      return (await stat(this.path(keys.uploadData(id)))).size;
+    } catch (err) {
+      if (isNotFound(err)) throw new UploadNotFoundError(id);
+      throw err;
+    }
+  }
+
+  async verifyUpload(id: string, state: UploadState): Promise<UploadState> {
+    const onDisk = await this.uploadFileSize(id);
+    return onDisk < state.size ? { ...state, size: onDisk } : state;
+  }
+
+  async releaseSuperseded(): Promise<void> {}
+
+  async uploadTouchedAt(id: string): Promise<number | null> {
+    for (const key of [keys.uploadData(id), keys.uploadDir(id)]) {
+      try {
+        return (await stat(this.path(key))).mtimeMs;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return null;
   }
 
   private async uploadFile(id: string): Promise<string> {
@@ -96,6 +152,10 @@ export class FsDriver implements BlobDriver {
 
   async append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState> {
     const file = await this.uploadFile(id);
+    // truncate() would extend a short file with zeros: bytes the session hashed but lost (a
+    // crash without fsync) must be re-sent, not invented. Callers check with verifyUpload first.
+    const onDisk = await this.uploadFileSize(id);
+    if (onDisk < state.size) throw new SizeMismatchError(state.size, onDisk);
     let written = 0;
     // With fsync on, flush to disk in the background while bytes still arrive, so the fsync at
     // commit has little left to do. fdatasync on a second descriptor flushes the file's pages
@@ -120,6 +180,8 @@ export class FsDriver implements BlobDriver {
       await truncate(file, state.size);
       await pipeline(counted(), createWriteStream(file, { flags: 'r+', start: state.size }));
       await syncing;
+      // Acknowledged means durable: the background syncs leave little for this one.
+      if (syncer && written > 0) await syncer.datasync();
     } catch (err) {
       await syncing?.catch(() => undefined);
       // Roll back to the last acknowledged size so the session stays consistent with its hash.
@@ -140,6 +202,8 @@ export class FsDriver implements BlobDriver {
 
   async commit(id: string, state: UploadState, digest: string): Promise<void> {
     const file = await this.uploadFile(id);
+    const onDisk = await this.uploadFileSize(id);
+    if (onDisk < state.size) throw new SizeMismatchError(state.size, onDisk);
     await truncate(file, state.size);
     const target = this.path(keys.blob(digest));
     if ((await this.stat(digest)) === null) {
@@ -151,10 +215,16 @@ export class FsDriver implements BlobDriver {
           await fh.close();
         }
       }
-      await mkdir(dirname(target), { recursive: true });
+      const dir = dirname(target);
+      const created = await mkdir(dir, { recursive: true });
       // rename is atomic: readers see either no blob or all of it. Two sessions committing the
       // same digest both rename identical bytes onto the same name, which is harmless.
       await rename(file, target);
+      // The caller records the blob in metadata next: the rename must survive a power loss first.
+      if (this.fsync) {
+        await this.syncDirectory(dir);
+        await this.syncCreated(dir, created);
+      }
     }
     await rm(this.path(keys.uploadDir(id)), { recursive: true, force: true });
   }

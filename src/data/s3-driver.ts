@@ -12,7 +12,12 @@
  * never overwrites an object the previous state points at: rolling back a failed append is just
  * not recording (and best-effort deleting) what it wrote. Tail pieces accumulate (at most
  * MAX_TAIL_PIECES, then they are compacted into one) and are read back only when a part fills,
- * so many small appends cost O(bytes), not O(appends × part size).
+ * so many small appends cost O(bytes), not O(appends × part size). Pieces a new state no longer
+ * needs are deleted only by releaseSuperseded, after the caller saved that state.
+ *
+ * Memory: an append reserves one part from a budget shared by the whole driver
+ * (`maxBufferedBytes`) before it buffers anything, so concurrent PATCHes wait instead of
+ * pinning one part each without bound.
  *
  * commit builds the blob at its digest key server-side: CopyObject when the session is one
  * object, else CreateMultipartUpload at the digest key + UploadPartCopy per part + Complete.
@@ -32,6 +37,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobDriver, BlobSource, ByteRange, UploadState } from './driver.js';
+import { ByteBudget } from './byte-budget.js';
 import { BlobNotFoundError, DataError, StorageUnavailableError, UploadNotFoundError } from './errors.js';
 import { isUploadId, keys } from './keys.js';
 
@@ -59,6 +65,10 @@ export interface S3DriverOptions {
   idleTimeoutMs?: number;
   /** Parts copied in parallel at commit (default 8). */
   copyConcurrency?: number;
+  /** Bytes all concurrent appends may buffer together (default 32 parts, at least one part). */
+  maxBufferedBytes?: number;
+  /** How long an append waits for buffer budget before failing with 503 (default 30 s). */
+  bufferWaitMs?: number;
 }
 
 /** What `UploadState.driver` holds for this driver. */
@@ -128,6 +138,9 @@ export class S3Driver implements BlobDriver {
   private readonly copyConcurrency: number;
   /** Learnt from the server: undefined until the first UploadPartCopy. */
   private partCopy: boolean | undefined;
+  /** Shared by every append of this driver (one per process). */
+  readonly buffers: ByteBudget;
+  private readonly bufferWaitMs: number;
 
   constructor(opts: S3DriverOptions) {
     this.bucket = opts.bucket;
@@ -136,6 +149,8 @@ export class S3Driver implements BlobDriver {
     if (!isInt(this.partSize, MIN_PART)) throw new Error(`S3 part size must be an integer >= ${MIN_PART}`);
     this.redirect = opts.redirect ?? false;
     this.copyConcurrency = opts.copyConcurrency ?? 8;
+    this.buffers = new ByteBudget(Math.max(opts.maxBufferedBytes ?? 32 * this.partSize, this.partSize));
+    this.bufferWaitMs = opts.bufferWaitMs ?? 30_000;
     const creds = opts.accessKeyId && opts.secretAccessKey
       ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey, sessionToken: opts.sessionToken }
       : undefined;
@@ -307,10 +322,12 @@ export class S3Driver implements BlobDriver {
     let pendingLen = 0;
     let received = 0;
     let tail = s.tail;
-    let dropOld = false; // the previous tail pieces went into a part or a compacted piece
+    let release: (() => void) | undefined;
     try {
       await this.requireSession(id);
       for await (const chunk of source) {
+        // About one part is held at a time; reserve it before holding any byte.
+        release ??= await this.buffers.acquire(partSizeAt(s.partSize, next), this.bufferWaitMs);
         received += chunk.length;
         let rest = chunk;
         while (rest.length > 0) {
@@ -336,14 +353,12 @@ export class S3Driver implements BlobDriver {
         }
       }
       if (received === 0) return state;
-      dropOld = next > first;
-      if (dropOld) tail = [];
+      if (next > first) tail = []; // the stored tail went into the first new part
       if (pendingLen > 0) {
         let body = Buffer.concat(pending);
         if (tail.length >= MAX_TAIL_PIECES) {
           body = Buffer.concat([...(await this.readBytes(this.tails(id, s), missing)), body]);
           tail = [];
-          dropOld = true;
         }
         const key = this.tailKey(id, nonce);
         written.push(key);
@@ -354,13 +369,36 @@ export class S3Driver implements BlobDriver {
       // Nothing the previous state points at was touched; forget what this call wrote.
       await this.deleteKeys(written).catch(() => undefined);
       throw mapError(err);
+    } finally {
+      release?.();
     }
-    if (dropOld) {
-      await this.deleteKeys(this.tails(id, s).map((t) => t.key)).catch(() => undefined);
-    }
+    // The previous tail pieces may now be superseded; they stay until releaseSuperseded.
     const runs: [string, number][] = next > first ? [...s.runs, [nonce, next - first]] : s.runs;
     const driver: Session = { partSize: s.partSize, runs, tail };
     return { size: state.size + received, driver: driver as unknown as Record<string, unknown> };
+  }
+
+  async releaseSuperseded(id: string, previous: UploadState, current: UploadState): Promise<void> {
+    const before = this.parse(id, previous);
+    const after = this.parse(id, current);
+    const kept = new Set([...this.parts(id, after), ...this.tails(id, after)].map((o) => o.key));
+    const gone = [...this.parts(id, before), ...this.tails(id, before)].map((o) => o.key).filter((k) => !kept.has(k));
+    if (gone.length > 0) await this.deleteKeys(gone);
+  }
+
+  /** Objects are written whole (PutObject) before the state naming them is saved: nothing to trim. */
+  async verifyUpload(_id: string, state: UploadState): Promise<UploadState> {
+    return state;
+  }
+
+  async uploadTouchedAt(id: string): Promise<number | null> {
+    try {
+      const res = await this.run(this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.marker(id) })));
+      return res.LastModified?.getTime() ?? Date.now();
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
   }
 
   async readUpload(id: string, state: UploadState): Promise<Readable> {

@@ -7,7 +7,13 @@
  * store) rebuilds it by re-hashing the stored partial bytes once; later appends are incremental
  * again. Re-hashing reads at disk/network speed, and node:crypto hashes ~10x faster than a WASM
  * hash whose state could be saved, so this is the cheaper way to resume.
+ *
+ * A cached hash is used only for the exact state it belongs to (`UploadState.epoch`), so a
+ * same-sized state written by another process is re-hashed, never trusted. At commit, blobs up
+ * to VERIFY_FROM_STORE_BYTES are re-hashed from the stored bytes (cheap, and it catches bytes
+ * that changed on disk); larger ones rely on the running hash of this exact state.
  */
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobDriver, UploadState } from './driver.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
@@ -15,6 +21,7 @@ import { createSha256, hashStream, type CopyableHasher, type HashAlgorithm } fro
 
 interface RunningHash {
   size: number;
+  epoch: string | undefined;
   hasher: CopyableHasher;
 }
 
@@ -29,6 +36,10 @@ export class UploadTooLargeError extends Error {}
 
 /** Bounded so abandoned sessions cannot pin memory; evicted hashes are rebuilt on demand. */
 const MAX_CACHED_HASHES = 1024;
+/** Commits up to this size re-read the stored bytes to verify the digest. */
+export const VERIFY_FROM_STORE_BYTES = 8 * 1024 * 1024;
+
+const newEpoch = (): string => randomBytes(8).toString('hex');
 
 export class UploadEngine {
   private readonly running = new Map<string, RunningHash>();
@@ -36,9 +47,20 @@ export class UploadEngine {
   constructor(readonly driver: BlobDriver) {}
 
   async start(id: string): Promise<UploadState> {
-    const state = await this.driver.createUpload(id);
-    this.remember(id, { size: 0, hasher: createSha256() });
+    const state = { ...(await this.driver.createUpload(id)), epoch: newEpoch() };
+    this.remember(id, { size: 0, epoch: state.epoch, hasher: createSha256() });
     return state;
+  }
+
+  /** The state trimmed to what the store really holds (see BlobDriver.verifyUpload). */
+  async verify(id: string, state: UploadState): Promise<UploadState> {
+    const checked = await this.driver.verifyUpload(id, state);
+    return checked.size === state.size ? state : { ...checked, epoch: newEpoch() };
+  }
+
+  /** After `current` is saved: lets the driver drop what only `previous` needed. Best effort. */
+  async settle(id: string, previous: UploadState, current: UploadState): Promise<void> {
+    await this.driver.releaseSuperseded(id, previous, current).catch(() => undefined);
   }
 
   async append(id: string, state: UploadState, source: Readable | AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<UploadState> {
@@ -57,8 +79,10 @@ export class UploadEngine {
       // Throwing inside the source makes the driver roll the append back.
       if (expectedLength !== undefined && received !== expectedLength) throw new SizeMismatchError(expectedLength, received);
     };
-    const next = await this.driver.append(id, state, hashing());
-    this.remember(id, { size: next.size, hasher });
+    const appended = await this.driver.append(id, state, hashing());
+    if (appended === state) return state; // nothing received
+    const next = { ...appended, epoch: newEpoch() };
+    this.remember(id, { size: next.size, epoch: next.epoch, hasher });
     return next;
   }
 
@@ -66,11 +90,13 @@ export class UploadEngine {
   async finish(id: string, state: UploadState, digest: string): Promise<{ size: number }> {
     const algo = digest.slice(0, digest.indexOf(':')) as HashAlgorithm;
     let actual: string;
-    if (algo === 'sha256') {
+    if (algo === 'sha256' && state.size > VERIFY_FROM_STORE_BYTES) {
       actual = (await this.hashAt(id, state)).hasher.copy().digest();
     } else {
-      // Other algorithms are rare: hash the stored bytes once, at commit.
-      actual = (await hashStream(algo, await this.driver.readUpload(id, state))).digest;
+      // Small blobs, and the rare other algorithms: hash the stored bytes, at commit.
+      const stored = await hashStream(algo, await this.driver.readUpload(id, state));
+      if (stored.size !== state.size) throw new SizeMismatchError(state.size, stored.size);
+      actual = stored.digest;
     }
     if (actual !== digest) throw new DigestMismatchError(digest, actual);
     await this.driver.commit(id, state, digest);
@@ -85,7 +111,7 @@ export class UploadEngine {
 
   private async hashAt(id: string, state: UploadState): Promise<RunningHash> {
     const cached = this.running.get(id);
-    if (cached && cached.size === state.size) return cached;
+    if (cached && cached.size === state.size && cached.epoch === state.epoch) return cached;
     const hasher = createSha256();
     let size = 0;
     for await (const chunk of (await this.driver.readUpload(id, state)) as AsyncIterable<Uint8Array>) {
@@ -96,7 +122,7 @@ export class UploadEngine {
       size += take;
     }
     if (size !== state.size) throw new SizeMismatchError(state.size, size);
-    const rebuilt = { size, hasher };
+    const rebuilt = { size, epoch: state.epoch, hasher };
     this.remember(id, rebuilt);
     return rebuilt;
   }

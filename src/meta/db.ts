@@ -30,6 +30,20 @@ export function openDatabase(file: string): Db {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = drizzle(sqlite, { schema }) as Db;
+  immediateByDefault(db);
   migrate(db, { migrationsFolder: migrationsFolder() });
   return db;
+}
+
+/**
+ * Every `db.transaction(fn)` starts with BEGIN IMMEDIATE unless it asks otherwise. A deferred
+ * transaction reads first and upgrades to a write lock later; when another process (the CLI
+ * beside the server, a second server) committed in between, SQLite answers SQLITE_BUSY at
+ * once, and busy_timeout cannot retry an upgrade. IMMEDIATE takes the write lock up front, so
+ * a second writer waits (busy_timeout) instead of failing. Nested `tx.transaction` calls are
+ * savepoints and are unaffected; read-only code does not use transactions.
+ */
+function immediateByDefault(db: Db): void {
+  const begin = db.transaction.bind(db);
+  db.transaction = ((fn, config) => begin(fn, { behavior: 'immediate', ...config })) as Db['transaction'];
 }

@@ -3,8 +3,10 @@
  * and upload sessions. Each mutating method is one transaction that also appends its event.
  */
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { ociError } from '../errors/catalogue.js';
 import type { Db } from './db.js';
 import { appendEvent } from './events.js';
+import { checkLinkFence, type LinkFence } from '../operations/fence.js';
 import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags, uploads } from './schema.js';
 
 export interface ManifestRecord {
@@ -115,8 +117,9 @@ export class RegistryStore {
   }
 
   /** Records stored content and links it to the repository (push or mount). Idempotent. */
-  linkBlob(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string): void {
+  linkBlob(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string, fence?: LinkFence): void {
     this.db.transaction((tx) => {
+      checkLinkFence(tx, digest, fence); // online GC may be deleting this digest: see operations/fence.ts
       const repoId = this.ensureRepository(tx, name, actor);
       tx.insert(blobs).values({ digest, size }).onConflictDoNothing().run();
       const linked = tx.insert(repositoryBlobs).values({ repositoryId: repoId, digest }).onConflictDoNothing().run();
@@ -136,9 +139,9 @@ export class RegistryStore {
       .map((r) => r.name);
   }
 
-  /** Manifests in the repository that need the blob (blocks its deletion). */
-  blobReferrers(repoId: number, digest: string): string[] {
-    return this.db
+  /** Manifests in the repository that need the blob or child manifest (blocks its deletion). */
+  blobReferrers(repoId: number, digest: string, tx: Tx | Db = this.db): string[] {
+    return tx
       .select({ m: manifestReferences.manifestDigest })
       .from(manifestReferences)
       .where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.targetDigest, digest)))
@@ -147,8 +150,17 @@ export class RegistryStore {
       .map((r) => r.m);
   }
 
+  /**
+   * Unlinks a blob. Refused (409 DENIED) while a manifest of the repository references it: the
+   * check runs inside the delete's write transaction, so a manifest pushed concurrently cannot
+   * slip between check and delete (nor with a driver whose transactions are asynchronous).
+   */
   unlinkBlob(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      const users = this.blobReferrers(repoId, digest, tx);
+      if (users.length > 0) {
+        throw ociError('DENIED', 'blob is referenced by manifests in this repository; delete them first', { status: 409, detail: { manifests: users } });
+      }
       hooks.guard?.(tx);
       const res = tx.delete(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), eq(repositoryBlobs.digest, digest))).run();
       if (res.changes > 0) appendEvent(tx, { actor, action: 'oci.blob.delete', repository: name, digest });
@@ -167,9 +179,9 @@ export class RegistryStore {
   }
 
   /** Sizes of `digests` that are manifests stored in the repository. */
-  manifestSizes(repoId: number, digests: string[]): Map<string, number> {
+  manifestSizes(repoId: number, digests: string[], tx: Tx | Db = this.db): Map<string, number> {
     const rows = chunked(digests, (part) =>
-      this.db
+      tx
         .select({ digest: manifests.digest, size: manifests.size })
         .from(manifests)
         .where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, part)))
@@ -179,9 +191,9 @@ export class RegistryStore {
   }
 
   /** Sizes of `digests` that are blobs linked to the repository. */
-  linkedBlobSizes(repoId: number, digests: string[]): Map<string, number> {
+  linkedBlobSizes(repoId: number, digests: string[], tx: Tx | Db = this.db): Map<string, number> {
     const rows = chunked(digests, (part) =>
-      this.db
+      tx
         .select({ digest: blobs.digest, size: blobs.size })
         .from(repositoryBlobs)
         .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
@@ -196,6 +208,7 @@ export class RegistryStore {
     this.db.transaction((tx) => {
       hooks.guard?.(tx);
       const repoId = this.ensureRepository(tx, name, actor);
+      this.requireReferences(tx, repoId, m.references);
       const inserted = tx
         .insert(manifests)
         .values({
@@ -242,9 +255,31 @@ export class RegistryStore {
     });
   }
 
-  /** Deletes a manifest and every tag pointing at it. Returns false when it was not there. */
+  /**
+   * The caller checked the references before its (async) governance checks; a delete may have
+   * run since. Re-checked here, in the write transaction, so a manifest never lands pointing at
+   * content that is gone.
+   */
+  private requireReferences(tx: Tx, repoId: number, refs: NewManifest['references']): void {
+    const blobDigests = refs.filter((r) => r.kind === 'blob').map((r) => r.digest);
+    const childDigests = refs.filter((r) => r.kind === 'manifest').map((r) => r.digest);
+    const blobsThere = this.linkedBlobSizes(repoId, blobDigests, tx);
+    const childrenThere = this.manifestSizes(repoId, childDigests, tx);
+    const gone = [...blobDigests.filter((d) => !blobsThere.has(d)), ...childDigests.filter((d) => !childrenThere.has(d))];
+    if (gone.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: gone[0] } });
+  }
+
+  /**
+   * Deletes a manifest and every tag pointing at it. Returns false when it was not there.
+   * Refused (409 DENIED, as for blobs) while an index of the repository lists it: deleting a
+   * child would leave a multi-arch image pointing at nothing. Checked inside the transaction.
+   */
   deleteManifest(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      const parents = this.blobReferrers(repoId, digest, tx).filter((m) => m !== digest);
+      if (parents.length > 0) {
+        throw ociError('DENIED', 'manifest is referenced by an index in this repository; delete the index first', { status: 409, detail: { manifests: parents } });
+      }
       hooks.guard?.(tx);
       const removedTags = tx
         .delete(tags)
@@ -303,27 +338,76 @@ export class RegistryStore {
 
   // ---- upload sessions ----------------------------------------------------------------------
 
-  createUpload(id: string, repository: string, state: string): void {
-    this.db.insert(uploads).values({ id, repository, state }).run();
+  /**
+   * Records a new session unless `owner` already has `maxPerOwner` open (0: no cap). The count
+   * and the insert share one write transaction, so parallel POSTs cannot overshoot the cap.
+   */
+  createUpload(id: string, repository: string, state: string, owner: string, maxPerOwner = 0): boolean {
+    return this.db.transaction((tx) => {
+      if (maxPerOwner > 0 && this.openUploads(owner, tx) >= maxPerOwner) return false;
+      tx.insert(uploads).values({ id, repository, state, owner }).run();
+      return true;
+    });
+  }
+
+  /** Sessions `owner` has open. */
+  openUploads(owner: string, tx: Tx | Db = this.db): number {
+    return tx.select({ n: sql<number>`count(*)` }).from(uploads).where(eq(uploads.owner, owner)).get()?.n ?? 0;
   }
 
   getUpload(id: string): UploadRow | undefined {
     return this.db.select({ id: uploads.id, repository: uploads.repository, state: uploads.state, updatedAt: uploads.updatedAt }).from(uploads).where(eq(uploads.id, id)).get();
   }
 
-  updateUpload(id: string, state: string): void {
-    this.db.update(uploads).set({ state, updatedAt: Date.now() }).where(eq(uploads.id, id)).run();
+  /**
+   * Saves a session's new state. With `holder`, only while that lease is still held (a holder
+   * whose lease expired and was taken over must not overwrite the newer state): returns false then.
+   */
+  updateUpload(id: string, state: string, holder?: string): boolean {
+    const where = holder === undefined ? eq(uploads.id, id) : and(eq(uploads.id, id), eq(uploads.leaseHolder, holder));
+    return this.db.update(uploads).set({ state, updatedAt: Date.now() }).where(where).run().changes > 0;
   }
 
   deleteUpload(id: string): void {
     this.db.delete(uploads).where(eq(uploads.id, id)).run();
   }
 
+  /**
+   * Takes the session's cross-process lock for `ttlMs` unless another holder's lease is live.
+   * 'missing' when there is no such session.
+   */
+  acquireUploadLease(id: string, holder: string, ttlMs: number): 'acquired' | 'busy' | 'missing' {
+    const now = Date.now();
+    const res = this.db
+      .update(uploads)
+      .set({ leaseHolder: holder, leaseUntil: now + ttlMs })
+      .where(and(eq(uploads.id, id), sql`(${uploads.leaseUntil} IS NULL OR ${uploads.leaseUntil} < ${now} OR ${uploads.leaseHolder} = ${holder})`))
+      .run();
+    if (res.changes > 0) return 'acquired';
+    return this.db.select({ id: uploads.id }).from(uploads).where(eq(uploads.id, id)).get() ? 'busy' : 'missing';
+  }
+
+  /** Extends a lease still held by `holder`; false when it was lost. */
+  renewUploadLease(id: string, holder: string, ttlMs: number): boolean {
+    return this.db.update(uploads).set({ leaseUntil: Date.now() + ttlMs }).where(and(eq(uploads.id, id), eq(uploads.leaseHolder, holder))).run().changes > 0;
+  }
+
+  releaseUploadLease(id: string, holder: string): void {
+    this.db.update(uploads).set({ leaseHolder: null, leaseUntil: null }).where(and(eq(uploads.id, id), eq(uploads.leaseHolder, holder))).run();
+  }
+
+  /** Which of `ids` are sessions with a row (the rest, found in storage, are orphans). */
+  knownUploads(ids: string[]): Set<string> {
+    const rows = chunked(ids, (part) => this.db.select({ id: uploads.id }).from(uploads).where(inArray(uploads.id, part)).all());
+    return new Set(rows.map((r) => r.id));
+  }
+
   staleUploads(olderThan: number): UploadRow[] {
     return this.db
       .select({ id: uploads.id, repository: uploads.repository, state: uploads.state, updatedAt: uploads.updatedAt })
       .from(uploads)
-      .where(sql`${uploads.updatedAt} < ${olderThan}`)
+      // A session whose lease is live is in use (a long PATCH), whatever its age.
+      .where(sql`${uploads.updatedAt} < ${olderThan} AND (${uploads.leaseUntil} IS NULL OR ${uploads.leaseUntil} < ${Date.now()})`)
       .all();
   }
 }

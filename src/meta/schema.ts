@@ -81,7 +81,12 @@ export const uploads = sqliteTable('uploads', {
   state: text('state').notNull(),
   createdAt: integer('created_at').notNull().default(now),
   updatedAt: integer('updated_at').notNull().default(now),
-});
+  /** Who opened the session (open sessions are capped per caller). */
+  owner: text('owner'),
+  /** Cross-process session lock: the holder's token and when its lease runs out (ms). */
+  leaseHolder: text('lease_holder'),
+  leaseUntil: integer('lease_until'),
+}, (t) => [index('uploads_owner').on(t.owner)]);
 
 /** Append-only, hash-chained log of every mutation (PRODUCT.md §4). */
 export const events = sqliteTable(

@@ -54,10 +54,7 @@ export function blobRoutes({ store, driver, config, log, governance }: OciDeps) 
       const digest = parseDigest(ref).value;
       const repoId = store.repositoryId(name);
       if (repoId === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
-      const users = store.blobReferrers(repoId, digest);
-      if (users.length > 0) {
-        throw ociError('DENIED', 'blob is referenced by manifests in this repository; delete them first', { status: 409, detail: { manifests: users } });
-      }
+      // The "still referenced" check (409 DENIED) runs inside unlinkBlob's transaction.
       const actor = c.get('actor');
       const guard = (tx: Tx): void => governance.guardDelete({ repository: name, kind: 'blob', digest, actor, origin: 'api' }, tx);
       if (!store.unlinkBlob(name, repoId, digest, actor, { guard })) throw ociError('BLOB_UNKNOWN', undefined, { detail: { digest } });

@@ -12,6 +12,7 @@ import { isUploadId } from '../data/keys.js';
 import { ociError } from '../errors/catalogue.js';
 import { requestBody } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
+import { BlobCollectedError, MOUNT_FENCE, pinForUpload } from '../operations/fence.js';
 import type { OciDeps } from './deps.js';
 import type { RouteParams } from './routes.js';
 
@@ -20,9 +21,22 @@ interface Session {
   state: UploadState;
 }
 
+/**
+ * The cross-process session lock is a lease on the session's row: held while a request works on
+ * the session, renewed while it streams, taken over only once it has run out (a holder that
+ * died). Saving a new state requires still holding it, so a holder that lost it cannot overwrite
+ * the newer state.
+ */
+const LEASE_TTL_MS = 30_000;
+const LEASE_WAIT_MS = 15_000;
+const LEASE_POLL_MS = 25;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   const locks = new KeyedLock();
   const maxSize = config.maxBlobSize > 0 ? config.maxBlobSize : undefined;
+  const cap = config.maxUploadsPerCaller;
 
   const sessionHeaders = (name: string, s: Session): Record<string, string> => ({
     Location: `/v2/${name}/blobs/uploads/${s.id}`,
@@ -38,17 +52,80 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     'Content-Length': '0',
   });
 
+  const unknown = (id: string): Error => ociError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { uuid: id } });
+
   function load(name: string, id: string): Session {
     const row = isUploadId(id) ? store.getUpload(id) : undefined;
-    if (!row || row.repository !== name) throw ociError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { uuid: id } });
+    if (!row || row.repository !== name) throw unknown(id);
     return { id, state: JSON.parse(row.state) as UploadState };
   }
 
-  async function open(name: string): Promise<Session> {
+  const tooMany = (): Error =>
+    ociError('TOOMANYREQUESTS', `too many open upload sessions (at most ${cap} per caller); finish or cancel some`, { detail: { limit: cap } });
+
+  async function open(c: Context<AppEnv>, name: string): Promise<Session> {
+    const owner = c.get('actor');
+    // A cheap early refusal before touching storage; createUpload re-checks atomically.
+    if (cap > 0 && store.openUploads(owner) >= cap) throw tooMany();
     const id = randomUUID();
     const state = await uploads.start(id);
-    store.createUpload(id, name, JSON.stringify(state));
+    if (!store.createUpload(id, name, JSON.stringify(state), owner, cap)) {
+      await uploads.abort(id, state).catch(() => undefined);
+      throw tooMany();
+    }
     return { id, state };
+  }
+
+  async function acquireLease(id: string, holder: string): Promise<void> {
+    const deadline = Date.now() + LEASE_WAIT_MS;
+    for (;;) {
+      const got = store.acquireUploadLease(id, holder, LEASE_TTL_MS);
+      if (got === 'acquired') return;
+      if (got === 'missing') throw unknown(id);
+      if (Date.now() > deadline) throw ociError('UNAVAILABLE', 'the upload session is in use by another request; retry', { headers: { 'Retry-After': '1' } });
+      await sleep(LEASE_POLL_MS);
+    }
+  }
+
+  /**
+   * Runs `fn` holding the session: queued behind this process's other requests for it, then
+   * the lease (other processes). `trimmed` says the store held fewer bytes than the saved state
+   * (lost in a crash); the state is then corrected before `fn` sees it.
+   */
+  function withSession<T>(name: string, id: string, fn: (s: Session, holder: string, trimmed: boolean) => Promise<T>): Promise<T> {
+    return locks.run(id, async () => {
+      if (!isUploadId(id)) throw unknown(id);
+      const holder = randomUUID();
+      await acquireLease(id, holder);
+      const renew = setInterval(() => {
+        try {
+          store.renewUploadLease(id, holder, LEASE_TTL_MS);
+        } catch {
+          /* a busy database: the next tick retries, the save checks the lease anyway */
+        }
+      }, LEASE_TTL_MS / 3);
+      renew.unref();
+      try {
+        const s = load(name, id);
+        const checked = await uploads.verify(s.id, s.state);
+        const trimmed = checked !== s.state;
+        if (trimmed) {
+          s.state = checked;
+          store.updateUpload(id, JSON.stringify(checked), holder);
+        }
+        return await fn(s, holder, trimmed);
+      } finally {
+        clearInterval(renew);
+        store.releaseUploadLease(id, holder);
+      }
+    });
+  }
+
+  /** A client that does not say where its bytes go cannot continue a session that lost bytes. */
+  function refuseBlindAppend(c: Context<AppEnv>, name: string, s: Session, trimmed: boolean): void {
+    if (trimmed && c.req.header('content-range') === undefined) {
+      throw ociError('BLOB_UPLOAD_INVALID', 'the upload lost bytes in a crash; resume from the Range given', { status: 416, headers: sessionHeaders(name, s) });
+    }
   }
 
   function declaredLength(c: Context<AppEnv>): number | undefined {
@@ -60,8 +137,11 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     return n;
   }
 
-  /** Appends the request body (if any) to the session, honouring Content-Range. */
-  async function appendBody(c: Context<AppEnv>, name: string, s: Session): Promise<void> {
+  /**
+   * Appends the request body (if any) to the session, honouring Content-Range. The new state is
+   * saved (under the lease, when `holder` is given) before superseded storage is released.
+   */
+  async function appendBody(c: Context<AppEnv>, name: string, s: Session, holder?: string): Promise<void> {
     let length = declaredLength(c);
     const rangeHeader = c.req.header('content-range');
     if (rangeHeader !== undefined) {
@@ -77,15 +157,23 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     if (length === 0) return;
     const hasBody = length !== undefined || c.req.header('transfer-encoding') !== undefined;
     if (!hasBody) return;
-    s.state = await uploads.append(s.id, s.state, requestBody(c), { expectedLength: length, maxSize });
-    store.updateUpload(s.id, JSON.stringify(s.state));
+    const previous = s.state;
+    const next = await uploads.append(s.id, previous, requestBody(c), { expectedLength: length, maxSize });
+    if (next === previous) return;
+    if (!store.updateUpload(s.id, JSON.stringify(next), holder)) {
+      throw ociError('UNAVAILABLE', 'the upload session was taken over by another request; check its status and resume', { headers: { 'Retry-After': '1' } });
+    }
+    s.state = next;
+    await uploads.settle(s.id, previous, next);
   }
 
   /** Verifies and commits the session under `digest`, links the blob; a failed check discards the session. */
   async function complete(c: Context<AppEnv>, name: string, s: Session, digest: string): Promise<Response> {
     try {
+      // Pin the digest before the commit, which may keep already-stored bytes: GC leaves it alone (operations/fence.ts).
+      const fence = await pinForUpload(store.db, digest);
       const { size } = await uploads.finish(s.id, s.state, digest);
-      store.linkBlob(name, digest, size, c.get('actor'), 'oci.blob.push');
+      store.linkBlob(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence);
     } catch (err) {
       await uploads.abort(s.id, s.state).catch(() => undefined);
       store.deleteUpload(s.id);
@@ -108,14 +196,20 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
         if (digest !== undefined && from !== undefined) sourceSize = readable(from) ? store.repositoryBlobSize(from, digest) : undefined;
         else if (digest !== undefined) sourceSize = store.repositoriesWithBlob(digest).some(readable) ? store.blobSize(digest) : undefined;
         if (digest !== undefined && sourceSize !== undefined) {
-          store.linkBlob(name, digest, sourceSize, c.get('actor'), 'oci.blob.mount', from);
-          return c.body(null, 201, committedHeaders(name, digest));
+          try {
+            store.linkBlob(name, digest, sourceSize, c.get('actor'), 'oci.blob.mount', from, MOUNT_FENCE);
+            return c.body(null, 201, committedHeaders(name, digest));
+          } catch (err) {
+            // GC removed the source meanwhile: fall back to a new session, as for any unmountable source.
+            if (!(err instanceof BlobCollectedError)) throw err;
+          }
         }
       }
       const digestParam = c.req.query('digest');
       if (digestParam !== undefined) {
         const digest = parseDigest(digestParam).value;
-        const s = await open(name);
+        // The id is known to this request only: no other request can hold the session.
+        const s = await open(c, name);
         try {
           await appendBody(c, name, s);
         } catch (err) {
@@ -125,35 +219,36 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
         }
         return complete(c, name, s, digest);
       }
-      const s = await open(name);
+      const s = await open(c, name);
       return c.body(null, 202, { ...sessionHeaders(name, s), 'OCI-Chunk-Min-Length': String(config.chunkMinLength) });
     },
 
-    status(c: Context<AppEnv>, { name, ref }: RouteParams): Response {
+    async status(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       const s = load(name, ref);
+      // Report what the store really holds (bytes lost in a crash are not claimed).
+      s.state = await uploads.verify(s.id, s.state);
       return c.body(null, 204, sessionHeaders(name, s));
     },
 
     patch(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
-      return locks.run(ref, async () => {
-        const s = load(name, ref);
-        await appendBody(c, name, s);
+      return withSession(name, ref, async (s, holder, trimmed) => {
+        refuseBlindAppend(c, name, s, trimmed);
+        await appendBody(c, name, s, holder);
         return c.body(null, 202, sessionHeaders(name, s));
       });
     },
 
     finish(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
-      return locks.run(ref, async () => {
-        const s = load(name, ref);
+      return withSession(name, ref, async (s, holder, trimmed) => {
         const digest = parseDigest(c.req.query('digest')).value;
-        await appendBody(c, name, s);
+        refuseBlindAppend(c, name, s, trimmed);
+        await appendBody(c, name, s, holder);
         return complete(c, name, s, digest);
       });
     },
 
     cancel(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
-      return locks.run(ref, async () => {
-        const s = load(name, ref);
+      return withSession(name, ref, async (s) => {
         await uploads.abort(s.id, s.state);
         store.deleteUpload(s.id);
         return c.body(null, 204);
@@ -162,7 +257,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   };
 }
 
-/** Serialises work per key (one upload session) inside this process. */
+/** Serialises work per key (one upload session) inside this process; the lease covers the others. */
 class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
 
