@@ -36,6 +36,22 @@ export class ByteReader {
     return this.buf.subarray(this.pos, this.pos + n);
   }
 
+  /** The next byte if it is already buffered (no await on the hot path), else -1. */
+  tryU8(): number {
+    if (this.pos >= this.buf.length) return -1;
+    this.offset++;
+    return this.buf[this.pos++]!;
+  }
+
+  /** The next `n` bytes if already buffered, else null (then call `take`). */
+  tryTake(n: number): Buffer | null {
+    if (this.buf.length - this.pos < n) return null;
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    return out;
+  }
+
   async u8(): Promise<number | null> {
     if (!(await this.ensure(1))) return null;
     this.offset++;

@@ -82,7 +82,8 @@ async function walkOne(r: ByteReader, add: (f: Finding) => void, at: (o: number)
       return fail({ severity: 'medium', rule: 'opcode-limit', message: `stopped after ${opts.maxOps} opcodes`, ...at(r.offset) });
     }
     const offset = r.offset;
-    const code = await r.u8();
+    const fast = r.tryU8();
+    const code = fast !== -1 ? fast : await r.u8();
     if (code === null) {
       return fail({ severity: ops === 0 ? 'info' : 'low', rule: 'truncated', message: 'pickle ends before its STOP opcode', ...at(offset) });
     }
@@ -96,7 +97,7 @@ async function walkOne(r: ByteReader, add: (f: Finding) => void, at: (o: number)
       case 'none':
         break;
       case 'fixed':
-        arg = await r.take(op.arg.bytes);
+        arg = r.tryTake(op.arg.bytes) ?? (await r.take(op.arg.bytes));
         if (!arg) return fail({ severity: 'low', rule: 'truncated', message: `${op.name} argument cut off`, ...at(offset) });
         break;
       case 'counted': {

@@ -102,11 +102,13 @@ export class ScanWorker implements ScanQueueHooks {
     setImmediate(() => this.kick());
   }
 
-  /** Resumes jobs left pending by an earlier process. */
+  /** Resumes jobs left pending by an earlier process (or before stop()). */
   start(): void {
+    this.stopped = false;
     setTimeout(() => this.kick(), 0).unref();
   }
 
+  /** No new job starts; pending ones stay in the database for the next start. */
   stop(): void {
     this.stopped = true;
   }
@@ -128,9 +130,18 @@ export class ScanWorker implements ScanQueueHooks {
       });
   }
 
-  /** Resolves once no scan is running or queued in this process (tests). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  /** Resolves once nothing is running and (unless stopped) nothing is pending; for tests and shutdown. */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.running) await this.running;
+      else if (this.stopped || this.store.pendingScans(this.deps.db) === 0) return;
+      else {
+        this.kick();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      if (Date.now() > deadline) throw new Error('scan queue did not drain');
+    }
   }
 
   private async loop(): Promise<void> {
@@ -186,7 +197,7 @@ export class ScanWorker implements ScanQueueHooks {
   /** Writes a blob through the storage driver (content addressed: an existing digest is reused). */
   private async writeBlob(repository: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    const id = `scan-${randomUUID()}`;
+    const id = randomUUID(); // the drivers accept only UUID upload ids
     let state = await this.deps.driver.createUpload(id);
     try {
       state = await this.deps.driver.append(id, state, (async function* () {

@@ -1,0 +1,120 @@
+/**
+ * The background scan queue end to end: a pushed model layer is scanned after the push, the
+ * findings come back as a `scan-report` evidence referrer (a real OCI manifest whose layer is
+ * the JSON report), pending work survives a stop/start, and a full queue pushes back with 429.
+ */
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scanJobs } from '../../src/evidence/schema.js';
+import { events } from '../../src/meta/schema.js';
+import { expectError, pushBlob, pushImage, sha256 } from '../helpers/http.js';
+import { startHarness, type Harness } from './evidence-harness.js';
+import { EVIDENCE, json } from './evidence-push.js';
+
+const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+/** `cos\nsystem\n(S'id'\ntR.`: os.system('id') at pickle protocol 0. */
+const POISON = Buffer.from("cos\nsystem\n(S'id'\ntR.", 'latin1');
+/** A protocol-2 pickle of an OrderedDict: harmless. */
+const BENIGN = Buffer.concat([Buffer.from([0x80, 0x02]), Buffer.from('ccollections\nOrderedDict\n', 'latin1'), Buffer.from([0x29, 0x52, 0x2e])]);
+
+async function pushModel(h: Harness, repo: string, tag: string, file: Buffer, name = 'model.pkl'): Promise<{ digest: string; res: Response }> {
+  const config = Buffer.from('{}');
+  const configDigest = await pushBlob(h.url, repo, config);
+  const layer = await pushBlob(h.url, repo, file);
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST,
+      artifactType: 'application/vnd.example.model.v1',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/octet-stream', digest: layer, size: file.length, annotations: { 'org.opencontainers.image.title': name } }],
+    }),
+  );
+  const res = await fetch(`${h.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': MANIFEST } });
+  return { digest: sha256(bytes), res };
+}
+
+async function reportOf(h: Harness, repo: string, subject: string) {
+  const job = h.db.select().from(scanJobs).where(eq(scanJobs.digest, subject)).all().find((j) => j.repository === repo);
+  expect(job?.error ?? null).toBeNull();
+  const idx = await json(await fetch(`${h.url}/v2/${repo}/referrers/${subject}?artifactType=${encodeURIComponent(EVIDENCE)}`));
+  const reports = idx.manifests.filter((m: { annotations?: Record<string, string> }) => m.annotations?.['dev.artifact-store.evidence.type'] === 'scan-report');
+  expect(reports).toHaveLength(1);
+  const manifest = await json(await fetch(`${h.url}/v2/${repo}/manifests/${reports[0].digest}`, { headers: { Accept: MANIFEST } }));
+  expect(manifest.subject.digest).toBe(subject);
+  const layer = await json(await fetch(`${h.url}/v2/${repo}/blobs/${manifest.layers[0].digest}`));
+  return { digest: reports[0].digest as string, manifest, report: layer };
+}
+
+describe('scanning', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('a poisoned pickle gets a failing scan-report evidence referrer with the finding, and an event', async () => {
+    const repo = 'ml/poisoned';
+    const model = await pushModel(h, repo, 'v1', POISON);
+    expect(model.res.status).toBe(201);
+    await h.evidence.scans.idle();
+    const { digest, manifest, report } = await reportOf(h, repo, model.digest);
+    expect(manifest.artifactType).toBe(EVIDENCE);
+    expect(manifest.annotations['dev.artifact-store.scan.result']).toBe('fail');
+    expect(report).toMatchObject({ subject: model.digest, result: 'fail', counts: { critical: 1 } });
+    expect(report.blobs[0].findings[0]).toMatchObject({ severity: 'critical', rule: 'dangerous-global' });
+    expect(report.blobs[0].findings[0].message).toContain('os.system');
+    const ev = h.db.select().from(events).where(eq(events.action, 'evidence.scan.report')).all().find((e) => e.digest === model.digest);
+    expect(JSON.parse(ev!.after!)).toMatchObject({ report: digest, result: 'fail' });
+    // It is indexed evidence like any other.
+    const view = await json(await fetch(`${h.url}/api/v1/evidence?repository=${repo}&digest=${model.digest}`));
+    expect(view.evidence).toEqual([expect.objectContaining({ digest, type: 'scan-report', untyped: false })]);
+  });
+
+  it('a benign pickle passes; an ordinary image is not scanned at all', async () => {
+    const model = await pushModel(h, 'ml/benign', 'v1', BENIGN, 'weights.pt');
+    await h.evidence.scans.idle();
+    expect((await reportOf(h, 'ml/benign', model.digest)).report.result).toBe('pass');
+    const img = await pushImage(h.url, 'ml/plain', 'v1');
+    await h.evidence.scans.idle();
+    expect(h.db.select().from(scanJobs).where(eq(scanJobs.digest, img.digest)).all()).toEqual([]);
+  });
+
+  it('pending scans survive a stop and run on the next start', async () => {
+    h.evidence.scans.stop();
+    const model = await pushModel(h, 'ml/later', 'v1', POISON);
+    await new Promise((r) => setTimeout(r, 50));
+    const job = () => h.db.select().from(scanJobs).where(eq(scanJobs.repository, 'ml/later')).get();
+    expect(job()).toMatchObject({ digest: model.digest, state: 'pending' });
+    h.evidence.scans.start();
+    await h.evidence.scans.idle();
+    expect(job()?.state).toBe('done');
+    expect((await reportOf(h, 'ml/later', model.digest)).report.result).toBe('fail');
+  });
+});
+
+describe('scan queue backpressure', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ maxPendingScans: 1 });
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('refuses a scannable push with 429 while the queue is full, accepts it once drained', async () => {
+    h.evidence.scans.stop();
+    expect((await pushModel(h, 'ml/q', 'a', POISON)).res.status).toBe(201);
+    const second = await pushModel(h, 'ml/q', 'b', BENIGN);
+    expect(second.res.headers.get('Retry-After')).toBe('30');
+    await expectError(second.res, 429, 'TOOMANYREQUESTS');
+    expect(h.store.manifestByTag('ml/q', 'b')).toBeUndefined();
+    // Non-scannable pushes are unaffected.
+    await pushImage(h.url, 'ml/q', 'plain');
+    h.evidence.scans.start();
+    await h.evidence.scans.idle();
+    expect((await pushModel(h, 'ml/q', 'b', BENIGN)).res.status).toBe(201);
+  });
+});
