@@ -60,7 +60,18 @@ function isWriteRace(err: unknown): boolean {
 }
 
 export class BundleStore {
-  constructor(private readonly db: Db) {}
+  /** The hot read (every resolve): one prepared statement over the unique scope index. */
+  private readonly qResolve;
+
+  constructor(private readonly db: Db) {
+    // The scope's own row sorts before the tenant-less one (`tenant = ''` is 0 for it).
+    this.qResolve = db.$client.prepare(
+      `SELECT b.bundle_id AS bundleId, b.bundle_version AS bundleVersion, b.repository AS repository, b.digest AS digest, a.event_seq AS eventSeq, a.tenant AS tenant
+       FROM bundle_activations a JOIN bundles b ON b.id = a.bundle
+       WHERE a.environment = ? AND a.model_family = ? AND a.tenant IN (?, '')
+       ORDER BY a.tenant = '' LIMIT 1`,
+    );
+  }
 
   /** Runs `fn` in an IMMEDIATE transaction; write races become a retryable 409 CONFLICT. */
   private write<T>(fn: (tx: Tx) => T): T {
@@ -132,13 +143,18 @@ export class BundleStore {
    * Resolution: the scope's own activation row, else (for a tenant scope) the tenant-less
    * scope's. Index lookups only; never "latest by timestamp".
    */
-  resolve(scope: ScopeKey): { bundle: BundleRow; eventSeq: number; resolved: ScopeKey; fallback: boolean } | undefined {
-    const own = this.active(scope);
-    if (own) return { ...own, resolved: scope, fallback: false };
-    if (scope.tenant === '') return undefined;
-    const resolved = { ...scope, tenant: '' };
-    const shared = this.active(resolved);
-    return shared ? { ...shared, resolved, fallback: true } : undefined;
+  resolve(scope: ScopeKey): { bundle: Pick<BundleRow, 'bundleId' | 'bundleVersion' | 'repository' | 'digest'>; eventSeq: number; resolved: ScopeKey; fallback: boolean } | undefined {
+    const row = this.qResolve.get(scope.environment, scope.modelFamily, scope.tenant) as
+      | { bundleId: string; bundleVersion: string; repository: string; digest: string; eventSeq: number; tenant: string }
+      | undefined;
+    if (!row) return undefined;
+    const fallback = row.tenant !== scope.tenant;
+    return {
+      bundle: { bundleId: row.bundleId, bundleVersion: row.bundleVersion, repository: row.repository, digest: row.digest },
+      eventSeq: row.eventSeq,
+      resolved: fallback ? { ...scope, tenant: '' } : scope,
+      fallback,
+    };
   }
 
   /** The scope's rollback stack, newest first. */
