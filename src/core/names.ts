@@ -12,12 +12,22 @@ const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** Registries commonly cap the name; 255 keeps `<host>/<name>` under docker's 255-char reference limit. */
 export const MAX_NAME_LENGTH = 255;
 
-export const isValidName = (name: string): boolean => name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+/**
+ * The registry families' reserved namespace (PRODUCT.md §3, §11). Its leading `_` is outside the
+ * grammar on purpose (no ordinary name can take it), so it is accepted here by name; and since
+ * docker-reference clients (skopeo, docker, oras) cannot parse a leading `_`, `/v2/` also answers
+ * for it as `registry/…` (`registry` is a reserved principal name: nobody owns that namespace).
+ */
+const RESERVED_PREFIX = '_registry/';
+const RESERVED_ALIAS = 'registry/';
+
+export const isValidName = (name: string): boolean =>
+  name.length <= MAX_NAME_LENGTH && (NAME_RE.test(name) || (name.startsWith(RESERVED_PREFIX) && NAME_RE.test(name.slice(1))));
 export const isValidTag = (tag: string): boolean => TAG_RE.test(tag);
 
 export function assertName(name: string): string {
   if (!isValidName(name)) throw ociError('NAME_INVALID', 'invalid repository name', { detail: { name } });
-  return name;
+  return name.startsWith(RESERVED_ALIAS) ? `_${name}` : name;
 }
 
 export function assertTag(tag: string): string {

@@ -46,6 +46,7 @@ export const AUDIT_ACTIONS: Record<string, string> = {
   'evidence.record': 'Evidence was recorded for an artifact',
   'evidence.hold.create': 'A legal hold was placed',
   'evidence.hold.release': 'A legal hold was released',
+  'evidence.scan.report': 'A scan of pushed content was recorded as scan-report evidence',
   // Bundles
   'bundle.publish': 'A bundle was registered',
   'bundle.transition': "A bundle's lifecycle state changed",

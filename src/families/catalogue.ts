@@ -39,6 +39,9 @@ export class Catalogue {
   private auditStatuses: Map<string, EntryStatus> | null = null;
   private governed: Set<string>;
   private readonly schemas = new Map<string, CompiledSchemas>();
+  private builtins: Map<string, StoredEntry> | null = null;
+  /** Set once the built-ins are known to be stored: lookups stop consulting builtinViews(). */
+  private seeded = false;
 
   constructor(
     private readonly db: Db,
@@ -56,11 +59,41 @@ export class Catalogue {
     return this.governed.has(namespace);
   }
 
+  /**
+   * The built-ins as they will be stored (deterministic encoding: same digest before and after
+   * they are written), so synchronous lookups give the same answers while the first-start
+   * write is still running. A stored entry of the same id always wins.
+   */
+  private builtinViews(): Map<string, StoredEntry> {
+    if (!this.builtins) {
+      this.builtins = new Map();
+      for (const b of builtinEntries()) {
+        const doc = entrySchema(b.family).parse(b.entry);
+        const digest = buildArtifact(b.family, 1, doc).manifest.digest;
+        this.builtins.set(`${b.family}/${doc.id}`, { family: b.family, id: doc.id, version: 1, status: 'active', digest, entry: doc, latestVersion: 1, createdAt: new Date(0).toISOString(), repository: registryRepository(b.family) });
+      }
+    }
+    return this.builtins;
+  }
+
+  /** Latest version of an entry, or the built-in not written yet. */
+  entry(family: Family, id: string): StoredEntry | undefined {
+    return this.store.get(family, id) ?? (this.seeded ? undefined : this.builtinViews().get(`${family}/${id}`));
+  }
+
+  /** Latest versions of a family, built-ins not written yet included. */
+  private allOf(family: Family): StoredEntry[] {
+    const stored = this.store.all(family);
+    if (this.seeded) return stored;
+    const ids = new Set(stored.map((e) => e.id));
+    return [...stored, ...[...this.builtinViews().values()].filter((b) => b.family === family && !ids.has(b.id))];
+  }
+
   /** Artifact-type entries (latest versions, any status) listing `type`, non-disabled first. */
   artifactTypeEntries(type: string): StoredEntry[] {
     if (!this.artifactTypes) {
       const index = new Map<string, StoredEntry[]>();
-      for (const e of this.store.all('artifact-type')) {
+      for (const e of this.allOf('artifact-type')) {
         for (const t of (e.entry.artifactTypes as string[] | undefined) ?? []) index.set(t, [...(index.get(t) ?? []), e]);
       }
       for (const list of index.values()) list.sort((a, b) => Number(a.status === 'disabled') - Number(b.status === 'disabled') || (a.id < b.id ? -1 : 1));
@@ -120,10 +153,14 @@ export class Catalogue {
 
   /** Blobs first (content-addressed, harmless alone), then every manifest, row and event in one transaction. */
   private async commit(writes: PendingWrite[], actor: string): Promise<void> {
-    for (const w of writes) {
-      await writeBlob(this.driver, w.art.config, w.art.configDigest);
-      await writeBlob(this.driver, w.art.layer, w.art.layerDigest);
-    }
+    const blobs = new Map<string, Buffer>();
+    for (const w of writes) blobs.set(w.art.configDigest, w.art.config).set(w.art.layerDigest, w.art.layer);
+    // A few at a time: the built-ins are ~60 small blobs, I/O-bound.
+    const queue = [...blobs];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next; next = queue.shift()) await writeBlob(this.driver, next[1], next[0]);
+    };
+    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
     this.db.transaction(() => {
       for (const w of writes) this.writeVersion(w, actor);
     });
@@ -207,11 +244,20 @@ export class Catalogue {
 
   // ---- built-ins ---------------------------------------------------------------------------------
 
+  private markSeeded(): void {
+    this.seeded = true;
+    this.builtins = null;
+    this.artifactTypes = null;
+  }
+
   /** Writes the built-in entries that are absent (first start, or a release that adds some); never touches present ones. */
   async seed(): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       const missing = builtinEntries().filter((b) => !this.store.head(b.family, b.entry.id));
-      if (missing.length === 0) return 0;
+      if (missing.length === 0) {
+        this.markSeeded();
+        return 0;
+      }
       try {
         // Products first in the list, but prepare() checks owners against the DB: seed owners in their own step.
         const owners = missing.filter((b) => b.family === 'product');
@@ -219,6 +265,7 @@ export class Catalogue {
         const rest = missing.filter((b) => b.family !== 'product');
         await this.commit(rest.map((b) => this.prepare(b.family, entrySchema(b.family).parse(b.entry), 1)), 'system');
         this.log.info({ entries: missing.length }, 'families: built-in entries written');
+        this.markSeeded();
         return missing.length;
       } catch (err) {
         // Another process sharing the database seeded at the same time: look again once.

@@ -31,7 +31,7 @@ export function registerFamilies(deps: ModuleDeps): FamiliesModule {
   return {
     ready,
     catalogue,
-    entry: (family, id) => catalogue.store.get(family, id),
+    entry: (family, id) => catalogue.entry(family, id),
     artifactTypeFor: (artifactType) => catalogue.artifactTypeEntries(artifactType).find((e) => e.status !== 'disabled'),
     isGoverned: (namespace) => catalogue.isGoverned(namespace),
   };
