@@ -269,6 +269,12 @@ describe('keyless', () => {
     expect(yes).toMatchObject({ trusted: true, decision: 'trusted' });
     expect(yes.signatures[0]).toMatchObject({ verified: true, identity: { subject: 'ci@example.com', issuer: 'https://issuer.example' } });
 
+    // cosign 3's default keyless form: a sigstore bundle referrer with the leaf certificate.
+    const b3 = await pushImage(reg.url, 'kl/app', 'v3');
+    const bundleDigest = await signDigestBundle(reg.url, 'kl/app', subjectOf(b3), k1, { keyless: signer });
+    const eb = await explain('kl/app', b3.digest);
+    expect(eb).toMatchObject({ trusted: true, signatures: [{ kind: 'sigstore-bundle', digest: bundleDigest, verified: true, identity: { subject: 'ci@example.com', issuer: 'https://issuer.example' } }] });
+
     const expired = sigstore.identity({ subject: 'ci@example.com', issuer: 'https://issuer.example', notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
     const old = await pushImage(reg.url, 'kl/app', 'v2');
     await signDigestLegacyTag(reg.url, 'kl/app', subjectOf(old), k1, { keyless: expired });

@@ -149,7 +149,7 @@ export interface BundleOptions extends SignOptions {
 /** Shape 1c: cosign 3.x default: a sigstore bundle v0.3 referrer built with @sigstore/sign offline. */
 export async function signDigestBundle(url: string, repo: string, subject: Subject, key: TestKey, o: BundleOptions = {}): Promise<string> {
   const predicateType = o.predicateType ?? 'https://sigstore.dev/cosign/sign/v1';
-  let bytes = o.rawBundle;
+  let bytes = o.rawBundle ?? (o.keyless ? o.keyless.bundle(inTotoStatement(o.claimDigest ?? subject.digest, predicateType)) : undefined);
   if (!bytes) {
     const builder = new DSSEBundleBuilder({ signer: localSigner(key), witnesses: [] });
     const bundle = await builder.create({ data: inTotoStatement(o.claimDigest ?? subject.digest, predicateType), type: 'application/vnd.in-toto+json' });
@@ -255,6 +255,8 @@ export interface KeylessSigner {
   certificatePem: string;
   /** Certificate + Rekor bundle annotations for a legacy layer signed with this identity. */
   annotations(payload: Buffer, signature: Buffer, kind: 'hashedrekord'): Record<string, string>;
+  /** A keyless sigstore bundle v0.3 (leaf certificate, DSSE, log entry with SET, inclusion proof and checkpoint). */
+  bundle(statement: Buffer): Buffer;
 }
 
 export interface TestSigstore {
@@ -288,6 +290,29 @@ export function makeTestSigstore(): TestSigstore {
     timestampAuthorities: [],
   };
   let logIndex = 0;
+  /** A one-entry log per call: SET, inclusion proof (single leaf) and signed checkpoint. */
+  function logEntry(body: Buffer, integratedTime: Date | undefined) {
+    const time = Math.floor((integratedTime ?? new Date()).getTime() / 1000);
+    const index = logIndex++;
+    const set = cryptoSign('sha256', Buffer.from(JSON.stringify({ body: body.toString('base64'), integratedTime: time, logID: logId.toString('hex'), logIndex: index })), log.privateKey);
+    const root = createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest();
+    const note = `log.example\n1\n${root.toString('base64')}\n`;
+    const noteSig = Buffer.concat([logId.subarray(0, 4), cryptoSign('sha256', Buffer.from(note), log.privateKey)]);
+    return {
+      time,
+      index,
+      set,
+      json: {
+        logIndex: String(index),
+        logId: { keyId: logId.toString('base64') },
+        kindVersion: { kind: 'dsse', version: '0.0.1' },
+        integratedTime: String(time),
+        inclusionPromise: { signedEntryTimestamp: set.toString('base64') },
+        inclusionProof: { logIndex: '0', rootHash: root.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: `${note}\n\u2014 log.example ${noteSig.toString('base64')}\n` } },
+        canonicalizedBody: body.toString('base64'),
+      },
+    };
+  }
   return {
     trustedRoot,
     identity({ subject, issuer, notBefore, notAfter, integratedTime }) {
@@ -323,15 +348,31 @@ export function makeTestSigstore(): TestSigstore {
               },
             }),
           );
-          const time = Math.floor((integratedTime ?? new Date()).getTime() / 1000);
-          const index = logIndex++;
           // The SET: the log's signature over the canonical (sorted-key) JSON of the entry.
-          const set = cryptoSign('sha256', Buffer.from(JSON.stringify({ body: body.toString('base64'), integratedTime: time, logID: logId.toString('hex'), logIndex: index })), log.privateKey);
+          const { time, index, set } = logEntry(body, integratedTime);
           return {
             'dev.sigstore.cosign/certificate': certificatePem,
             'dev.sigstore.cosign/chain': pem(caCert),
             'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload: { body: body.toString('base64'), integratedTime: time, logIndex: index, logID: logId.toString('hex') } }),
           };
+        },
+        bundle(statement) {
+          const type = 'application/vnd.in-toto+json';
+          const signature = cryptoSign('sha256', pae(type, statement), leaf.privateKey);
+          const body = Buffer.from(
+            JSON.stringify({
+              apiVersion: '0.0.1',
+              kind: 'dsse',
+              spec: { payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(statement).digest('hex') }, signatures: [{ signature: signature.toString('base64'), verifier: Buffer.from(certificatePem).toString('base64') }] },
+            }),
+          );
+          return Buffer.from(
+            JSON.stringify({
+              mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+              verificationMaterial: { certificate: { rawBytes: leafCert.toString('base64') }, tlogEntries: [logEntry(body, integratedTime).json] },
+              dsseEnvelope: { payload: statement.toString('base64'), payloadType: type, signatures: [{ sig: signature.toString('base64'), keyid: '' }] },
+            }),
+          );
         },
       };
     },

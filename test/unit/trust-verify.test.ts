@@ -95,6 +95,19 @@ describe('keyless (throw-away CA, log and trusted root)', () => {
     expect(verifyLayer('simplesigning', l.payload, l.annotations, digest, keylessMaterial([{ issuer: 'https://issuer.example', subjectPattern: 'dev@example' }]), 'signature').verified).toBe(false);
     expect(verifyLayer('simplesigning', l.payload, l.annotations, digest, keylessMaterial([{ issuer: 'https://other.example', subject: 'dev@example.com' }]), 'signature').verified).toBe(false);
   });
+  it('verifies a keyless sigstore bundle v0.3 (SET, inclusion proof, checkpoint); a forged log proof is refused', () => {
+    const ids = [{ issuer: 'https://issuer.example', subject: 'dev@example.com' }];
+    const signer = sigstore.identity({ subject: 'dev@example.com', issuer: 'https://issuer.example' });
+    const b = signer.bundle(inTotoStatement(digest, 'https://sigstore.dev/cosign/sign/v1'));
+    expect(verifyLayer('bundle', b, {}, digest, keylessMaterial(ids), 'signature')).toMatchObject({ category: 'signature', verified: true, identity: { subject: 'dev@example.com', issuer: 'https://issuer.example' } });
+    // A checkpoint whose root was changed after the log signed it.
+    const doc = JSON.parse(b.toString()) as { verificationMaterial: { tlogEntries: { inclusionProof: { checkpoint: { envelope: string } } }[] } };
+    const cp = doc.verificationMaterial.tlogEntries[0]!.inclusionProof.checkpoint;
+    cp.envelope = cp.envelope.replace(/^(log\.example\n1\n)[^\n]+/, `$1${Buffer.alloc(32, 7).toString('base64')}`);
+    expect(verifyLayer('bundle', Buffer.from(JSON.stringify(doc)), {}, digest, keylessMaterial(ids), 'signature')).toMatchObject({ verified: false, reason: expect.stringContaining('transparency proof') });
+    const forOther = signer.bundle(inTotoStatement(other, 'https://sigstore.dev/cosign/sign/v1'));
+    expect(verifyLayer('bundle', forOther, {}, digest, keylessMaterial(ids), 'signature')).toMatchObject({ verified: false, identity: { subject: 'dev@example.com' }, reason: expect.stringContaining('digest mismatch') });
+  });
   it('refuses an expired certificate, an untrusted CA, a missing transparency proof', () => {
     const ids = [{ issuer: 'https://issuer.example', subject: 'dev@example.com' }];
     const expired = keylessLayer(sigstore.identity({ subject: 'dev@example.com', issuer: 'https://issuer.example', notBefore: new Date(Date.now() - 3600_000), notAfter: new Date(Date.now() - 1800_000) }));
