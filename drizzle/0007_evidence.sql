@@ -8,6 +8,7 @@ CREATE TABLE `evidence` (
 	`retention_days` integer NOT NULL,
 	`pushed_at` integer NOT NULL,
 	`push_seq` integer NOT NULL,
+	`pins_subject` integer DEFAULT true NOT NULL,
 	PRIMARY KEY(`repository`, `digest`)
 );
 --> statement-breakpoint

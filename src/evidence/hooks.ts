@@ -17,6 +17,8 @@ export const EVIDENCE_TYPE_ANNOTATION = 'dev.artifact-store.evidence.type';
 /** Evidence types the registry itself produces; known even before anyone registers them. */
 export const BUILT_IN_EVIDENCE_TYPES = new Set(['scan-report']);
 const MAX_TYPE_LENGTH = 128;
+/** The actor of scan reports the registry pushes itself. */
+export const SCANNER_ACTOR = 'system:scanner';
 
 export const isEvidence = (push: Pick<ManifestPush, 'parsed'>): boolean => push.parsed.artifactType === EVIDENCE_ARTIFACT_TYPE;
 
@@ -80,6 +82,7 @@ export function evidenceHooks(store: EvidenceStore, policy: ProtectionPolicy, fa
         retentionDays: resolved.retentionDays,
         pushedAt: pushed.time,
         pushSeq: pushed.seq,
+        pinsSubject: push.actor !== SCANNER_ACTOR,
       };
       store.upsertEvidence(tx, row);
       appendEvent(tx, {
@@ -87,7 +90,7 @@ export function evidenceHooks(store: EvidenceStore, policy: ProtectionPolicy, fa
         action: 'evidence.record',
         repository: push.repository,
         digest: push.digest,
-        after: { subject, type: row.type, declaredType: row.declaredType, retentionDays: row.retentionDays, retainedUntil: new Date(policy.retainedUntil(row)).toISOString() },
+        after: { subject, type: row.type, declaredType: row.declaredType, retentionDays: row.retentionDays, pinsSubject: row.pinsSubject, retainedUntil: new Date(policy.retainedUntil(row)).toISOString() },
       });
     },
 

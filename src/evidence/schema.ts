@@ -24,6 +24,11 @@ export const evidence = sqliteTable(
     /** Time of the `oci.manifest.push` event that stored the manifest (ms). */
     pushedAt: integer('pushed_at').notNull(),
     pushSeq: integer('push_seq').notNull(),
+    /**
+     * Whether retention also keeps the subject. False for scan reports the registry attaches by
+     * itself: they must not pin (possibly poisoned) content nobody asked to retain.
+     */
+    pinsSubject: integer('pins_subject', { mode: 'boolean' }).notNull().default(true),
   },
   (t) => [primaryKey({ columns: [t.repository, t.digest] }), index('evidence_subject').on(t.repository, t.subject)],
 );

@@ -48,7 +48,12 @@ export class EvidenceStore {
     return q
       .select()
       .from(evidence)
-      .where(and(eq(evidence.repository, repository), or(eq(evidence.digest, digest), eq(evidence.subject, digest), inArray(evidence.digest, this.referencing(q, repoId, digest)))))
+      .where(
+        and(
+          eq(evidence.repository, repository),
+          or(eq(evidence.digest, digest), and(eq(evidence.subject, digest), eq(evidence.pinsSubject, true)), inArray(evidence.digest, this.referencing(q, repoId, digest))),
+        ),
+      )
       .all();
   }
 

@@ -70,7 +70,19 @@ describe('scanning', () => {
     expect(JSON.parse(ev!.after!)).toMatchObject({ report: digest, result: 'fail' });
     // It is indexed evidence like any other.
     const view = await json(await fetch(`${h.url}/api/v1/evidence?repository=${repo}&digest=${model.digest}`));
-    expect(view.evidence).toEqual([expect.objectContaining({ digest, type: 'scan-report', untyped: false })]);
+    expect(view.evidence).toEqual([expect.objectContaining({ digest, type: 'scan-report', untyped: false, pinsSubject: false })]);
+  });
+
+  it("a scan report is retained by its type's retentionDays, but does not pin the (maybe poisoned) model", async () => {
+    h.families.setEvidenceType('scan-report', 365);
+    const repo = 'ml/pinned';
+    const model = await pushModel(h, repo, 'v1', Buffer.concat([POISON, Buffer.from('  ')]));
+    await h.evidence.scans.idle();
+    const { digest } = await reportOf(h, repo, model.digest);
+    const refused = await fetch(`${h.url}/v2/${repo}/manifests/${digest}`, { method: 'DELETE' });
+    expect(refused.status).toBe(403);
+    expect((await json(refused)).errors[0].message).toContain('type scan-report');
+    expect((await fetch(`${h.url}/v2/${repo}/manifests/${model.digest}`, { method: 'DELETE' })).status).toBe(202);
   });
 
   it('a benign pickle passes; an ordinary image is not scanned at all', async () => {

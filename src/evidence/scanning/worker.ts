@@ -13,7 +13,7 @@ import { parseManifest, type ParsedManifest } from '../../core/manifest.js';
 import type { ManifestPush, Tx } from '../../governance/hooks.js';
 import type { ModuleDeps } from '../../governance/module.js';
 import { appendEvent } from '../../meta/events.js';
-import { EVIDENCE_ARTIFACT_TYPE, EVIDENCE_TYPE_ANNOTATION, type ScanQueueHooks } from '../hooks.js';
+import { EVIDENCE_ARTIFACT_TYPE, EVIDENCE_TYPE_ANNOTATION, SCANNER_ACTOR, type ScanQueueHooks } from '../hooks.js';
 import type { EvidenceStore, ScanJobRow } from '../store.js';
 import { capped } from './byte-reader.js';
 import { PickleScanner } from './pickle.js';
@@ -23,7 +23,6 @@ export const SCAN_REPORT_MEDIA_TYPE = 'application/vnd.artifact-store.scan-repor
 export const SCAN_REPORT_TYPE = 'scan-report';
 const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
 const TITLE = 'org.opencontainers.image.title';
-const SCANNER_ACTOR = 'system:scanner';
 const MAX_ATTEMPTS = 3;
 
 export interface ScanOptions {
