@@ -284,6 +284,32 @@ describe('keyless', () => {
   });
 });
 
+describe('a registry-wide trusted root that does not parse', () => {
+  it('makes keyless signatures unverified with that reason, never a 500; keys still work', async () => {
+    const badRoot = join(work, 'bad_root.json');
+    writeFileSync(badRoot, '{"certificateAuthorities": [{"certChain": 42}]');
+    const other = await startTestRegistry({ trustedRootPath: badRoot });
+    try {
+      const img = await pushImage(other.url, 'br/app', 'v1');
+      await signDigestLegacyTag(other.url, 'br/app', subjectOf(img), k1, { keyless: sigstore.identity({ subject: 'ci@example.com', issuer: 'https://issuer.example' }) });
+      await signDigestBundle(other.url, 'br/app', subjectOf(img), k1);
+      const put = await fetch(`${other.url}/api/v1/namespaces/br/trust`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mode: 'warn', keys: keys(['k1', k1]), identities: [{ issuer: 'https://issuer.example', subject: 'ci@example.com' }] }) });
+      expect(put.status).toBe(200);
+      const res = await fetch(`${other.url}/api/v1/trust?repository=br/app&digest=${img.digest}`);
+      expect(res.status).toBe(200);
+      const e = (await res.json()) as Explanation;
+      expect(e.signatures).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ kind: 'legacy-sig-tag', verified: false, reason: expect.stringContaining('the trusted root at trustedRootPath does not parse') }),
+          expect.objectContaining({ kind: 'sigstore-bundle', verified: true, keyId: 'k1' }),
+        ]),
+      );
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
 describe('bad queries', () => {
   it('400 for a bad repository or digest, 404 for an unknown manifest', async () => {
     await expectError(await fetch(`${reg.url}/api/v1/trust?repository=Bad..Name&digest=sha256:${'a'.repeat(64)}`), 400, 'INVALID_PAYLOAD');
