@@ -45,6 +45,7 @@ export class Authenticator {
   private readonly basicCache = new Map<string, { userId: number; passwordHash: string; expires: number }>();
   private readonly failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST);
   private readonly scryptSlots = new BoundedSemaphore(MAX_CONCURRENT_SCRYPT, MAX_SCRYPT_WAITING);
+  private readonly inFlight = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly identities: IdentityStore,
@@ -69,6 +70,22 @@ export class Authenticator {
       // A changed password or a disabled user invalidates the remembered login at once.
       if (user && !user.disabled && user.passwordHash === cached.passwordHash) return this.identities.loadPrincipal(user);
     }
+    // The same credentials already being checked (a client's parallel first requests): share
+    // that check rather than spend a reservation and a scrypt run on each.
+    // Per address too, so one address's spent budget never refuses another's login.
+    const flightKey = `${cacheKey}\0${clientAddress}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending) return pending;
+    const check = this.checkPassword(username, secret, cacheKey, clientAddress);
+    this.inFlight.set(flightKey, check);
+    try {
+      return await check;
+    } finally {
+      this.inFlight.delete(flightKey);
+    }
+  }
+
+  private async checkPassword(username: string, secret: string, cacheKey: string, clientAddress: string): Promise<Principal | null> {
     // Reserve a failure before any scrypt runs; a correct password gives it back.
     const bucket = `ip:${clientAddress}`;
     const wait = this.failures.take(bucket);
