@@ -3,6 +3,7 @@
  * receipts from the blob store), activation checks (feature groups, trust, families). The SQL
  * and the state machine live in BundleStore; routes only parse, authorise and call these.
  */
+import { and, eq } from 'drizzle-orm';
 import semver from 'semver';
 import { parseManifest } from '../core/manifest.js';
 import type { BlobDriver } from '../data/driver.js';
@@ -12,6 +13,7 @@ import { readJsonBlob } from '../governance/content.js';
 import type { Tx } from '../governance/hooks.js';
 import type { Db } from '../meta/db.js';
 import type { RegistryStore } from '../meta/registry-store.js';
+import { manifests, repositories } from '../meta/schema.js';
 import { namespaceOf } from '../auth/permissions.js';
 import {
   BUNDLE_CONFIG_TYPE,
@@ -25,7 +27,7 @@ import {
   scopeOfKey,
   type ScopeKey,
 } from './format.js';
-import { assertActivatable, type ActivationResult, type BundleRow, type BundleStore, type ReceiptRef, type RegisterResult } from './store.js';
+import { assertActivatable, RetryableConflict, type ActivationResult, type BundleRow, type BundleStore, type ReceiptRef, type RegisterResult } from './store.js';
 
 /** At most this many gate receipts of one bundle are read at publish time. */
 const MAX_RECEIPTS = 200;
@@ -70,7 +72,24 @@ export class BundleService {
     const existing = this.d.store.byIdentity(bundleConfig.bundle_id, bundleConfig.bundle_version);
     if (existing) return { status: existing.digest === digest ? 'DUPLICATE' : 'CONFLICT', bundle: existing };
     const receipts = await this.gate(repository, digest);
-    return this.d.store.register({ config: bundleConfig, kind, repository, digest, artifactType: parsed.artifactType!, receipts }, actor);
+    // A delete that committed while the gate was being read must not leave a bundle without its
+    // manifest or receipts; from the registration on, the delete guard protects them.
+    const verify = (tx: Tx): void => {
+      const gone = [digest, ...receipts.map((r) => r.digest)].filter((d) => !this.manifestExists(tx, repository, d));
+      if (gone.length) throw new RetryableConflict('CONFLICT', `${repository}@${gone[0]} was deleted while the bundle was being published`, { detail: { deleted: gone } });
+    };
+    return this.d.store.register({ config: bundleConfig, kind, repository, digest, artifactType: parsed.artifactType!, receipts }, actor, verify);
+  }
+
+  private manifestExists(tx: Tx, repository: string, digest: string): boolean {
+    return (
+      tx
+        .select({ d: manifests.digest })
+        .from(manifests)
+        .innerJoin(repositories, eq(repositories.id, manifests.repositoryId))
+        .where(and(eq(repositories.name, repository), eq(manifests.digest, digest)))
+        .get() !== undefined
+    );
   }
 
   private async readConfig(digest: string): Promise<BundleConfig> {

@@ -185,10 +185,12 @@ export class BundleStore {
 
   // ---- writes -------------------------------------------------------------------------------
 
-  register(b: NewBundle, actor: string): RegisterResult {
+  /** `verify` re-checks, inside the transaction, that the content read before it is still there. */
+  register(b: NewBundle, actor: string, verify?: (tx: Tx) => void): RegisterResult {
     return this.write((tx) => {
       const existing = this.byIdentity(b.config.bundle_id, b.config.bundle_version, tx);
       if (existing) return { status: existing.digest === b.digest ? 'DUPLICATE' : 'CONFLICT', bundle: existing };
+      verify?.(tx);
       const after = { bundle_id: b.config.bundle_id, bundle_version: b.config.bundle_version, kind: b.kind, model_family: b.config.model_family, state: 'REGISTERED', receipts: b.receipts };
       const ev = appendEvent(tx, { actor, action: 'bundle.publish', repository: b.repository, digest: b.digest, after });
       const row = tx

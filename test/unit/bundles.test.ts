@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bundleConfigSchema, gateReceiptSchema, scopeKeyOf } from '../../src/bundles/format.js';
 import { BUNDLE_STATES, checkTransition } from '../../src/bundles/lifecycle.js';
 import { replayBundleEvents, resolveReplayed } from '../../src/bundles/replay.js';
+import { RetryableConflict } from '../../src/bundles/store.js';
 import { AppError } from '../../src/errors/catalogue.js';
 import { bundleEvents, eventCount, fixedTrust, fixture, governedFamilies, seedBundle } from './bundles-fixtures.js';
 
@@ -102,6 +103,25 @@ describe('activation checks', () => {
     const n = eventCount(f.db);
     expect(f.store.setFeatureGroups({ a: '2.0.0', b: '1.0.0' }, 'admin', 'r')).toBeNull();
     expect(eventCount(f.db)).toBe(n);
+  });
+});
+
+describe('registration', () => {
+  it('a refusal from the in-transaction re-check (content deleted meanwhile) writes nothing and is retryable', () => {
+    const f = fixture();
+    const before = eventCount(f.db);
+    const config = { bundle_id: 'r', bundle_version: '1.0.0', kind: 'model' as const, model_family: 'f', required_feature_groups: {}, config_hash: 'h', provenance: { dataset_manifests: [] } };
+    let err: AppError | undefined;
+    try {
+      f.store.register({ config, kind: 'model', repository: 'ml/x', digest: 'sha256:1', artifactType: 't', receipts: [] }, 'a', () => {
+        throw new RetryableConflict('CONFLICT', 'gone');
+      });
+    } catch (e) {
+      err = e as AppError;
+    }
+    expect(err?.retryable).toBe(true);
+    expect(eventCount(f.db)).toBe(before);
+    expect(f.store.byIdentity('r', '1.0.0')).toBeUndefined();
   });
 });
 
