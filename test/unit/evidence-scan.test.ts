@@ -94,6 +94,16 @@ describe('scanning', () => {
     expect(h.db.select().from(scanJobs).where(eq(scanJobs.digest, img.digest)).all()).toEqual([]);
   });
 
+  it('a text file with a credential gets a secrets finding in its report', async () => {
+    const model = await pushModel(h, 'ml/config', 'v1', Buffer.from('REGION=eu\nAWS_KEY=AKIAABCDEFGHIJKLMNOP\n'), 'prod.env');
+    await h.evidence.scans.idle();
+    const { report } = await reportOf(h, 'ml/config', model.digest);
+    expect(report.blobs[0]).toMatchObject({ scanner: 'secrets@1', fileName: 'prod.env' });
+    expect(report.blobs[0].findings).toEqual([expect.objectContaining({ rule: 'aws-access-key-id', severity: 'high' })]);
+    expect(JSON.stringify(report)).not.toContain('AKIAABCDEFGHIJKLMNOP');
+    expect(report.result).toBe('fail');
+  });
+
   it('pending scans survive a stop and run on the next start', async () => {
     h.evidence.scans.stop();
     const model = await pushModel(h, 'ml/later', 'v1', POISON);

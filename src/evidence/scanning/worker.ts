@@ -17,6 +17,7 @@ import { EVIDENCE_ARTIFACT_TYPE, EVIDENCE_TYPE_ANNOTATION, SCANNER_ACTOR, type S
 import type { EvidenceStore, ScanJobRow } from '../store.js';
 import { capped } from './byte-reader.js';
 import { PickleScanner } from './pickle.js';
+import { SecretsScanner } from './secrets.js';
 import { SEVERITY_ORDER, type Finding, type ScanBlob, type Scanner, type Severity } from './scanner.js';
 
 export const SCAN_REPORT_MEDIA_TYPE = 'application/vnd.artifact-store.scan-report.v1+json';
@@ -67,7 +68,7 @@ export class ScanWorker implements ScanQueueHooks {
     options: Partial<ScanOptions>,
   ) {
     this.opts = {
-      scanners: options.scanners ?? [new PickleScanner()],
+      scanners: options.scanners ?? [new PickleScanner(), new SecretsScanner()],
       maxPendingScans: options.maxPendingScans ?? 1000,
       maxScanBytes: options.maxScanBytes ?? 512 * 1024 * 1024,
       scanning: options.scanning ?? true,
@@ -77,7 +78,8 @@ export class ScanWorker implements ScanQueueHooks {
   private wantedBlobs(parsed: ParsedManifest): { blob: Omit<ScanBlob, 'repository' | 'manifest'>; scanners: Scanner[] }[] {
     if (parsed.kind !== 'image') return [];
     const out = [];
-    for (const d of parsed.blobs) {
+    // blobs[0] is the config: scanners look at layers (files), not at the config document.
+    for (const d of parsed.blobs.slice(1)) {
       const blob = { digest: d.digest, mediaType: d.mediaType, size: d.size, fileName: d.annotations?.[TITLE] ?? null };
       const scanners = this.opts.scanners.filter((s) => s.wants(blob));
       if (scanners.length) out.push({ blob, scanners });
