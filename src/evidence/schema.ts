@@ -51,14 +51,18 @@ export const legalHolds = sqliteTable(
   (t) => [index('legal_holds_repository').on(t.repository, t.releasedAt)],
 );
 
-/** Pending scans survive a restart: the worker picks them up from here. */
+/**
+ * Pending scans survive a restart: the worker picks them up from here. A worker claims a job by
+ * moving it to `running` (one UPDATE, so two processes sharing the database never both take
+ * it); a `running` job whose claim is older than the lease is taken again (its process died).
+ */
 export const scanJobs = sqliteTable(
   'scan_jobs',
   {
     id: integer('id').primaryKey({ autoIncrement: true }),
     repository: text('repository').notNull(),
     digest: text('digest').notNull(),
-    state: text('state', { enum: ['pending', 'done', 'failed'] }).notNull(),
+    state: text('state', { enum: ['pending', 'running', 'done', 'failed'] }).notNull(),
     attempts: integer('attempts').notNull().default(0),
     error: text('error'),
     /** Digest of the scan-report evidence once pushed. */

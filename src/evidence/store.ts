@@ -103,25 +103,36 @@ export class EvidenceStore {
     return q.insert(scanJobs).values({ repository, digest, state: 'pending' }).returning({ id: scanJobs.id }).get().id;
   }
 
-  pendingScans(q: Q): number {
-    return q.select({ n: count() }).from(scanJobs).where(eq(scanJobs.state, 'pending')).get()?.n ?? 0;
+  /** Jobs waiting (and, with `includeRunning`, being worked on): the queue length for backpressure. */
+  pendingScans(q: Q, includeRunning = true): number {
+    const states: ScanJobRow['state'][] = includeRunning ? ['pending', 'running'] : ['pending'];
+    return q.select({ n: count() }).from(scanJobs).where(inArray(scanJobs.state, states)).get()?.n ?? 0;
   }
 
-  nextScan(q: Q, afterId: number): ScanJobRow | undefined {
+  private claimable(staleBefore: number) {
+    return or(eq(scanJobs.state, 'pending'), and(eq(scanJobs.state, 'running'), sql`${scanJobs.updatedAt} < ${staleBefore}`));
+  }
+
+  nextScan(q: Q, afterId: number, staleBefore: number): ScanJobRow | undefined {
     return q
       .select()
       .from(scanJobs)
-      .where(and(eq(scanJobs.state, 'pending'), sql`${scanJobs.id} > ${afterId}`))
+      .where(and(this.claimable(staleBefore), sql`${scanJobs.id} > ${afterId}`))
       .orderBy(asc(scanJobs.id))
       .limit(1)
       .get();
+  }
+
+  /** Takes the job for this worker; false when another worker got it first. */
+  claimScan(q: Q, id: number, staleBefore: number, now: number): boolean {
+    return q.update(scanJobs).set({ state: 'running', updatedAt: now }).where(and(eq(scanJobs.id, id), this.claimable(staleBefore))).run().changes === 1;
   }
 
   scanJob(q: Q, id: number): ScanJobRow | undefined {
     return q.select().from(scanJobs).where(eq(scanJobs.id, id)).get();
   }
 
-  finishScan(q: Q, id: number, state: 'pending' | 'done' | 'failed', fields: { report?: string | null; error?: string | null; attempts?: number }): void {
+  finishScan(q: Q, id: number, state: ScanJobRow['state'], fields: { report?: string | null; error?: string | null; attempts?: number }): void {
     q.update(scanJobs)
       .set({ state, updatedAt: Date.now(), ...fields })
       .where(eq(scanJobs.id, id))

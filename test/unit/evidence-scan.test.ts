@@ -6,6 +6,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanJobs } from '../../src/evidence/schema.js';
+import { EvidenceStore } from '../../src/evidence/store.js';
 import { events } from '../../src/meta/schema.js';
 import { expectError, pushBlob, pushImage, sha256 } from '../helpers/http.js';
 import { startHarness, type Harness } from './evidence-harness.js';
@@ -114,6 +115,35 @@ describe('scanning', () => {
     await h.evidence.scans.idle();
     expect(job()?.state).toBe('done');
     expect((await reportOf(h, 'ml/later', model.digest)).report.result).toBe('fail');
+  });
+});
+
+describe('scan job claims', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+    h.evidence.scans.stop();
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('two workers sharing the database never both take a job; a claim past its lease is taken again', () => {
+    const a = new EvidenceStore(h.db);
+    const b = new EvidenceStore(h.db);
+    const id = h.db.transaction((tx) => a.enqueueScan(tx, 'ml/x', `sha256:${'1'.repeat(64)}`));
+    const now = Date.now();
+    const lease = 15 * 60_000;
+    expect(a.nextScan(h.db, 0, now - lease)?.id).toBe(id);
+    expect(a.claimScan(h.db, id, now - lease, now)).toBe(true);
+    expect(b.claimScan(h.db, id, now - lease, now)).toBe(false);
+    expect(b.nextScan(h.db, 0, now - lease)).toBeUndefined();
+    expect(a.pendingScans(h.db)).toBe(1); // running jobs count against the queue bound
+    // The first worker died: after the lease the job is claimable again, once.
+    const later = now + lease + 1;
+    expect(b.nextScan(h.db, 0, later - lease)?.id).toBe(id);
+    expect(b.claimScan(h.db, id, later - lease, later)).toBe(true);
+    expect(a.claimScan(h.db, id, later - lease, later)).toBe(false);
   });
 });
 

@@ -25,6 +25,8 @@ export const SCAN_REPORT_TYPE = 'scan-report';
 const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
 const TITLE = 'org.opencontainers.image.title';
 const MAX_ATTEMPTS = 3;
+/** A `running` job untouched for this long belonged to a worker that died: another takes it. */
+const CLAIM_LEASE_MS = 15 * 60_000;
 
 export interface ScanOptions {
   scanners: Scanner[];
@@ -136,7 +138,7 @@ export class ScanWorker implements ScanQueueHooks {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.running) await this.running;
-      else if (this.stopped || this.store.pendingScans(this.deps.db) === 0) return;
+      else if (this.stopped || this.store.pendingScans(this.deps.db, false) === 0) return;
       else {
         this.kick();
         await new Promise((r) => setTimeout(r, 10));
@@ -148,9 +150,11 @@ export class ScanWorker implements ScanQueueHooks {
   private async loop(): Promise<void> {
     let after = 0;
     while (!this.stopped) {
-      const job = this.store.nextScan(this.deps.db, after);
+      const staleBefore = Date.now() - CLAIM_LEASE_MS;
+      const job = this.store.nextScan(this.deps.db, after, staleBefore);
       if (!job) return;
       after = job.id;
+      if (!this.store.claimScan(this.deps.db, job.id, staleBefore, Date.now())) continue;
       try {
         await this.run(job);
       } catch (err) {
