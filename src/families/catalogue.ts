@@ -36,7 +36,7 @@ const SELF_ACTIONS = new Set(['family.entry.create', 'family.entry.version', 'fa
 export class Catalogue {
   readonly store: FamilyStore;
   private artifactTypes: Map<string, StoredEntry[]> | null = null;
-  private auditStatuses: Map<string, EntryStatus> | null = null;
+  private auditStatuses: Map<string, EntryStatus>;
   private governed: Set<string>;
   private readonly schemas = new Map<string, CompiledSchemas>();
   private builtins: Map<string, StoredEntry> | null = null;
@@ -51,6 +51,11 @@ export class Catalogue {
   ) {
     this.store = new FamilyStore(db);
     this.governed = this.store.governedNamespaces();
+    this.auditStatuses = this.readAuditStatuses();
+  }
+
+  private readAuditStatuses(): Map<string, EntryStatus> {
+    return new Map(this.store.all('audit-action').map((e) => [e.id, e.status]));
   }
 
   // ---- reads for the hot paths -----------------------------------------------------------------
@@ -102,9 +107,12 @@ export class Catalogue {
     return this.artifactTypes.get(type) ?? [];
   }
 
-  /** Whether events may name `action`: a built-in or an entry, and not disabled (fail closed). */
+  /**
+   * Whether events may name `action`: a built-in or an entry, and not disabled (fail closed).
+   * Memory only (refreshed after each audit-action write): it runs on every event, and must
+   * keep answering even after this registry's database is closed.
+   */
   checkAction(action: string): void {
-    if (!this.auditStatuses) this.auditStatuses = new Map(this.store.all('audit-action').map((e) => [e.id, e.status]));
     const status = this.auditStatuses.get(action) ?? (action in AUDIT_ACTIONS ? 'active' : undefined);
     if (status === undefined) throw ociError('DENIED', `audit action "${action}" is not registered: add an audit-action entry before recording it`, { detail: { action } });
     if (status === 'disabled') throw ociError('DENIED', `audit action "${action}" is disabled`, { detail: { action } });
@@ -125,7 +133,7 @@ export class Catalogue {
 
   private invalidate(family: Family): void {
     if (family === 'artifact-type') this.artifactTypes = null;
-    if (family === 'audit-action') this.auditStatuses = null;
+    if (family === 'audit-action') this.auditStatuses = this.readAuditStatuses();
   }
 
   // ---- entry writes ------------------------------------------------------------------------------

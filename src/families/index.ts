@@ -17,10 +17,25 @@ export interface FamiliesModule extends Families {
   catalogue: Catalogue;
 }
 
+/**
+ * The catalogue that answers for an event: the one of the database the event is written to
+ * (tests run several registries in one process), else the latest registered. drizzle's
+ * better-sqlite3 db and transactions expose their connection as `session.client`.
+ */
+const catalogues = new WeakMap<object, Catalogue>();
+let latest: Catalogue | undefined;
+
+function checkAuditAction(action: string, tx: unknown): void {
+  const client = (tx as { session?: { client?: unknown } }).session?.client;
+  const catalogue = (typeof client === 'object' && client !== null ? catalogues.get(client) : undefined) ?? latest;
+  catalogue?.checkAction(action);
+}
+
 export function registerFamilies(deps: ModuleDeps): FamiliesModule {
   const catalogue = new Catalogue(deps.db, deps.store, deps.driver, deps.log);
-  // The last registry started in a process installs its check (one per process in production).
-  setAuditActionCheck((action) => catalogue.checkAction(action));
+  catalogues.set(deps.db.$client, catalogue);
+  latest = catalogue;
+  setAuditActionCheck(checkAuditAction);
   const ready = catalogue.seed().then(
     () => undefined,
     (err: unknown) => deps.log.error({ err }, 'families: writing the built-in entries failed; they are retried at the next start'),

@@ -38,14 +38,14 @@ export function eventHash(prevHash: string, e: Omit<EventRow, 'seq' | 'hash' | '
  * it throws for an action that is not a registered, enabled audit-action entry, which rolls the
  * mutation's transaction back. Cached in memory by the module: this runs on every write.
  */
-let auditActionCheck: ((action: string) => void) | undefined;
-export function setAuditActionCheck(check: ((action: string) => void) | undefined): void {
+let auditActionCheck: ((action: string, tx: Tx) => void) | undefined;
+export function setAuditActionCheck(check: ((action: string, tx: Tx) => void) | undefined): void {
   auditActionCheck = check;
 }
 
 /** Appends one event; call inside the transaction of the mutation it records. */
 export function appendEvent(tx: Tx, input: EventInput): EventRow {
-  auditActionCheck?.(input.action);
+  auditActionCheck?.(input.action, tx);
   const last = tx.select({ hash: events.hash }).from(events).orderBy(desc(events.seq)).limit(1).get();
   const prevHash = last?.hash ?? GENESIS_HASH;
   const row = {

@@ -271,6 +271,14 @@ describe('audit actions fail closed', () => {
     }
   });
 
+  it('a second registry in the same process, started and stopped, leaves this one\'s checks working', async () => {
+    const other = await startTestRegistry();
+    await json(await fetch(`${other.url}/api/v1/families/audit-action/entries/oci.tag.set/status`, { method: 'PUT', body: JSON.stringify({ status: 'disabled', reason: 'other registry only' }) }), 200);
+    await other.stop();
+    // The other registry's disabled action does not leak here, and its closed database is never read.
+    await pushImage(reg.url, 'audit/after-other', 'v1');
+  });
+
   it('the catalogue\'s own actions cannot be disabled', async () => {
     const body = await json<{ errors: { code: string; message: string }[] }>(await api('PUT', '/api/v1/families/audit-action/entries/family.entry.status/status', { status: 'disabled', reason: 'x' }), 400);
     expect(body.errors[0]!.message).toBe('audit action family.entry.status cannot be disabled: the catalogue needs it to record status changes');
