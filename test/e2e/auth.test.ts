@@ -3,6 +3,7 @@
  * Every case asserts the exact status and error code.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/auth/accounts.js';
 import { sha256 } from '../helpers/http.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -27,7 +28,7 @@ beforeAll(async () => {
     const maryId = ids.principalByName('mary')!.id;
     creds.readKey = basic('mary', s.key(maryId, ['read']).token);
     creds.scopedKey = basic('mary', s.key(maryId, ['publish'], ['acme/app']).token);
-    creds.expiredKey = basic('mary', s.key(maryId, ['admin'], undefined, 1).token);
+    creds.expiredKey = basic('mary', createApiKey(ids, maryId, { name: 'expired', scopes: ['admin'], expiresAt: Date.now() - 1 }, 'test').token);
     const revoked = s.key(maryId, ['admin']);
     revokedKeyId = revoked.id;
     creds.revokedKey = basic('mary', revoked.token);
@@ -35,7 +36,6 @@ beforeAll(async () => {
     creds.anonymous = undefined;
     void admin;
   });
-  await new Promise((r) => setTimeout(r, 1100)); // let the expired key expire
   // Seed content as the owner: acme/app (private), acme/other (private), acme/pub (public).
   for (const repo of ['acme/app', 'acme/other', 'acme/pub']) await seedImage(repo, creds.olive!);
   const vis = await fetch(`${reg.url}/api/v1/repositories/visibility`, { method: 'PUT', headers: { Authorization: creds.olive!, 'Content-Type': 'application/json' }, body: JSON.stringify({ repository: 'acme/pub', visibility: 'public' }) });
@@ -159,7 +159,7 @@ describe('permission matrix on the private repository acme/app', () => {
     expect((await fetch(`${reg.url}/api/v1/events`)).status).toBe(401);
     expect((await fetch(`${reg.url}/api/v1/events`, { headers: { Authorization: creds.olive! } })).status).toBe(403);
     const events = (await (await fetch(`${reg.url}/api/v1/events?limit=1000`, { headers: { Authorization: creds.root! } })).json()) as { events: { action: string; actor: string; repository: string | null }[] };
-    expect(events.events.filter((e) => e.action === 'identity.access.denied' && e.actor === 'rita' && e.repository === 'acme/app' && (e as unknown as { after: { attempted: string } }).after.attempted === 'push').length).toBe(1);
+    expect(events.events.filter((e) => e.action === 'identity.access.denied' && e.actor === 'rita' && e.repository === 'acme/app' && (e as unknown as { after: { attempted: string } }).after.attempted === 'oci.push').length).toBe(1);
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.access.denied', actor: 'rita', repository: 'acme/app' }));
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.key.revoke', after: { key: revokedKeyId } }));
     expect(events.events).toContainEqual(expect.objectContaining({ action: 'identity.member.grant' }));
