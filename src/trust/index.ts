@@ -33,11 +33,10 @@ export function registerTrust(deps: ModuleDeps, _families: Families): TrustModul
 
   deps.governance.add({
     name: 'trust',
-    // Any manifest change in a repository may add/remove a signature or a signed parent index.
+    // Any change in a repository may add or remove a signature, its payload blob or a signed
+    // parent index: its cached verdicts are recomputed on the next question.
     afterPush: (push) => evaluator.invalidate(push.repository),
-    guardDelete: (target) => {
-      if (target.kind === 'manifest' || target.kind === 'tag' || target.kind === 'repository') evaluator.invalidate(target.repository);
-    },
+    guardDelete: (target) => evaluator.invalidate(target.repository),
     checkPull: async (target) => {
       const policy = policies.get(namespaceOf(target.repository));
       if (policy.mode === 'off' || !policy.enforceOnPull) return;
