@@ -16,6 +16,14 @@ CREATE TABLE `gc_tombstones` (
 --> statement-breakpoint
 CREATE INDEX `gc_tombstones_state` ON `gc_tombstones` (`state`);
 --> statement-breakpoint
+CREATE TABLE `gc_pins` (
+	`token` text PRIMARY KEY NOT NULL,
+	`digest` text NOT NULL,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `gc_pins_digest` ON `gc_pins` (`digest`);
+--> statement-breakpoint
 CREATE TABLE `gc_state` (
 	`id` integer PRIMARY KEY NOT NULL,
 	`generation` integer NOT NULL

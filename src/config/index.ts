@@ -67,6 +67,10 @@ export const configSchema = z
     webhookRetryBaseMs: int(1000),
     /** A receiver that does not answer within this is a failed attempt. */
     webhookTimeoutMs: int(10_000),
+    /** GC keeps blobs uploaded or linked within this many seconds (0 is valid: pushers then re-upload more often). */
+    gcGraceSeconds: int(3600),
+    /** Seconds between scheduled garbage collections; 0 turns the schedule off. */
+    gcIntervalSeconds: int(86_400),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     shutdownTimeoutMs: int(30_000),
     /** A sigstore `trusted_root.json` for keyless signatures (namespaces may supply their own). */

@@ -5,12 +5,14 @@
 import { registerBundles } from '../bundles/index.js';
 import { registerEvidence } from '../evidence/index.js';
 import { registerFamilies } from '../families/index.js';
+import { registerOperations } from '../operations/index.js';
 import { registerTrust } from '../trust/index.js';
 import type { ModuleDeps } from './module.js';
 
 export function registerGovernance(deps: ModuleDeps): void {
   const families = registerFamilies(deps);
   const trust = registerTrust(deps, families);
-  registerEvidence(deps, families);
+  const protection = registerEvidence(deps, families);
   registerBundles(deps, { families, trust });
+  registerOperations(deps, { protection });
 }

@@ -1,83 +1,85 @@
 /**
  * The link fence: how blob linking cooperates with online GC so that no push can end up with
- * metadata pointing at deleted bytes.
+ * metadata pointing at deleted bytes. The README section "Garbage collection" explains it for
+ * operators; the argument in short:
  *
- * GC removes a blob in three steps: (T1) one transaction re-checks the blob is unreferenced,
- * deletes its `blobs`/`repository_blobs` rows and writes a tombstone `deleting` with a fresh
- * generation (gc_state.generation + 1); then it deletes the bytes; then (T2) it marks the
- * tombstone `deleted`.
+ * GC removes a blob in three steps: (T1) one transaction re-checks that the blob is unreferenced,
+ * not linked within the grace window and not pinned, deletes its `blobs`/`repository_blobs` rows
+ * and writes a tombstone `deleting`; then it deletes the bytes; then (T2) it marks the tombstone
+ * `deleted`.
  *
  * An upload commit may find the digest's bytes already stored and discard its own copy (the
- * driver's content-addressed commit), so it must know that those bytes were not about to go.
- * Before committing it reads a snapshot (`readUploadFence`): the current generation, after
- * waiting out a `deleting` tombstone of its digest. The link transaction then refuses if the
- * digest got a tombstone with a newer generation (GC ran T1 after the snapshot: the bytes the
- * upload relied on may be gone) or is `deleting`. Otherwise the bytes are there: either GC never
- * touched the digest since the snapshot, or its deletion finished before the snapshot and the
- * commit wrote fresh bytes. Linking then drops the stale `deleted` tombstone.
+ * driver's content-addressed commit), so before committing it pins the digest (`pinForUpload`):
+ * one transaction that finds no `deleting` tombstone (else it waits for T2) and inserts a pin.
+ * T1 and the pin transaction are serialised by the database: if the pin came first, T1 skips the
+ * digest until the link transaction removes the pin; if T1 came first, the pin waits until the
+ * bytes are gone, so the commit writes fresh ones. Either way the bytes the link points at exist.
  *
  * A mount links bytes it did not write, so its transaction requires the `blobs` row (T1 removes
- * it atomically with writing the tombstone). Manifest pushes re-check, inside their own
- * transaction, that every blob is still linked (hooks in index.ts): T1 and a manifest push are
- * serialised by the database, and T1 re-checks references in its transaction, so either GC sees
- * the manifest's references or the push sees the blob unlinked (MANIFEST_BLOB_UNKNOWN; the
- * client uploads again).
+ * it atomically with writing the tombstone). Manifest pushes re-check inside their own
+ * transaction that every blob is still linked (guardPush in index.ts): T1 re-checks references in
+ * its transaction, so either GC sees the manifest's references or the push sees the blob gone
+ * (MANIFEST_BLOB_UNKNOWN) and the client uploads it again.
  */
-import { eq } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
 import { ociError } from '../errors/catalogue.js';
 import type { Db } from '../meta/db.js';
 import { blobs } from '../meta/schema.js';
-import { gcState, gcTombstones } from './schema.js';
+import { gcPins, gcTombstones } from './schema.js';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
-type Reader = Pick<Db, 'select'>;
 
-/** What the link transaction checks: an upload's snapshot, or a mount. Undefined: legacy callers (only `deleting` refused). */
-export type LinkFence = { kind: 'upload'; generation: number } | { kind: 'mount' };
+/** What the link transaction checks: an upload's pin, or a mount. Undefined: legacy callers. */
+export type LinkFence = { kind: 'upload'; pin: string } | { kind: 'mount' };
 
 export const MOUNT_FENCE: LinkFence = { kind: 'mount' };
 
-/** A push raced with GC deleting the same digest: retryable, the client uploads again. */
+/** A pin older than this no longer holds GC back (an upload that crashed between pin and link). */
+export const PIN_TTL_MS = 3_600_000;
+
+/** A mount raced with GC deleting the blob: the caller falls back to an upload session. */
 export class BlobCollectedError extends Error {}
 
-const WAIT_FOR_DELETING_MS = 5_000;
+const WAIT_FOR_DELETING_MS = 10_000;
 
-export function currentGeneration(q: Reader): number {
-  return q.select({ g: gcState.generation }).from(gcState).where(eq(gcState.id, 1)).get()?.g ?? 0;
+function tombstoneState(q: Pick<Db, 'select'>, digest: string): 'deleting' | 'deleted' | undefined {
+  return q.select({ state: gcTombstones.state }).from(gcTombstones).where(eq(gcTombstones.digest, digest)).get()?.state;
 }
 
-function tombstone(q: Reader, digest: string) {
-  return q.select({ state: gcTombstones.state, generation: gcTombstones.generation }).from(gcTombstones).where(eq(gcTombstones.digest, digest)).get();
-}
-
-/** The snapshot an upload takes before committing its bytes. Waits (briefly) while GC is deleting the digest. */
-export async function readUploadFence(db: Db, digest: string): Promise<LinkFence> {
+/** Before an upload commits bytes under `digest`: waits out a deletion in progress, then pins the digest. */
+export async function pinForUpload(db: Db, digest: string): Promise<LinkFence> {
   const deadline = Date.now() + WAIT_FOR_DELETING_MS;
   for (;;) {
-    // Generation first: a tombstone written after this read has a larger generation.
-    const generation = currentGeneration(db);
-    if (tombstone(db, digest)?.state !== 'deleting') return { kind: 'upload', generation };
-    if (Date.now() > deadline) throw collected(digest);
+    const pin = db.transaction((tx) => {
+      if (tombstoneState(tx, digest) === 'deleting') return undefined;
+      const token = randomUUID();
+      tx.insert(gcPins).values({ token, digest, createdAt: Date.now() }).run();
+      return token;
+    });
+    if (pin) return { kind: 'upload', pin };
+    if (Date.now() > deadline) throw collecting(digest);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
 
-/** Inside the linking transaction, before any row is written. Throws a retryable 503 on a race. */
+/** Inside the linking transaction, before any row is written. */
 export function checkLinkFence(tx: Tx, digest: string, fence: LinkFence | undefined): void {
-  const t = tombstone(tx, digest);
   if (fence?.kind === 'mount') {
     if (!tx.select({ d: blobs.digest }).from(blobs).where(eq(blobs.digest, digest)).get()) throw new BlobCollectedError(digest);
     return;
   }
-  if (!t) return;
-  if (t.state === 'deleting' || (fence !== undefined && t.generation > fence.generation)) throw collected(digest);
-  if (fence === undefined) throw collected(digest); // no snapshot: cannot tell whether these bytes predate the deletion
-  tx.delete(gcTombstones).where(eq(gcTombstones.digest, digest)).run();
+  const state = tombstoneState(tx, digest);
+  if (fence?.kind === 'upload') {
+    const pinned = tx.delete(gcPins).where(and(eq(gcPins.token, fence.pin), eq(gcPins.digest, digest))).run().changes > 0;
+    // Only an expired pin (commit slower than PIN_TTL_MS) can meet a `deleting` tombstone.
+    if (!pinned && state === 'deleting') throw collecting(digest);
+  } else if (state !== undefined) {
+    throw collecting(digest); // no pin: cannot tell whether the stored bytes predate the deletion
+  }
+  if (state !== undefined) tx.delete(gcTombstones).where(eq(gcTombstones.digest, digest)).run();
 }
 
-function collected(digest: string) {
-  return ociError('UNAVAILABLE', 'garbage collection removed this blob while the upload committed; upload it again', {
-    detail: { digest },
-    headers: { 'Retry-After': '1' },
-  });
+function collecting(digest: string) {
+  return ociError('UNAVAILABLE', 'garbage collection is deleting this blob; upload it again', { detail: { digest }, headers: { 'Retry-After': '1' } });
 }

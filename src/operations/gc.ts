@@ -81,7 +81,10 @@ export class GarbageCollector {
       if (report.items.length < MAX_ITEMS) report.items.push(item);
       else report.itemsTruncated = true;
     };
-    if (!dryRun) await this.finishDeleting();
+    if (!dryRun) {
+      await this.finishDeleting();
+      this.store.dropExpiredPins();
+    }
     this.pulls.flush();
 
     // Manifests (retention + dangling referrers). In a dry run, remember what would go so the
@@ -104,6 +107,9 @@ export class GarbageCollector {
       else await this.sweepBlobs(batch, cutoff, actor, add, report);
     }
     report.durationMs = Date.now() - started;
+    if (!dryRun && report.blobs + report.manifests + report.tags > 0) {
+      this.store.recordRun({ blobs: report.blobs, bytes: report.bytes, manifests: report.manifests, tags: report.tags, durationMs: report.durationMs }, actor);
+    }
     this.log.info({ dryRun, blobs: report.blobs, bytes: report.bytes, manifests: report.manifests, tags: report.tags, ms: report.durationMs }, 'gc finished');
     return report;
   }

@@ -33,6 +33,16 @@ export const gcTombstones = sqliteTable(
   (t) => [index('gc_tombstones_state').on(t.state)],
 );
 
+/**
+ * An upload about to commit bytes under `digest` (which may reuse bytes already stored): GC
+ * leaves the digest alone while a pin younger than PIN_TTL exists. Removed by the link.
+ */
+export const gcPins = sqliteTable('gc_pins', {
+  token: text('token').primaryKey(),
+  digest: text('digest').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [index('gc_pins_digest').on(t.digest)]);
+
 /** Single row (id 1): the last tombstone generation handed out. Never decreases. */
 export const gcState = sqliteTable('gc_state', {
   id: integer('id').primaryKey(),

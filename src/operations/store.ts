@@ -8,7 +8,8 @@ import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags } from '../meta/schema.js';
 import { EMPTY_POLICY, policySchema, type NamespacePolicy } from './policy.js';
-import { gcState, gcTombstones, manifestPulls, namespacePolicies } from './schema.js';
+import { PIN_TTL_MS } from './fence.js';
+import { gcPins, gcState, gcTombstones, manifestPulls, namespacePolicies } from './schema.js';
 
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 type Q = Tx | Db;
@@ -55,7 +56,7 @@ export class OperationsStore {
         .values({ namespace: ns, policy: doc, version })
         .onConflictDoUpdate({ target: namespacePolicies.namespace, set: { policy: doc, version, updatedAt: Date.now() } })
         .run();
-      appendEvent(tx, { actor, action: 'operations.policy.set', repository: ns, before: prev ? { ...prev.policy, version: prev.version } : undefined, after: { ...policy, version } });
+      appendEvent(tx, { actor, action: 'namespace.policies.set', repository: ns, before: prev ? { ...prev.policy, version: prev.version } : undefined, after: { ...policy, version } });
       return version;
     });
   }
@@ -132,12 +133,19 @@ export class OperationsStore {
    */
   unreferencedBlobs(cutoff: number, q: Q = this.db, only?: string[]): BlobCandidate[] {
     const restrict = only ? sql`AND b.digest IN (${sql.join(only.map((d) => sql`${d}`), sql`, `)})` : sql``;
+    const pinCutoff = Date.now() - PIN_TTL_MS;
     return q.all<BlobCandidate>(sql`
       SELECT b.digest AS digest, b.size AS size FROM blobs b
       WHERE b.created_at < ${cutoff} ${restrict}
         AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target_digest = b.digest)
         AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND rb.created_at >= ${cutoff})
+        AND NOT EXISTS (SELECT 1 FROM gc_pins p WHERE p.digest = b.digest AND p.created_at >= ${pinCutoff})
       ORDER BY b.digest`);
+  }
+
+  /** Pins of uploads that died between pin and link. */
+  dropExpiredPins(): number {
+    return this.db.delete(gcPins).where(sql`${gcPins.createdAt} < ${Date.now() - PIN_TTL_MS}`).run().changes;
   }
 
   /** Repositories linking each digest. */
@@ -181,6 +189,11 @@ export class OperationsStore {
         tx.update(gcTombstones).set({ state: 'deleted' }).where(and(eq(gcTombstones.digest, it.digest), eq(gcTombstones.generation, it.generation), eq(gcTombstones.state, 'deleting'))).run();
       }
     });
+  }
+
+  /** One summary event per run that changed something. */
+  recordRun(summary: Record<string, unknown>, actor: string): void {
+    this.db.transaction((tx) => appendEvent(tx, { actor, action: 'gc.run', after: summary }));
   }
 
   // ---- GC: manifests (retention, dangling referrers) -----------------------------------------
