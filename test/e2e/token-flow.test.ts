@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateKeys, TokenService } from '../../src/auth/tokens.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startRegistryProcess, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { freshLoopbackAddress, requestFrom } from '../helpers/source-address.js';
+import { pushBlob, pushImage, randomBlob, sha256 } from '../helpers/http.js';
 
 let reg: TestRegistry;
 let keyToken = '';
@@ -124,9 +126,12 @@ describe('credential checks', () => {
     const time = async (user: string): Promise<number> => {
       const samples: number[] = [];
       for (let i = 0; i < 5; i++) {
+        // Each guess from an address of its own: the failed-login budget (10 per address) must
+        // not turn later samples into fast 429s.
         const t0 = performance.now();
-        await fetch(`${reg.url}/token?scope=repository:acme/app:pull`, { headers: { Authorization: basic(user, `wrong-${i}-password`) } });
+        const res = await requestFrom(freshLoopbackAddress(), `${reg.url}/token?scope=repository:acme/app:pull`, { headers: { Authorization: basic(user, `wrong-${i}-password`) } });
         samples.push(performance.now() - t0);
+        expect(res.status).toBe(401);
       }
       return samples.sort((a, b) => a - b)[2]!;
     };
@@ -159,6 +164,60 @@ describe('logs', () => {
       }
     } finally {
       await proc.stop();
+    }
+  });
+});
+
+// Last: a second in-process registry takes over process-wide hooks when it starts.
+describe('the core flow with token auth and fsync on (issue #18, item 13)', () => {
+  it('pushes (monolithic and chunked) and pulls back the exact bytes with bearer tokens, as docker does', async () => {
+    const secured = await startTestRegistry({ auth: 'token', fsync: true });
+    try {
+      await withIdentities(secured.dataDir, async (_ids, s) => void (await s.user('pat')));
+      // The client learns the realm from the challenge, then asks it for a scoped token.
+      const ping = await fetch(`${secured.url}/v2/`);
+      expect(ping.status).toBe(401);
+      const challenge = ping.headers.get('www-authenticate')!;
+      const realm = /realm="([^"]+)"/.exec(challenge)![1]!;
+      const service = /service="([^"]+)"/.exec(challenge)![1]!;
+      const tokenFor = async (scope: string): Promise<Record<string, string>> => {
+        const res = await fetch(`${realm}?service=${service}&scope=${scope}`, { headers: { Authorization: basic('pat', PASSWORD) } });
+        expect(res.status).toBe(200);
+        return bearer(((await res.json()) as { token: string }).token);
+      };
+      const push = await tokenFor('repository:pat/app:pull,push');
+      const image = await pushImage(secured.url, 'pat/app', 'v1', {}, push);
+      // A chunked upload: POST, two PATCHes, PUT (each PATCH is synced before it is acknowledged).
+      const chunked = randomBlob(300_000);
+      const post = await fetch(`${secured.url}/v2/pat/app/blobs/uploads/`, { method: 'POST', headers: push });
+      expect(post.status).toBe(202);
+      let location = post.headers.get('location')!;
+      for (const [from, to] of [[0, 150_000], [150_000, 300_000]] as const) {
+        const res = await fetch(new URL(location, secured.url), { method: 'PATCH', body: chunked.subarray(from, to), headers: { ...push, 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${to - 1}` } });
+        expect(res.status).toBe(202);
+        location = res.headers.get('location')!;
+      }
+      const put = await fetch(new URL(`${location}${location.includes('?') ? '&' : '?'}digest=${sha256(chunked)}`, secured.url), { method: 'PUT', headers: push });
+      expect(put.status).toBe(201);
+      await pushBlob(secured.url, 'pat/app', randomBlob(10), push); // and a small monolithic one
+
+      // Anonymous callers and pull-only tokens cannot write; the pull token reads everything back.
+      expect((await fetch(`${secured.url}/v2/pat/app/manifests/v1`)).status).toBe(401);
+      const pull = await tokenFor('repository:pat/app:pull');
+      const denied = await fetch(`${secured.url}/v2/pat/app/blobs/uploads/`, { method: 'POST', headers: pull });
+      expect(denied.status).toBe(401);
+      expect(denied.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+      const manifest = await fetch(`${secured.url}/v2/pat/app/manifests/v1`, { headers: { ...pull, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(manifest.status).toBe(200);
+      expect(manifest.headers.get('docker-content-digest')).toBe(image.digest);
+      expect(Buffer.from(await manifest.arrayBuffer()).equals(image.bytes)).toBe(true);
+      for (const digest of [image.layer, image.config, sha256(chunked)]) {
+        const blob = await fetch(`${secured.url}/v2/pat/app/blobs/${digest}`, { headers: pull });
+        expect(blob.status).toBe(200);
+        expect(sha256(Buffer.from(await blob.arrayBuffer()))).toBe(digest);
+      }
+    } finally {
+      await secured.stop();
     }
   });
 });
