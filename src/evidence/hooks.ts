@@ -106,6 +106,7 @@ export function evidenceHooks(store: EvidenceStore, policy: ProtectionPolicy, fa
         throw ociError('DENIED', `${verb} ${what}: ${refusal.message}`, { detail });
       }
       if (target.kind === 'manifest' && target.digest) store.removeEvidence(tx, target.repository, target.digest);
+      if (target.kind === 'repository') store.removeRepositoryEvidence(tx, target.repository);
     },
   };
 }

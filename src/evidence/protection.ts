@@ -49,7 +49,7 @@ export class ProtectionPolicy {
       const what = hold.digest === null ? `repository ${repository}` : hold.digest === digest ? `${repository}@${hold.digest}` : `${repository}@${hold.digest}, which references ${digest}`;
       return { kind: 'hold', hold, message: `under legal hold ${hold.id} on ${what} (reason: ${hold.reason})` };
     }
-    const rows = digest === null ? this.store.evidenceInRepository(q, repository) : this.store.evidenceCovering(q, repository, repoId, digest);
+    const rows = digest === null ? this.store.evidenceInRepository(q, repository, repoId) : this.store.evidenceCovering(q, repository, repoId, digest);
     const now = this.now();
     let best: { row: EvidenceRow; until: number } | null = null;
     for (const row of rows) {

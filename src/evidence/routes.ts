@@ -67,14 +67,15 @@ export function registerEvidenceRoutes(app: Hono<AppEnv>, { db, registry, store,
   app.post('/api/v1/holds', async (c) => {
     const body = await readJson(c, createBody);
     access.require(c, { kind: 'namespace.manage', namespace: namespaceOf(body.repository) });
-    requireRepository(body.repository);
     const digest = body.digest === undefined ? null : tryParseDigest(body.digest)!.value;
-    if (digest !== null && !registry.manifestByDigest(body.repository, digest) && registry.repositoryBlobSize(body.repository, digest) === undefined) {
-      throw ociError('MANIFEST_UNKNOWN', `no manifest or blob ${digest} in repository ${body.repository}`, { detail: { repository: body.repository, digest } });
-    }
     const actor = c.get('actor');
     const id = `hold-${randomUUID()}`;
     const row = db.transaction((tx) => {
+      // Checked inside the transaction: a concurrent delete cannot leave a hold on nothing.
+      requireRepository(body.repository);
+      if (digest !== null && !registry.manifestByDigest(body.repository, digest) && registry.repositoryBlobSize(body.repository, digest) === undefined) {
+        throw ociError('MANIFEST_UNKNOWN', `no manifest or blob ${digest} in repository ${body.repository}`, { detail: { repository: body.repository, digest } });
+      }
       const ev = appendEvent(tx, { actor, action: 'evidence.hold.create', repository: body.repository, digest, reason: body.reason, after: { id, scope: digest === null ? 'repository' : 'digest' } });
       const hold: HoldRow = { id, repository: body.repository, digest, reason: body.reason, createdBy: actor, createdAt: ev.time, createdSeq: ev.seq, releasedBy: null, releasedAt: null, releaseReason: null };
       store.insertHold(tx, hold);
@@ -143,7 +144,7 @@ export function registerEvidenceRoutes(app: Hono<AppEnv>, { db, registry, store,
       digest,
       protected: refusal ? refusal.message : null,
       holds: store.activeHoldsCovering(db, repository, repoId, digest).map(holdView),
-      evidence: store.evidenceOfSubject(db, repository, digest).map(view),
+      evidence: store.evidenceOfSubject(db, repository, repoId, digest).map(view),
     });
   });
 }

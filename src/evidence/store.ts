@@ -1,7 +1,7 @@
 /** SQL for the evidence index, legal holds and the scan queue. Every method is synchronous. */
 import { and, asc, count, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
-import { events, manifestReferences } from '../meta/schema.js';
+import { events, manifestReferences, manifests } from '../meta/schema.js';
 import type { Tx } from '../governance/hooks.js';
 import { evidence, legalHolds, scanJobs } from './schema.js';
 
@@ -43,6 +43,14 @@ export class EvidenceStore {
       .where(and(eq(manifestReferences.repositoryId, repoId ?? -1), eq(manifestReferences.targetDigest, digest)));
   }
 
+  /**
+   * Evidence rows whose manifest is still stored: a row left behind by a delete path that did
+   * not go through the hooks can never protect anything.
+   */
+  private live(q: Q, repoId: number | undefined) {
+    return inArray(evidence.digest, q.select({ d: manifests.digest }).from(manifests).where(eq(manifests.repositoryId, repoId ?? -1)));
+  }
+
   /** Evidence whose retention may cover `digest`: the evidence itself, one of its blobs, or its subject. */
   evidenceCovering(q: Q, repository: string, repoId: number | undefined, digest: string): EvidenceRow[] {
     return q
@@ -51,18 +59,28 @@ export class EvidenceStore {
       .where(
         and(
           eq(evidence.repository, repository),
+          this.live(q, repoId),
           or(eq(evidence.digest, digest), and(eq(evidence.subject, digest), eq(evidence.pinsSubject, true)), inArray(evidence.digest, this.referencing(q, repoId, digest))),
         ),
       )
       .all();
   }
 
-  evidenceInRepository(q: Q, repository: string): EvidenceRow[] {
-    return q.select().from(evidence).where(eq(evidence.repository, repository)).all();
+  evidenceInRepository(q: Q, repository: string, repoId: number | undefined): EvidenceRow[] {
+    return q.select().from(evidence).where(and(eq(evidence.repository, repository), this.live(q, repoId))).all();
   }
 
-  evidenceOfSubject(q: Q, repository: string, subject: string): EvidenceRow[] {
-    return q.select().from(evidence).where(and(eq(evidence.repository, repository), eq(evidence.subject, subject))).orderBy(asc(evidence.pushSeq)).all();
+  evidenceOfSubject(q: Q, repository: string, repoId: number | undefined, subject: string): EvidenceRow[] {
+    return q
+      .select()
+      .from(evidence)
+      .where(and(eq(evidence.repository, repository), eq(evidence.subject, subject), this.live(q, repoId)))
+      .orderBy(asc(evidence.pushSeq))
+      .all();
+  }
+
+  removeRepositoryEvidence(q: Q, repository: string): void {
+    q.delete(evidence).where(eq(evidence.repository, repository)).run();
   }
 
   // ---- legal holds ----
