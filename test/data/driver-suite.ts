@@ -204,6 +204,54 @@ export function driverSuite(name: string, make: () => Promise<DriverFixture>): v
       expect(await driver.listUploads()).toEqual([]);
     });
 
+    withDriver('a crash between append and saving its state leaves the saved state usable (release only after the save)', async ({ driver, reopen }) => {
+      const engine = new UploadEngine(driver);
+      const data = randomBytes(7 * MiB + 5);
+      const id = randomUUID();
+      // 1 MiB stays a tail; the next append fills a part with it.
+      const saved = persisted(await engine.append(id, await engine.start(id), chunks(data.subarray(0, MiB))));
+      const lost = persisted(await engine.append(id, saved, chunks(data.subarray(MiB, 6 * MiB))));
+      expect(lost.size).toBe(6 * MiB);
+      // "Crash": `lost` was never saved. Another process continues from `saved`.
+      const other = await reopen();
+      try {
+        expect((await readAll(await other.readUpload(id, saved))).equals(data.subarray(0, MiB))).toBe(true);
+        const fresh = new UploadEngine(other);
+        let state = persisted(await fresh.append(id, saved, chunks(data.subarray(MiB, 6 * MiB))));
+        await fresh.settle(id, saved, state);
+        const next = persisted(await fresh.append(id, state, chunks(data.subarray(6 * MiB))));
+        await fresh.settle(id, state, next);
+        state = next;
+        expect((await readAll(await other.readUpload(id, state))).equals(data)).toBe(true);
+        await fresh.finish(id, state, sha256Of(data));
+        expect((await readAll(await other.read(sha256Of(data)))).equals(data)).toBe(true);
+      } finally {
+        await other.close();
+      }
+    });
+
+    withDriver('a cached hash is never used for a same-sized state another process wrote', async ({ driver, reopen }) => {
+      const size = 9 * MiB; // above VERIFY_FROM_STORE_BYTES, so commit relies on the running hash
+      const mine = randomBytes(size);
+      const theirs = randomBytes(size);
+      const id = randomUUID();
+      const a = new UploadEngine(driver);
+      const start = persisted(await a.start(id));
+      await a.append(id, start, chunks(mine)); // A caches the hash of `mine` at `size`
+      const other = await reopen();
+      try {
+        // B (another process, holding the session after A lost it) rewrote it from the start.
+        const b = new UploadEngine(other);
+        const theirsState = persisted(await b.append(id, start, chunks(theirs)));
+        expect(theirsState.size).toBe(size);
+        // A, asked to commit B's state, must hash B's bytes, not trust its cache of `mine`.
+        await expect(a.finish(id, theirsState, sha256Of(mine))).rejects.toBeInstanceOf(DigestMismatchError);
+        expect(await driver.stat(sha256Of(mine))).toBeNull();
+      } finally {
+        await other.close();
+      }
+    });
+
     withDriver('a missing blob is BlobNotFoundError, promptly', async ({ driver }) => {
       const digest = sha256Of(randomBytes(8));
       expect(await driver.stat(digest)).toBeNull();

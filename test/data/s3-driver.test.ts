@@ -1,8 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataError, StorageUnavailableError } from '../../src/data/errors.js';
 import { sha256Of } from '../../src/data/hashing.js';
+import { UploadEngine } from '../../src/data/uploads.js';
 import { S3Driver } from '../../src/data/s3-driver.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { driverSuite } from './driver-suite.js';
@@ -48,3 +50,95 @@ it('a server that accepts but never answers is StorageUnavailableError, not a ha
     await new Promise((r) => silent.close(r));
   }
 }, 20_000);
+
+const MiB = 1024 * 1024;
+async function* slowly(bytes: Buffer, pieces: number, delayMs: number, seen?: () => void): AsyncGenerator<Uint8Array> {
+  const size = Math.ceil(bytes.length / pieces);
+  for (let i = 0; i < bytes.length; i += size) {
+    seen?.();
+    await new Promise((r) => setTimeout(r, delayMs));
+    yield bytes.subarray(i, i + size);
+  }
+}
+
+async function keysUnder(driver: S3Driver, prefix: string): Promise<string[]> {
+  const res = await driver.client.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+it('keeps the tail pieces a saved state names until releaseSuperseded, then removes exactly those', async () => {
+  const prefix = `t-${randomUUID()}`;
+  const driver = open(prefix);
+  try {
+    const engine = new UploadEngine(driver);
+    const id = randomUUID();
+    const data = randomBytes(6 * MiB);
+    const saved = await engine.append(id, await engine.start(id), (async function* () { yield data.subarray(0, MiB); })());
+    const tailKeys = (await keysUnder(driver, `${prefix}/uploads/${id}/tail.`));
+    expect(tailKeys.length).toBe(1);
+    // 5 MiB more: the stored 1 MiB tail + 4 MiB make part 0, the last 1 MiB is a new tail piece.
+    const next = await engine.append(id, saved, (async function* () { yield data.subarray(MiB); })());
+    // Not saved yet: the old tail must still be there (a crash now resumes from `saved`).
+    const both = await keysUnder(driver, `${prefix}/uploads/${id}/tail.`);
+    expect(both).toContain(tailKeys[0]);
+    expect(both.length).toBe(2);
+    await engine.settle(id, saved, next);
+    expect(await keysUnder(driver, `${prefix}/uploads/${id}/tail.`)).toEqual(both.filter((k) => k !== tailKeys[0]));
+    expect((await keysUnder(driver, `${prefix}/uploads/${id}/parts/`)).length).toBe(1);
+    await engine.finish(id, next, sha256Of(data));
+    expect(await driver.stat(sha256Of(data))).toEqual({ size: data.length });
+  } finally {
+    await driver.close();
+  }
+}, 60_000);
+
+it('bounds the bytes all concurrent appends buffer (maxBufferedBytes): the second waits for the first', async () => {
+  const prefix = `t-${randomUUID()}`;
+  const driver = new S3Driver({ ...server, region: 'us-east-1', prefix, partSize: 5 * MiB, maxBufferedBytes: 5 * MiB, maxAttempts: 2 });
+  try {
+    const ids = [randomUUID(), randomUUID()];
+    const states = await Promise.all(ids.map((id) => driver.createUpload(id)));
+    let active = 0;
+    let overlap = false;
+    const run = async (i: number): Promise<void> => {
+      const bytes = randomBytes(2 * MiB);
+      let pulls = 0;
+      const source = slowly(bytes, 8, 30, () => {
+        // The driver reads one chunk, then waits for budget: from the second read on it buffers.
+        if (++pulls === 2) active++;
+        if (active > 1) overlap = true;
+      });
+      // Active from its second chunk (read only once budget is granted) to its end.
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        try {
+          yield* source;
+        } finally {
+          active--;
+        }
+      }
+      await driver.append(ids[i]!, states[i]!, counted());
+    };
+    await Promise.all([run(0), run(1)]);
+    expect(driver.buffers.peak).toBeLessThanOrEqual(5 * MiB);
+    expect(driver.buffers.inUse).toBe(0);
+    expect(overlap).toBe(false);
+  } finally {
+    await driver.close();
+  }
+}, 60_000);
+
+it('an append that cannot get buffer budget in time fails with StorageUnavailableError and leaves the session as it was', async () => {
+  const prefix = `t-${randomUUID()}`;
+  const driver = new S3Driver({ ...server, region: 'us-east-1', prefix, partSize: 5 * MiB, maxBufferedBytes: 5 * MiB, bufferWaitMs: 200, maxAttempts: 2 });
+  try {
+    const hold = await driver.buffers.acquire(5 * MiB, 1_000);
+    const id = randomUUID();
+    const state = await driver.createUpload(id);
+    await expect(driver.append(id, state, slowly(randomBytes(1000), 1, 0))).rejects.toBeInstanceOf(StorageUnavailableError);
+    hold();
+    const next = await driver.append(id, state, slowly(Buffer.from('hello'), 1, 0));
+    expect(next.size).toBe(5);
+  } finally {
+    await driver.close();
+  }
+}, 30_000);
