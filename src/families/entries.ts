@@ -100,11 +100,18 @@ export interface SchemaFailure {
   message: string;
 }
 
-/** Ajv errors as JSON paths ($.a.b, $["dotted.key"]), naming the missing or extra property. */
-export function schemaFailures(document: SchemaFailure['document'], errors: ErrorObject[] | null | undefined): SchemaFailure[] {
+/** Ajv errors as JSON paths ($.a.b, $["dotted.key"], $.list[1]), naming the missing or extra property. */
+export function schemaFailures(document: SchemaFailure['document'], errors: ErrorObject[] | null | undefined, data: unknown): SchemaFailure[] {
   return (errors ?? []).map((e) => {
     let path = '$';
-    for (const seg of e.instancePath.split('/').slice(1)) path = jsonPath(path, seg.replace(/~1/g, '/').replace(/~0/g, '~'));
+    let node = data;
+    for (const raw of e.instancePath.split('/').slice(1)) {
+      const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      // Walk the document so array indexes print as [n] and object keys as names.
+      const index = Array.isArray(node) ? Number(seg) : NaN;
+      path = Number.isInteger(index) ? jsonPath(path, index) : jsonPath(path, seg);
+      node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[seg] : undefined;
+    }
     const params = e.params as { missingProperty?: string; additionalProperty?: string };
     if (e.keyword === 'required' && params.missingProperty) path = jsonPath(path, params.missingProperty);
     if (e.keyword === 'additionalProperties' && params.additionalProperty) path = jsonPath(path, params.additionalProperty);

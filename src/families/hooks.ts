@@ -40,12 +40,13 @@ export function familiesHooks(catalogue: Catalogue, driver: BlobDriver, config: 
     }
     const schemas = catalogue.schemasOf(match);
     const failures: SchemaFailure[] = [];
-    if (schemas.annotations && !schemas.annotations(push.parsed.annotations ?? {})) failures.push(...schemaFailures('annotations', schemas.annotations.errors));
+    const annotations = push.parsed.annotations ?? {};
+    if (schemas.annotations && !schemas.annotations(annotations)) failures.push(...schemaFailures('annotations', schemas.annotations.errors, annotations));
     if (schemas.config) {
       const configDescriptor = push.parsed.kind === 'image' ? push.parsed.blobs[0] : undefined;
       const doc = configDescriptor ? await readJsonBlob(driver, configDescriptor.digest) : null;
       if (doc === null) failures.push({ document: 'config', path: '$', message: 'config is not a JSON document' });
-      else if (!schemas.config(doc)) failures.push(...schemaFailures('config', schemas.config.errors));
+      else if (!schemas.config(doc)) failures.push(...schemaFailures('config', schemas.config.errors, doc));
     }
     if (failures.length > 0) {
       const list = failures.map((f) => `${f.document} ${f.path}: ${f.message}`).join('; ');
