@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { Metrics } from './metrics/index.js';
 import { createAuth } from './auth/index.js';
 import { IdentityStore } from './auth/identity-store.js';
@@ -87,6 +88,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     // link); instead a connection that sends or receives nothing for idleTimeoutMs is dropped.
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: { requestTimeout: 0, headersTimeout: 60_000 } }, () => resolveServer(s));
     s.setTimeout(config.idleTimeoutMs);
+    answerClientErrors(s as import('node:http').Server, log);
   });
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: config.host, storage: driver.name, auth: config.auth, dataDir: resolve(config.dataDir) }, 'artifact-store listening');
