@@ -113,6 +113,28 @@ describe('server process', () => {
     await expect(fetch(`${reg.url}/healthz`)).rejects.toThrow();
   });
 
+  it('writes one access-log line per request at info: route template, status, bytes, time, subject, client, request id', async () => {
+    const reg = await startRegistryProcess({ ARTIFACT_STORE_AUTH: 'token' });
+    try {
+      const password = (await import('node:fs')).readFileSync(join(reg.dataDir, 'initial-admin-password'), 'utf8').trim();
+      const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` };
+      expect((await fetch(`${reg.url}/v2/team/app/tags/list?n=1`, { headers: { 'X-Request-Id': 'trace-anon-1' } })).status).toBe(401);
+      expect((await fetch(`${reg.url}/v2/`, { headers: { ...auth, 'X-Request-Id': 'trace-admin-1' } })).status).toBe(200);
+      await reg.stop();
+      const lines = reg.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ msg: 'artifact-store starting', version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+      const anon = lines.find((l) => l.requestId === 'trace-anon-1');
+      expect(anon).toMatchObject({ level: 30, msg: 'request', method: 'GET', route: '/v2/{name}/tags/list', path: '/v2/team/app/tags/list', status: 401, subject: 'anonymous', client: '127.0.0.1' });
+      expect(anon!.bytesOut).toBeGreaterThan(0);
+      expect(typeof anon!.ms).toBe('number');
+      expect(JSON.stringify(anon)).not.toContain('n=1'); // no query strings
+      expect(lines.find((l) => l.requestId === 'trace-admin-1')).toMatchObject({ route: '/v2/', status: 200, subject: 'admin' });
+      expect(reg.output()).not.toContain(password);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('refuses to start with an invalid setting, naming the variable', async () => {
     await expect(startRegistryProcess({ ARTIFACT_STORE_STORAGE: 'floppy' })).rejects.toThrow(/ARTIFACT_STORE_STORAGE/);
   });
