@@ -23,6 +23,11 @@ const USAGE = `usage: artifact-store <command>
   repo visibility <repository> <public|private>
   events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
   gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
+  bundle publish <repository> <digest>                register a bundle (needs a PASS gate receipt)
+  bundle transition <id> <version> <to> [--reason R]  CANDIDATE, APPROVED, REJECTED, RETIRED
+  bundle activate <id> <version> <environment> <model_family> [--tenant T] [--reason R]
+  bundle rollback <environment> <model_family> [--tenant T] [--reason R]
+  bundle resolve <environment> <model_family> [--tenant T]
 Settings (data dir etc.) come from the same config file and ARTIFACT_STORE_* variables as the server.`;
 
 function fail(message: string): never {
@@ -46,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
       'expires-in': { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       'public-key': { type: 'string' },
+      reason: { type: 'string' },
+      tenant: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -127,6 +134,16 @@ async function main(argv: string[]): Promise<void> {
       case 'gc ': {
         const { runGcCommand } = await import('./operations/index.js');
         process.stdout.write(`${JSON.stringify(await runGcCommand(values['dry-run'], actor), null, 2)}\n`);
+        break;
+      }
+      case 'bundle publish':
+      case 'bundle transition':
+      case 'bundle activate':
+      case 'bundle rollback':
+      case 'bundle resolve': {
+        const { runBundleCommand } = await import('./bundles/cli.js');
+        const out = await runBundleCommand(command!, args, { reason: values.reason, tenant: values.tenant }, actor);
+        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         break;
       }
       default:

@@ -14,10 +14,15 @@ export interface BundlesModule {
   service: BundleService;
 }
 
+/** The module of the registry started last in this process (the CLI starts one and calls it). */
+let latest: BundlesModule | undefined;
+export const latestBundles = (): BundlesModule | undefined => latest;
+
 export function registerBundles(deps: ModuleDeps, modules: { families: Families; trust: Trust }): BundlesModule {
   const store = new BundleStore(deps.db);
   const service = new BundleService({ db: deps.db, store, registry: deps.store, driver: deps.driver, families: modules.families, trust: modules.trust });
   deps.governance.add(bundleDeleteGuard(store));
   registerBundleRoutes(deps.app, deps.access, store, service);
-  return { store, service };
+  latest = { store, service };
+  return latest;
 }
