@@ -19,7 +19,7 @@ import { REGISTRY_NAMESPACE } from './artifact.js';
 import type { Catalogue } from './catalogue.js';
 import { isFamily, schemaFailures, type SchemaFailure } from './entries.js';
 
-export function familiesHooks(catalogue: Catalogue, driver: BlobDriver, config: Config, ready: Promise<unknown>): GovernanceHooks {
+export function familiesHooks(catalogue: Catalogue, driver: BlobDriver, config: Config): GovernanceHooks {
   const isAdmin = (caller: Caller): boolean => config.auth === 'none' || decide(caller, { kind: 'registry.admin' }, () => false).allowed;
   const familyOf = (repository: string): Family | undefined => {
     const rest = repository.slice(REGISTRY_NAMESPACE.length + 1);
@@ -29,7 +29,7 @@ export function familiesHooks(catalogue: Catalogue, driver: BlobDriver, config: 
   async function checkGoverned(push: ManifestPush): Promise<void> {
     const namespace = namespaceOf(push.repository);
     if (!catalogue.isGoverned(namespace)) return;
-    await ready; // built-in types are being written on first start
+    // Built-in types answer even while the first start is still writing them (Catalogue.builtinViews).
     const type = push.parsed.artifactType ?? push.parsed.mediaType;
     const [match] = catalogue.artifactTypeEntries(type);
     if (!match) {

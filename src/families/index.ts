@@ -40,7 +40,7 @@ export function registerFamilies(deps: ModuleDeps): FamiliesModule {
     () => undefined,
     (err: unknown) => deps.log.error({ err }, 'families: writing the built-in entries failed; they are retried at the next start'),
   );
-  deps.governance.add(familiesHooks(catalogue, deps.driver, deps.config, ready));
+  deps.governance.add(familiesHooks(catalogue, deps.driver, deps.config));
   registerFamilyRoutes(deps.app, catalogue, deps.access, ready);
 
   return {

@@ -17,6 +17,7 @@ import { entrySchema, isEntryId, isFamily } from './entries.js';
 const statusBody = z.object({ status: z.enum(['active', 'deprecated', 'disabled']), reason: z.string().min(1).max(1024) });
 const delegationBody = z.object({ org: z.string().min(1).max(255).nullable() });
 const governanceBody = z.object({ governed: z.boolean() });
+const SEED_WAIT_MS = 15_000;
 const NAMESPACE_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 function familyParam(c: Context<AppEnv>): Family {
@@ -34,15 +35,16 @@ function idParam(c: Context<AppEnv>): string {
 export function registerFamilyRoutes(app: Hono<AppEnv>, catalogue: Catalogue, access: AccessControl, ready: Promise<unknown>): void {
   const store = catalogue.store;
   const mayWrite = (c: Context<AppEnv>, family: Family): void => access.require(c, { kind: 'family.write', family, delegatedTo: store.delegation(family) });
-  // Built-in entries are written on first start: answer once they are there.
-  app.use('/api/v1/families/*', async (_c, next) => {
-    await ready.catch(() => undefined);
+  // Built-in entries are written on first start: answer once they are there (or storage is
+  // too slow to wait for: then the answer simply lacks them for now).
+  const seeded = async (_c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise((done) => (timer = setTimeout(done, SEED_WAIT_MS)))]);
+    clearTimeout(timer);
     await next();
-  });
-  app.use('/api/v1/families', async (_c, next) => {
-    await ready.catch(() => undefined);
-    await next();
-  });
+  };
+  app.use('/api/v1/families', seeded);
+  app.use('/api/v1/families/*', seeded);
 
   app.get('/api/v1/families', (c) => {
     const counts = store.counts();
