@@ -3,6 +3,7 @@
  * encodings of CPython's pickletools), plain and inside PyTorch-style zip archives, and on
  * hostile input: truncation, nesting, huge memo, opcode bombs, impossible lengths.
  */
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { scanPickleStream } from '../../src/evidence/scanning/pickle.js';
@@ -116,19 +117,20 @@ const torchStateDict = pickle(
 );
 
 /** A zip of stored entries, as torch.save writes them. */
-function zip(entries: [string, Buffer][]): Buffer {
+function zip(entries: ([string, Buffer] | [string, Buffer, 'deflate'])[]): Buffer {
   const parts: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
-  for (const [name, data] of entries) {
+  for (const [name, raw, method] of entries) {
+    const data = method === 'deflate' ? deflateRawSync(raw) : raw;
     const n = Buffer.from(name);
     const h = Buffer.alloc(30);
     h.writeUInt32LE(0x04034b50, 0);
     h.writeUInt16LE(20, 4);
     h.writeUInt16LE(0, 6);
-    h.writeUInt16LE(0, 8); // stored
+    h.writeUInt16LE(method === 'deflate' ? 8 : 0, 8);
     h.writeUInt32LE(data.length, 18);
-    h.writeUInt32LE(data.length, 22);
+    h.writeUInt32LE(raw.length, 22);
     h.writeUInt16LE(n.length, 26);
     h.writeUInt16LE(0, 28);
     parts.push(h, n, data);
@@ -263,10 +265,26 @@ describe('pickle scanner on hostile input', () => {
     );
   });
 
-  it('a zip entry without a size (data descriptor) or compressed is reported as unscannable', async () => {
+  it('deflated zip entries are inflated as they are read; a bomb stops at the inflate cap; corrupt deflate is a finding', async () => {
+    const poisoned = zip([
+      ['archive/data/0', Buffer.alloc(100_000, 1), 'deflate'],
+      ['archive/data.pkl', osSystemP4, 'deflate'],
+      ['archive/version', Buffer.from('3\n'), 'deflate'],
+    ]);
+    for (const size of [1 << 16, 13]) expect(rules(await scan(poisoned, size))).toEqual(['critical:dangerous-global']);
+    // 50 MB of MARK opcodes deflate to ~50 KB: only maxInflated bytes of it are walked.
+    const bomb = zip([['archive/data.pkl', Buffer.concat([P.proto(2), Buffer.alloc(50_000_000, 0x28)]), 'deflate']]);
+    expect(bomb.length).toBeLessThan(200_000);
+    expect(rules(await scan(bomb, 1 << 16, { maxInflated: 1_000_000 }))).toEqual(['low:truncated', 'medium:inflate-limit']);
+    const corrupt = zip([['archive/data.pkl', osSystemP4, 'deflate']]);
+    corrupt.fill(0xff, 30 + 'archive/data.pkl'.length, 30 + 'archive/data.pkl'.length + 6);
+    expect(await scan(corrupt)).toEqual([expect.objectContaining({ severity: 'medium', rule: 'unscannable-entry', file: 'archive/data.pkl', message: expect.stringContaining('could not be inflated') })]);
+  });
+
+  it('a zip entry without a size (data descriptor) or with an unknown compression is reported as unscannable', async () => {
     const z = zip([['archive/data.pkl', osSystemP4]]);
     const compressed = Buffer.from(z);
-    compressed.writeUInt16LE(8, 8);
+    compressed.writeUInt16LE(12, 8); // bzip2
     expect(rules(await scan(compressed))).toContain('medium:unscannable-entry');
     const described = Buffer.from(z);
     described.writeUInt16LE(8, 6);

@@ -31,6 +31,12 @@ export class ByteReader {
     return true;
   }
 
+  /** Ends the underlying stream early (releases a decompressor, closes a file). */
+  async close(): Promise<void> {
+    this.done = true;
+    await this.it.return?.();
+  }
+
   /** The next `n` bytes without consuming them; call after `ensure(n)` returned true. */
   peek(n: number): Buffer {
     return this.buf.subarray(this.pos, this.pos + n);
@@ -155,4 +161,58 @@ export function capped(source: AsyncIterable<Uint8Array>, max: number): { stream
     },
     truncated: () => truncated,
   };
+}
+
+/**
+ * Raw-deflate decompression as a pull stream: input is read only when the consumer wants more
+ * output, so a consumer that stops early leaves the source untouched past what it asked for
+ * (the caller can then skip the rest of an archive entry).
+ */
+export async function* inflateRaw(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { createInflateRaw } = await import('node:zlib');
+  const inflater = createInflateRaw();
+  const out: Buffer[] = [];
+  let ended = false;
+  let failure: Error | null = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  inflater.on('data', (d: Buffer) => {
+    out.push(d);
+    notify();
+  });
+  inflater.on('end', () => {
+    ended = true;
+    notify();
+  });
+  inflater.on('error', (e: Error) => {
+    failure = e;
+    notify();
+  });
+  const input = source[Symbol.asyncIterator]();
+  let inputDone = false;
+  try {
+    for (;;) {
+      while (out.length) yield out.shift()!;
+      if (failure) throw failure;
+      if (ended) return;
+      if (!inputDone) {
+        const r = await input.next();
+        if (r.done) {
+          inputDone = true;
+          inflater.end();
+        } else inflater.write(r.value);
+      }
+      // Give zlib (thread pool) a chance to produce output before reading more input.
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (!inputDone) setImmediate(notify);
+      });
+    }
+  } finally {
+    inflater.destroy();
+  }
 }

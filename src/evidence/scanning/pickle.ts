@@ -5,7 +5,7 @@
  * few pushed strings (to resolve STACK_GLOBAL) and a capped memo, so crafted input (deep nesting,
  * huge memo, opcode bombs, truncation) costs bounded memory and time.
  */
-import { ByteReader } from './byte-reader.js';
+import { ByteReader, capped, inflateRaw } from './byte-reader.js';
 import { classifyGlobal, OP, OPCODES } from './pickle-ops.js';
 import type { Finding, ScanBlob, Scanner, ScanLimits } from './scanner.js';
 
@@ -16,11 +16,14 @@ const MAX_MEMO = 100_000;
 const MAX_OPS = 50_000_000;
 const MAX_PICKLES_PER_STREAM = 16;
 const MAX_FINDINGS = 200;
+const MAX_INFLATED = 256 * 1024 * 1024;
 const ZIP_LOCAL = 0x04034b50;
 
 export interface PickleScanOptions {
   maxMemo?: number;
   maxOps?: number;
+  /** Bytes inflated per deflated zip entry. */
+  maxInflated?: number;
 }
 
 function findingsSink(): { list: Finding[]; add(f: Finding): void } {
@@ -221,13 +224,22 @@ async function walkZip(r: ByteReader, add: (f: Finding) => void, opts: Required<
       add({ severity: isPickle ? 'medium' : 'info', rule: 'unscannable-entry', message: `zip entry ${entry.name} has no size in its local header; not scanned, and nothing after it`, file: entry.name, offset: start });
       return;
     }
-    if (isPickle && entry.method !== 0) {
-      add({ severity: 'medium', rule: 'unscannable-entry', message: `zip entry ${entry.name} is compressed (method ${entry.method}); only stored entries are scanned`, file: entry.name, offset: start });
+    if (isPickle && entry.method !== 0 && entry.method !== 8) {
+      add({ severity: 'medium', rule: 'unscannable-entry', message: `zip entry ${entry.name} uses compression method ${entry.method}; only stored and deflated entries are scanned`, file: entry.name, offset: start });
     }
     const sub = r.sub(entry.size);
-    if (isPickle && entry.method === 0) {
+    if (isPickle && (entry.method === 0 || entry.method === 8)) {
       pickles++;
-      await walkPickles(new ByteReader(sub.stream), entry.name, add, opts);
+      // Deflated entries are inflated as they are read, capped so a zip bomb cannot run long.
+      const inflated = entry.method === 8 ? capped(inflateRaw(sub.stream), opts.maxInflated) : null;
+      const entryReader = new ByteReader(inflated ? inflated.stream : sub.stream);
+      try {
+        await walkPickles(entryReader, entry.name, add, opts);
+        await entryReader.close();
+        if (inflated?.truncated()) add({ severity: 'medium', rule: 'inflate-limit', message: `zip entry ${entry.name} inflates past ${opts.maxInflated} bytes; the rest was not scanned`, file: entry.name, offset: start });
+      } catch (err) {
+        add({ severity: 'medium', rule: 'unscannable-entry', message: `zip entry ${entry.name} could not be inflated: ${err instanceof Error ? err.message : String(err)}`, file: entry.name, offset: start });
+      }
     }
     if (!(await sub.rest())) {
       add({ severity: 'low', rule: 'truncated', message: `zip entry ${entry.name} is cut off`, file: entry.name, offset: start });
@@ -240,7 +252,7 @@ async function walkZip(r: ByteReader, add: (f: Finding) => void, opts: Required<
 
 /** Scans one stream: a zip checkpoint or a plain/legacy pickle stream. */
 export async function scanPickleStream(bytes: AsyncIterable<Uint8Array>, options: PickleScanOptions = {}): Promise<Finding[]> {
-  const opts = { maxMemo: options.maxMemo ?? MAX_MEMO, maxOps: options.maxOps ?? MAX_OPS };
+  const opts = { maxMemo: options.maxMemo ?? MAX_MEMO, maxOps: options.maxOps ?? MAX_OPS, maxInflated: options.maxInflated ?? MAX_INFLATED };
   const sink = findingsSink();
   const r = new ByteReader(bytes);
   const isZip = (await r.ensure(4)) && r.peek(4).readUInt32LE(0) === ZIP_LOCAL;
