@@ -61,6 +61,7 @@ export const AUDIT_ACTIONS: Record<string, string> = {
   'namespace.policies.set': "A namespace's tag immutability, retention or quota policy was set",
   'webhook.create': 'A webhook was registered',
   'webhook.delete': 'A webhook was removed',
+  'search.star.add': 'A user starred a repository', 'search.star.remove': 'A user removed their star from a repository',
 };
 
 /**

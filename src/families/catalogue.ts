@@ -195,7 +195,8 @@ export class Catalogue {
           digest: art.manifest.digest,
           tag: doc.id,
           before: version === 1 ? undefined : { version: version - 1 },
-          after: { family, id: doc.id, version, layerDigest: art.layerDigest },
+          // The whole entry: a rebuild from the log needs no blob read.
+          after: { family, id: doc.id, version, layerDigest: art.layerDigest, entry: doc },
         });
       },
     });
