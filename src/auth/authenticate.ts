@@ -43,14 +43,18 @@ const MAX_SCRYPT_WAITING = 16;
 
 export class Authenticator {
   private readonly basicCache = new Map<string, { userId: number; passwordHash: string; expires: number }>();
-  private readonly failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST);
+  private readonly failures: RateLimiter;
   private readonly scryptSlots = new BoundedSemaphore(MAX_CONCURRENT_SCRYPT, MAX_SCRYPT_WAITING);
   private readonly inFlight = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly identities: IdentityStore,
     private readonly tokens: TokenService,
-  ) {}
+    /** The failed-login budget's clock: tests advance it instead of racing the real one. */
+    clock: () => number = Date.now,
+  ) {
+    this.failures = new RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST, clock);
+  }
 
   /** Verifies user/secret where the secret is a password or an API key. Null when they do not check out. */
   async verifyCredentials(username: string, secret: string, clientAddress: string): Promise<Principal | null> {

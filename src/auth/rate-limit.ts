@@ -5,17 +5,19 @@ export class RateLimiter {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
+    /** Injected so tests control time instead of depending on how fast the machine is. */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   /** Seconds until one token is available (0: now), without taking it. */
-  peek(key: string, now = Date.now()): number {
+  peek(key: string, now = this.clock()): number {
     if (this.perSecond <= 0) return 0;
     const b = this.refill(key, now);
     return b.tokens >= 1 ? 0 : Math.ceil((1 - b.tokens) / this.perSecond);
   }
 
   /** Takes one token; returns 0 when allowed, else the seconds to wait. */
-  take(key: string, now = Date.now()): number {
+  take(key: string, now = this.clock()): number {
     if (this.perSecond <= 0) return 0;
     const b = this.refill(key, now);
     if (b.tokens >= 1) {
@@ -26,7 +28,7 @@ export class RateLimiter {
   }
 
   /** Gives back a token taken by `take` (a reservation that turned out not to be needed). */
-  refund(key: string, now = Date.now()): void {
+  refund(key: string, now = this.clock()): void {
     if (this.perSecond <= 0) return;
     const b = this.refill(key, now);
     b.tokens = Math.min(this.burst, b.tokens + 1);
