@@ -3,6 +3,7 @@
  * running registry: real HTTP, real parallel requests, no sleeps standing in for ordering.
  */
 import { join } from 'node:path';
+import { getTableName } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerChallenge } from '../../src/auth/access.js';
 import { DenialLog, type DenialRecord } from '../../src/auth/denials.js';
@@ -88,12 +89,15 @@ describe('item 1: a repository-limited admin key is not an administrator', () =>
 });
 
 describe('item 2: _catalog is filtered in SQL and never stalls the server', () => {
-  const TOTAL = 20_000;
+  const TOTAL = 50_000;
   it(`lists ${TOTAL} repositories' public few to an anonymous token quickly, with /healthz answering meanwhile`, async () => {
     const db = openDatabase(join(reg.dataDir, 'metadata.db'));
     const t0 = performance.now();
+    const insert = db.$client.prepare(`INSERT INTO ${getTableName(repositories)} (name) VALUES (?)`);
+    db.$client.transaction(() => {
+      for (let i = 0; i < TOTAL; i++) insert.run(`bulk/r${String(i).padStart(6, '0')}`);
+    })();
     db.transaction((tx) => {
-      for (let i = 0; i < TOTAL; i++) tx.insert(repositories).values({ name: `bulk/r${String(i).padStart(6, '0')}` }).run();
       for (const name of ['zz/pub1', 'zz/pub2', 'zz/pub3']) {
         tx.insert(repositories).values({ name }).run();
         tx.insert(repositoryVisibility).values({ name, visibility: 'public' }).run();
@@ -145,9 +149,10 @@ describe('item 2: _catalog is filtered in SQL and never stalls the server', () =
     expect(mine).toEqual(['zz/pub1', 'zz/pub2', 'zz/pub3']);
     const median = [...times].sort((a, b) => a - b)[2]!;
     console.log(`[catalog] seeded ${TOTAL} repositories in ${seedMs.toFixed(0)} ms; anonymous catalog median ${median.toFixed(1)} ms (all: ${times.map((t) => t.toFixed(1)).join(', ')}); alice ${aliceMs.toFixed(1)} ms; /healthz max ${Math.max(...health).toFixed(1)} ms over ${health.length} polls`);
-    // The per-row scan this replaced took 2.9 s (median) here, /healthz up to 3.8 s; a bounded page is ~10 ms.
-    expect(median).toBeLessThan(500);
-    expect(Math.max(...health)).toBeLessThan(1000);
+    // The per-row scan this replaced took 2.9 s (median) for 20k repositories here, /healthz up
+    // to 3.8 s; a bounded page is ~10 ms on an idle machine (bounds leave room for a loaded CI).
+    expect(median).toBeLessThan(1000);
+    expect(Math.max(...health)).toBeLessThan(2000);
   });
 });
 
