@@ -105,8 +105,8 @@ export function evidenceHooks(store: EvidenceStore, policy: ProtectionPolicy, fa
         const verb = target.origin === 'gc' ? 'garbage collection keeps' : 'cannot delete';
         throw ociError('DENIED', `${verb} ${what}: ${refusal.message}`, { detail });
       }
-      if (target.kind === 'manifest' && target.digest) store.removeEvidence(tx, target.repository, target.digest);
-      if (target.kind === 'repository') store.removeRepositoryEvidence(tx, target.repository);
+      // Evidence rows stay: they only count while their manifest is stored (EvidenceStore.live), and
+      // guardDelete may be asked without the delete following (GC previews its refusals).
     },
   };
 }

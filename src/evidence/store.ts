@@ -31,10 +31,6 @@ export class EvidenceStore {
       .run();
   }
 
-  removeEvidence(q: Q, repository: string, digest: string): void {
-    q.delete(evidence).where(and(eq(evidence.repository, repository), eq(evidence.digest, digest))).run();
-  }
-
   /** Manifests of the repository that reference `digest` (blob or child manifest). */
   private referencing(q: Q, repoId: number | undefined, digest: string) {
     return q
@@ -77,10 +73,6 @@ export class EvidenceStore {
       .where(and(eq(evidence.repository, repository), eq(evidence.subject, subject), this.live(q, repoId)))
       .orderBy(asc(evidence.pushSeq))
       .all();
-  }
-
-  removeRepositoryEvidence(q: Q, repository: string): void {
-    q.delete(evidence).where(eq(evidence.repository, repository)).run();
   }
 
   // ---- legal holds ----

@@ -59,6 +59,16 @@ describe('retention floor', () => {
     try {
       expect(h.evidence.protectedReason(repo, img.digest)).toBeNull();
       expect((await del(h.url, `/v2/${repo}/manifests/v1`)).status).toBe(202);
+      const evBytes = Buffer.from(await (await fetch(`${h.url}/v2/${repo}/manifests/${ev.digest}`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } })).arrayBuffer());
+      expect((await del(h.url, `/v2/${repo}/manifests/${ev.digest}`)).status).toBe(202);
+      // Pushed again, the same evidence starts a new retention period from its new push event.
+      const again = await fetch(`${h.url}/v2/${repo}/manifests/${ev.digest}`, { method: 'PUT', body: evBytes, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(again.status).toBe(201);
+      const repushedAt = h.db.select().from(events).where(eq(events.digest, ev.digest)).all().filter((e) => e.action === 'oci.manifest.push').at(-1)!.time;
+      const refusedAgain = await del(h.url, `/v2/${repo}/manifests/${img.digest}`);
+      expect(refusedAgain.status).toBe(403);
+      expect((await json(refusedAgain)).errors[0].message).toContain(new Date(repushedAt + 30 * DAY).toISOString());
+      h.clock.now = repushedAt + 30 * DAY;
       expect((await del(h.url, `/v2/${repo}/manifests/${ev.digest}`)).status).toBe(202);
       expect((await del(h.url, `/v2/${repo}/blobs/${ev.layer}`)).status).toBe(202);
       expect((await del(h.url, `/v2/${repo}/manifests/${img.digest}`)).status).toBe(202);
