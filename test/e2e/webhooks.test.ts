@@ -100,7 +100,7 @@ describe('webhooks', () => {
     const reg = await registry();
     const rx = await receiver((n) => (n < 3 ? 500 : 200));
     cleanups.push(rx.close);
-    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
     const digest = await pushBlob(reg.url, 'team/blobs', randomBlob(100));
     await until(() => rx.got.length === 1);
     expect(rx.attempts()).toBe(4);
@@ -112,7 +112,7 @@ describe('webhooks', () => {
     let failFirst = true;
     const rx = await receiver(() => (failFirst ? 500 : 200));
     cleanups.push(rx.close);
-    const { id } = await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    const { id } = await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
     const first = await pushBlob(reg.url, 'team/dl', randomBlob(10));
     await until(() => rx.attempts() >= 2);
     failFirst = false;
@@ -130,7 +130,7 @@ describe('webhooks', () => {
     let up = false;
     const rx = await receiver(() => (up ? 200 : 503));
     cleanups.push(rx.close);
-    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'] });
+    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
     const digests: string[] = [];
     for (let i = 0; i < 5; i++) digests.push(await pushBlob(reg.url, 'team/restart', randomBlob(50 + i)));
     await until(() => rx.attempts() >= 1);
