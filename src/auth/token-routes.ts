@@ -5,7 +5,7 @@
  * Each requested scope is granted only the actions the caller actually has.
  */
 import type { Context, Hono } from 'hono';
-import { isValidName } from '../core/names.js';
+import { canonicalName, isValidName } from '../core/names.js';
 import { AppError, ociError } from '../errors/catalogue.js';
 import type { AppEnv } from '../http/env.js';
 import { readBodyCapped } from '../http/body.js';
@@ -31,7 +31,8 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
     const refusals: string[] = [];
     for (const scope of scopes.slice(0, MAX_SCOPES)) {
       // repository:<name>:<actions>; the name may itself contain ':' only in a host:port prefix, which we do not serve.
-      const [type, name, actionList] = scope.split(':');
+      const [type, requested, actionList] = scope.split(':');
+      const name = requested === undefined ? undefined : canonicalName(requested); // registry/… is _registry/…
       // The catalog itself filters by what the caller may pull, so anyone may ask for it.
       if (type === 'registry' && name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
       if (type !== 'repository' || !name || actionList === undefined || !isValidName(name)) continue;

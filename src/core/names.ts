@@ -21,13 +21,16 @@ export const MAX_NAME_LENGTH = 255;
 const RESERVED_PREFIX = '_registry/';
 const RESERVED_ALIAS = 'registry/';
 
+/** The repository a valid name stands for: `registry/…` is the alias of `_registry/…`. */
+export const canonicalName = (name: string): string => (name.startsWith(RESERVED_ALIAS) ? `_${name}` : name);
+
 export const isValidName = (name: string): boolean =>
   name.length <= MAX_NAME_LENGTH && (NAME_RE.test(name) || (name.startsWith(RESERVED_PREFIX) && NAME_RE.test(name.slice(1))));
 export const isValidTag = (tag: string): boolean => TAG_RE.test(tag);
 
 export function assertName(name: string): string {
   if (!isValidName(name)) throw ociError('NAME_INVALID', 'invalid repository name', { detail: { name } });
-  return name.startsWith(RESERVED_ALIAS) ? `_${name}` : name;
+  return canonicalName(name);
 }
 
 export function assertTag(tag: string): string {

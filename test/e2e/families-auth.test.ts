@@ -106,6 +106,18 @@ describe('family permissions', () => {
     expect((await call('root', 'PUT', '/api/v1/namespaces/oscar/governance', { governed: true })).status).toBe(200);
   });
 
+  it('over /v2/ the catalogue is private to administrators, also through the registry/… alias and bearer tokens', async () => {
+    expect((await fetch(`${reg.url}/v2/_registry/artifact-type/manifests/model-bundle`)).status).toBe(401);
+    expect((await fetch(`${reg.url}/v2/registry/artifact-type/manifests/model-bundle`, { headers: { Authorization: creds.oscar! } })).status).toBe(403);
+    const rest = (await call(null, 'GET', '/api/v1/families/artifact-type/entries/model-bundle')).body as { digest: string };
+    const tokenFor = async (who: string) =>
+      ((await (await fetch(`${reg.url}/token?service=artifact-store&scope=repository:registry/artifact-type:pull`, { headers: { Authorization: creds[who]! } })).json()) as { token: string }).token;
+    const admin = await fetch(`${reg.url}/v2/registry/artifact-type/manifests/model-bundle`, { headers: { Authorization: `Bearer ${await tokenFor('root')}` } });
+    expect(admin.status).toBe(200);
+    expect(admin.headers.get('docker-content-digest')).toBe(rest.digest);
+    expect((await fetch(`${reg.url}/v2/registry/artifact-type/manifests/model-bundle`, { headers: { Authorization: `Bearer ${await tokenFor('oscar')}` } })).status).toBe(401);
+  });
+
   it('_registry/ takes direct pushes from administrators only, never over an entry tag', async () => {
     const mary = await fetch(`${reg.url}/v2/_registry/scope/blobs/uploads/`, { method: 'POST', headers: { Authorization: creds.mary! } });
     expect(mary.status).toBe(403);
