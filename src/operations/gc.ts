@@ -278,7 +278,7 @@ export class GarbageCollector {
       if (still.length === 0) return { generation: 0, blobs: [] as BlobCandidate[] };
       const linked = this.store.linkedRepositories(still.map((b) => b.digest), tx);
       const generation = this.store.nextGeneration(tx);
-      const out: BlobCandidate[] = [];
+      const out: { blob: BlobCandidate; repositories: string[] }[] = [];
       for (const b of still) {
         const repos = linked.get(b.digest) ?? [];
         const why = repos.map((r) => this.refusal({ repository: r, kind: 'blob', digest: b.digest }, actor, tx)).find((x) => x);
@@ -286,12 +286,11 @@ export class GarbageCollector {
           add({ kind: 'blob', action: 'keep', digest: b.digest, size: b.size, reason: why });
           continue;
         }
-        const reason = repos.length ? `referenced by no manifest (linked to ${repos.join(', ')})` : 'referenced by no manifest';
-        this.store.tombstoneBlob(tx, b, generation, repos, actor, reason);
-        add({ kind: 'blob', action: 'delete', digest: b.digest, size: b.size, reason });
-        out.push(b);
+        add({ kind: 'blob', action: 'delete', digest: b.digest, size: b.size, reason: repos.length ? `referenced by no manifest (linked to ${repos.join(', ')})` : 'referenced by no manifest' });
+        out.push({ blob: b, repositories: repos });
       }
-      return { generation, blobs: out };
+      if (out.length > 0) this.store.tombstoneBlobs(tx, out, generation, actor);
+      return { generation, blobs: out.map((o) => o.blob) };
     });
     if (doomed.blobs.length === 0) return;
     await this.deleteBytes(doomed.blobs.map((b) => ({ digest: b.digest, generation: doomed.generation })));

@@ -6,7 +6,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
-import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags } from '../meta/schema.js';
+import { manifestReferences, manifests, repositories, repositoryBlobs, tags } from '../meta/schema.js';
 import { EMPTY_POLICY, policySchema, type NamespacePolicy } from './policy.js';
 import { PIN_TTL_MS } from './fence.js';
 import { gcPins, gcState, gcTombstones, manifestPulls, namespacePolicies } from './schema.js';
@@ -163,15 +163,31 @@ export class OperationsStore {
     return out;
   }
 
-  /** T1 for one blob: metadata gone, tombstone `deleting` at `generation`. Caller holds the transaction. */
-  tombstoneBlob(tx: Tx, b: BlobCandidate, generation: number, repos: string[], actor: string, reason: string): void {
-    tx.delete(repositoryBlobs).where(eq(repositoryBlobs.digest, b.digest)).run();
-    tx.delete(blobs).where(eq(blobs.digest, b.digest)).run();
-    tx.insert(gcTombstones)
-      .values({ digest: b.digest, generation, state: 'deleting', size: b.size })
-      .onConflictDoUpdate({ target: gcTombstones.digest, set: { generation, state: 'deleting', size: b.size } })
-      .run();
-    appendEvent(tx, { actor, action: 'gc.blob.delete', digest: b.digest, before: { size: b.size, repositories: repos }, reason });
+  /**
+   * T1 for a batch, inside the caller's transaction: metadata gone, tombstones `deleting` at
+   * `generation`, and one event listing every digest (a sweep of 100k blobs would otherwise
+   * write 100k chained events; the batch event is in the same transaction, so it records each
+   * deletion just the same). Prepared statements: this is GC's hot loop.
+   */
+  tombstoneBlobs(tx: Tx, doomed: { blob: BlobCandidate; repositories: string[] }[], generation: number, actor: string): void {
+    const raw = this.db.$client;
+    const unlink = raw.prepare('DELETE FROM repository_blobs WHERE digest = ?');
+    const drop = raw.prepare('DELETE FROM blobs WHERE digest = ?');
+    const mark = raw.prepare(
+      "INSERT INTO gc_tombstones (digest, generation, state, size) VALUES (?, ?, 'deleting', ?) ON CONFLICT (digest) DO UPDATE SET generation = excluded.generation, state = 'deleting', size = excluded.size",
+    );
+    for (const { blob } of doomed) {
+      unlink.run(blob.digest);
+      drop.run(blob.digest);
+      mark.run(blob.digest, generation, blob.size);
+    }
+    appendEvent(tx, {
+      actor,
+      action: 'gc.blob.delete',
+      digest: doomed.length === 1 ? doomed[0]!.blob.digest : null,
+      before: { blobs: doomed.map((d) => ({ digest: d.blob.digest, size: d.blob.size, repositories: d.repositories })) },
+      reason: 'referenced by no manifest',
+    });
   }
 
   nextGeneration(tx: Tx): number {
@@ -184,10 +200,9 @@ export class OperationsStore {
 
   /** T2: the bytes are gone. Only for the generation this GC wrote (a newer T1 owns the row otherwise). */
   markDeleted(items: { digest: string; generation: number }[]): void {
-    this.db.transaction((tx) => {
-      for (const it of items) {
-        tx.update(gcTombstones).set({ state: 'deleted' }).where(and(eq(gcTombstones.digest, it.digest), eq(gcTombstones.generation, it.generation), eq(gcTombstones.state, 'deleting'))).run();
-      }
+    const stmt = this.db.$client.prepare("UPDATE gc_tombstones SET state = 'deleted' WHERE digest = ? AND generation = ? AND state = 'deleting'");
+    this.db.transaction(() => {
+      for (const it of items) stmt.run(it.digest, it.generation);
     });
   }
 

@@ -57,9 +57,11 @@ describe('GC with grace 0', () => {
     expect((await fetch(`${reg.url}/v2/g/app/manifests/v1`, { headers: { Accept: MT } })).status).toBe(200);
 
     const db = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
-    const ev = db.prepare("SELECT action, digest, reason FROM events WHERE action LIKE 'gc.%' ORDER BY seq").all() as { action: string; digest: string | null }[];
+    const ev = db.prepare("SELECT action, digest, before FROM events WHERE action LIKE 'gc.%' ORDER BY seq").all() as { action: string; digest: string | null; before: string }[];
     db.close();
-    expect(ev.filter((e) => e.action === 'gc.blob.delete').map((e) => e.digest)).toEqual([orphan]);
+    const blobEvents = ev.filter((e) => e.action === 'gc.blob.delete');
+    expect(blobEvents.map((e) => e.digest)).toEqual([orphan]);
+    expect(JSON.parse(blobEvents[0]!.before)).toEqual({ blobs: [{ digest: orphan, size: 2048, repositories: ['g/app'] }] });
     expect(ev.some((e) => e.action === 'gc.run')).toBe(true);
     // Nothing left: a second run finds nothing.
     expect((await gc(reg.url, false)).blobs).toBe(0);
