@@ -4,6 +4,7 @@
  * to anonymous.
  */
 import { AppError, ociError } from '../errors/catalogue.js';
+import { RESERVED_NAMES } from './accounts.js';
 import type { IdentityStore } from './identity-store.js';
 import { RateLimiter } from './rate-limit.js';
 import type { Principal } from './permissions.js';
@@ -65,7 +66,7 @@ export class Authenticator {
       const ok = key !== undefined && safeEqual(sha256Hex(apiKey.secret), key.secretHash);
       if (!ok || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= Date.now())) return null;
       const user = this.identities.principalById(key.userId);
-      return user && !user.disabled ? this.identities.loadPrincipal(user, key) : null;
+      return user && !user.disabled && !RESERVED_NAMES.has(user.name) ? this.identities.loadPrincipal(user, key) : null;
     }
     const cacheKey = sha256Hex(`${username}\0${secret}`);
     const cached = this.basicCache.get(cacheKey);
@@ -95,7 +96,8 @@ export class Authenticator {
     const wait = this.failures.take(bucket);
     if (wait > 0) throw ociError('TOOMANYREQUESTS', 'too many failed logins', { headers: { 'Retry-After': String(wait) } });
     const user = this.identities.principalByName(username);
-    const usable = user?.kind === 'user' && !user.disabled ? user : undefined;
+    // An account under a reserved name (made before names were reserved) never logs in: it would act as the system.
+    const usable = user?.kind === 'user' && !user.disabled && !RESERVED_NAMES.has(user.name) ? user : undefined;
     // Always run scrypt, even for unknown users, so response time does not reveal which exist.
     let ok: boolean;
     try {

@@ -270,6 +270,17 @@ describe('item 4 (continued): tokens refreshed while the change is being hashed'
 });
 
 describe('item 5: system actor names are reserved', () => {
+  it('an account made under a reserved name before the rule existed cannot log in', async () => {
+    let keyToken = '';
+    await withIdentities(reg.dataDir, async (ids, s) => {
+      const row = ids.createUser('anonymous', ids.principalByName('bob')!.passwordHash!, false, 'test'); // bypasses name validation, as an old database would
+      keyToken = s.key(row.id, ['admin']).token;
+    });
+    expect((await whoami(basic('anonymous', PASSWORD))).status).toBe(401);
+    expect((await whoami(basic('anonymous', keyToken))).status).toBe(401);
+    expect((await fetch(u('/token'), { method: 'POST', body: new URLSearchParams({ grant_type: 'password', username: 'anonymous', password: PASSWORD }) })).status).toBe(401);
+  });
+
   it.each(['anonymous', 'system', 'registry'])('nobody may be named %s', async (name) => {
     await expectError(await fetch(u('/api/v1/users'), json(creds.root, 'POST', { name, password: 'some-long-password', admin: false })), 400, 'NAME_INVALID');
     await expectError(await fetch(u('/api/v1/orgs'), json(creds.alice, 'POST', { name })), 400, 'NAME_INVALID');
