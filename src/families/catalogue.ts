@@ -113,7 +113,7 @@ export class Catalogue {
    * keep answering even after this registry's database is closed.
    */
   checkAction(action: string): void {
-    const status = this.auditStatuses.get(action) ?? (action in AUDIT_ACTIONS ? 'active' : undefined);
+    const status = this.auditStatuses.get(action) ?? (Object.hasOwn(AUDIT_ACTIONS, action) ? 'active' : undefined);
     if (status === undefined) throw ociError('DENIED', `audit action "${action}" is not registered: add an audit-action entry before recording it`, { detail: { action } });
     if (status === 'disabled') throw ociError('DENIED', `audit action "${action}" is disabled`, { detail: { action } });
   }

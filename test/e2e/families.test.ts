@@ -262,6 +262,7 @@ describe('audit actions fail closed', () => {
     try {
       const before = (await events()).length;
       expect(() => db.transaction((tx) => appendEvent(tx, { actor: 'test', action: 'made.up.action' }))).toThrow('audit action "made.up.action" is not registered: add an audit-action entry before recording it');
+      expect(() => db.transaction((tx) => appendEvent(tx, { actor: 'test', action: 'constructor' }))).toThrow('audit action "constructor" is not registered');
       expect((await events()).length).toBe(before);
       await json(await api('POST', '/api/v1/families/audit-action/entries', { id: 'made.up.action', owner: 'artifact-store', description: 'now known' }), 201);
       db.transaction((tx) => appendEvent(tx, { actor: 'test', action: 'made.up.action' }));

@@ -44,7 +44,7 @@ function actionLiterals(): Map<string, string[]> {
 
 describe('audit-action coverage', () => {
   it('every action id written by code has a built-in audit-action entry', () => {
-    const missing = [...actionLiterals()].filter(([id]) => !(id in AUDIT_ACTIONS) && !NOT_AUDIT_ACTIONS.has(id)).map(([id, where]) => `${id} (${where.join(', ')})`);
+    const missing = [...actionLiterals()].filter(([id]) => !Object.hasOwn(AUDIT_ACTIONS, id) && !NOT_AUDIT_ACTIONS.has(id)).map(([id, where]) => `${id} (${where.join(', ')})`);
     expect(missing, `add these to AUDIT_ACTIONS (or NOT_AUDIT_ACTIONS) in src/families/builtins.ts:\n${missing.join('\n')}`).toEqual([]);
   });
 
