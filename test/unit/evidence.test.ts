@@ -5,6 +5,9 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { events } from '../../src/meta/schema.js';
+import { listEvents } from '../../src/meta/events.js';
+import { replayEvidence } from '../../src/evidence/replay.js';
+import { evidence as evidenceTable, legalHolds } from '../../src/evidence/schema.js';
 import { expectError, pushBlob, pushImage, randomBlob } from '../helpers/http.js';
 import { startHarness, type Harness } from './evidence-harness.js';
 import { del, EVIDENCE, json, postHold, pushEvidence, putEvidence, TYPE_ANNOTATION } from './evidence-push.js';
@@ -284,5 +287,18 @@ describe('legal holds', () => {
       // And afterwards nothing goes.
       for (const img of imgs) if (h.store.manifestByDigest(repo, img.digest)) expect((await del(h.url, `/v2/${repo}/manifests/${img.digest}`)).status).toBe(403);
     }
+  });
+});
+
+describe('event log', () => {
+  it('the evidence and hold tables are exactly what a replay of the event log derives', () => {
+    const all = listEvents(h.db, 0, 1_000_000);
+    const replayed = replayEvidence(all);
+    const byKey = <T extends { repository: string; digest: string | null }>(rows: T[]) => [...rows].sort((a, b) => `${a.repository}@${a.digest}`.localeCompare(`${b.repository}@${b.digest}`));
+    expect(byKey(replayed.evidence)).toEqual(byKey(h.db.select().from(evidenceTable).all()));
+    const byId = <T extends { id: string }>(rows: T[]) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
+    expect(byId(replayed.holds)).toEqual(byId(h.db.select().from(legalHolds).all()));
+    expect(replayed.holds.length).toBeGreaterThan(10);
+    expect(replayed.evidence.length).toBeGreaterThanOrEqual(8);
   });
 });
