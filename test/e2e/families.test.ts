@@ -242,6 +242,26 @@ describe('_registry is written only through the API', () => {
     // A signature-like image under a non-entry tag is fine (auth off: everyone is an administrator).
     await pushImage(reg.url, '_registry/artifact-type', 'sha256-abc.sig');
   });
+
+  it('an entry can be signed: a referrer whose subject is the entry manifest is accepted and listed', async () => {
+    const entry = await json<EntryBody>(await api('GET', '/api/v1/families/artifact-type/entries/model-bundle'), 200);
+    const manifest = await fetch(`${reg.url}/v2/_registry/artifact-type/manifests/${entry.digest}`);
+    const size = Number(manifest.headers.get('content-length'));
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 },
+        layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 }],
+        subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: entry.digest, size },
+      }),
+    );
+    const put = await fetch(`${reg.url}/v2/_registry/artifact-type/manifests/${sha256(sig)}`, { method: 'PUT', body: sig, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(put.status, await put.text()).toBe(201);
+    const referrers = await json<{ manifests: { digest: string }[] }>(await fetch(`${reg.url}/v2/registry/artifact-type/referrers/${entry.digest}`), 200);
+    expect(referrers.manifests.map((m) => m.digest)).toContain(sha256(sig));
+  });
 });
 
 describe('audit actions fail closed', () => {
