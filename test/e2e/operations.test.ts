@@ -158,6 +158,25 @@ describe('retention applied by GC', () => {
   });
 });
 
+describe('retention by pull time', () => {
+  it('keeps what was pulled within the window (pulls recorded in memory, flushed before GC)', async () => {
+    const tags: Record<string, string> = {};
+    for (const tag of ['old-a', 'old-b']) {
+      const img = await image('pull/app', [randomBlob(200)], tag);
+      expect((await putManifest('pull/app', tag, img.bytes)).status).toBe(201);
+      tags[tag] = img.digest;
+    }
+    expect((await setPolicy('pull', { retention: [{ repositories: 'pull/**', tags: 'old-*', keepPulledWithinDays: 7 }] })).status).toBe(200);
+    expect((await fetch(`${reg.url}/v2/pull/app/manifests/old-a`, { headers: { Accept: MT } })).status).toBe(200);
+    const preview = await gc(true);
+    const tagItems = preview.items.filter((i) => i.kind === 'tag' && i.tag?.startsWith('old-'));
+    expect(tagItems.map((i) => `${i.tag}:${i.action}`)).toEqual(['old-b:delete']);
+    await gc(false);
+    expect((await fetch(`${reg.url}/v2/pull/app/manifests/old-a`, { method: 'HEAD', headers: { Accept: MT } })).status).toBe(200);
+    expect((await fetch(`${reg.url}/v2/pull/app/manifests/old-b`, { method: 'HEAD', headers: { Accept: MT } })).status).toBe(404);
+  });
+});
+
 describe('permissions', () => {
   let treg: TestRegistry;
   const creds: Record<string, string> = {};
