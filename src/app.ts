@@ -16,6 +16,7 @@ import { ociError } from './errors/catalogue.js';
 import { Governance } from './governance/hooks.js';
 import { registerGovernance } from './governance/register.js';
 import { registerWebhooks } from './webhooks/index.js';
+import { registerWebUi } from './ui/index.js';
 import { Metrics } from './metrics/index.js';
 import { loadOrCreateLogKey, logKeyPath, registerCheckpoints } from './events/checkpoints.js';
 import { count, max } from 'drizzle-orm';
@@ -50,6 +51,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerGovernance(moduleDeps);
   const webhooks = registerWebhooks(moduleDeps);
   deps.closers?.push(() => webhooks.stop());
+  const webUi = registerWebUi(moduleDeps);
+  deps.closers?.push(() => webUi.stop());
   const logKey = loadOrCreateLogKey(logKeyPath(deps.config));
   const stopCheckpoints = registerCheckpoints(app, { db: deps.db, access, key: logKey, intervalSeconds: deps.config.checkpointIntervalSeconds });
   deps.closers?.push(async () => stopCheckpoints());

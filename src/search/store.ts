@@ -1,0 +1,156 @@
+/**
+ * Reads the search index (drizzle/0011_search.sql: `search_docs` + FTS5 `search_fts`, kept in
+ * sync by triggers in the writers' own transactions).
+ *
+ * Visibility is part of the SQL, not a filter on a page afterwards: a user-defined function
+ * `search_visible(repository)` asks the request's access check (memoised per repository), so
+ * counts, facets and pages are computed over exactly what the caller may pull, and a private
+ * name can never shape a count or a page boundary. better-sqlite3 is synchronous, so the
+ * function's per-request predicate cannot be observed by another request.
+ */
+import type { Db } from '../meta/db.js';
+import { ftsTerms, type SearchQuery } from './query.js';
+
+export interface SearchHit {
+  repository: string;
+  digest: string;
+  type: string;
+  mediaType: string;
+  subject: string | null;
+  tags: string[];
+  annotations: Record<string, string>;
+  signed: boolean;
+  size: number;
+  updatedAt: string;
+  pull: string;
+}
+
+export interface Facet {
+  value: string;
+  count: number;
+}
+
+export interface SearchResult {
+  total: number;
+  page: number;
+  perPage: number;
+  results: SearchHit[];
+  facets: { type: Facet[]; namespace: Facet[]; signed: Facet[] };
+}
+
+interface DocRow {
+  repository: string;
+  digest: string;
+  type: string;
+  media_type: string;
+  subject: string | null;
+  tags: string;
+  annotations: string | null;
+  signed: number;
+  size: number;
+  updated_at: number;
+}
+
+const FACET_LIMIT = 20;
+
+function parseAnnotations(raw: string | null): Record<string, string> {
+  if (!raw) return {};
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (typeof v !== 'object' || v === null) return {};
+    return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  } catch {
+    return {};
+  }
+}
+
+export class SearchStore {
+  /** Set for the duration of one synchronous query; null: everything is visible. */
+  private visible: ((repository: string) => boolean) | null = null;
+
+  constructor(private readonly db: Db) {
+    db.$client.function('search_visible', { deterministic: false, varargs: false }, (repository: unknown) => {
+      const check = this.visible;
+      if (check === null) return 1;
+      return typeof repository === 'string' && check(repository) ? 1 : 0;
+    });
+  }
+
+  /** Runs `fn` with `canPull` as the visibility predicate (null: the caller sees everything). */
+  private withVisibility<T>(canPull: ((repository: string) => boolean) | null, fn: () => T): T {
+    const memo = new Map<string, boolean>();
+    this.visible = canPull === null ? null : (r) => {
+      let v = memo.get(r);
+      if (v === undefined) memo.set(r, (v = canPull(r)));
+      return v;
+    };
+    try {
+      return fn();
+    } finally {
+      this.visible = null;
+    }
+  }
+
+  search(query: SearchQuery, canPull: ((repository: string) => boolean) | null): SearchResult {
+    const terms = ftsTerms(query.q);
+    const where: string[] = [];
+    const args: unknown[] = [];
+    let from = 'search_docs d';
+    if (terms.length > 0) {
+      from = 'search_fts f JOIN search_docs d ON d.id = f.rowid';
+      where.push('search_fts MATCH ?');
+      args.push(terms.join(' AND '));
+    }
+    if (!query.includeReferrers) where.push('d.subject IS NULL');
+    if (query.type !== undefined) (where.push('d.type = ?'), args.push(query.type));
+    if (query.namespace !== undefined) (where.push('d.namespace = ?'), args.push(query.namespace));
+    if (query.signed !== undefined) (where.push('d.signed = ?'), args.push(query.signed ? 1 : 0));
+    for (const [k, v] of query.annotations) {
+      where.push("EXISTS (SELECT 1 FROM json_each(d.annotations) WHERE json_each.key = ? AND json_each.value = ?)");
+      args.push(k, v);
+    }
+    if (canPull !== null) where.push('search_visible(d.repository)');
+    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    // Every order ends with the document id: equal keys never swap between pages.
+    const order =
+      query.sort === 'relevance' && terms.length > 0
+        ? 'ORDER BY bm25(search_fts, 10.0, 5.0, 2.0, 1.0), d.id'
+        : query.sort === 'name'
+          ? 'ORDER BY d.repository, d.id'
+          : 'ORDER BY d.updated_at DESC, d.id DESC';
+    const sqlite = this.db.$client;
+    return this.withVisibility(canPull, () => {
+      const rows = sqlite
+        .prepare(`SELECT d.repository, d.digest, d.type, d.media_type, d.subject, d.tags, d.annotations, d.signed, d.size, d.updated_at FROM ${from} ${whereSql} ${order} LIMIT ? OFFSET ?`)
+        .all(...args, query.perPage, (query.page - 1) * query.perPage) as DocRow[];
+      // One pass for the total and the three facets over the same filtered set.
+      const facetRows = sqlite
+        .prepare(`SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed, count(*) AS n FROM ${from} ${whereSql} GROUP BY d.type, d.namespace, d.signed`)
+        .all(...args) as { type: string; namespace: string; signed: number; n: number }[];
+      const tally = (key: (r: (typeof facetRows)[number]) => string): Facet[] => {
+        const m = new Map<string, number>();
+        for (const r of facetRows) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
+        return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)).slice(0, FACET_LIMIT);
+      };
+      return {
+        total: facetRows.reduce((s, r) => s + r.n, 0),
+        page: query.page,
+        perPage: query.perPage,
+        results: rows.map((r) => ({
+          repository: r.repository,
+          digest: r.digest,
+          type: r.type,
+          mediaType: r.media_type,
+          subject: r.subject,
+          tags: r.tags === '' ? [] : r.tags.split(' '),
+          annotations: parseAnnotations(r.annotations),
+          signed: r.signed === 1,
+          size: r.size,
+          updatedAt: new Date(r.updated_at).toISOString(),
+          pull: `${r.repository}@${r.digest}`,
+        })),
+        facets: { type: tally((r) => r.type), namespace: tally((r) => r.namespace), signed: tally((r) => (r.signed === 1 ? 'true' : 'false')) },
+      };
+    });
+  }
+}

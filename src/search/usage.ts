@@ -1,0 +1,74 @@
+/**
+ * Usage signals: download counts and stars.
+ *
+ * Downloads are counted in memory on each manifest pull and written in one transaction per
+ * flush (every few seconds and at shutdown), never a database write per GET: a pull storm
+ * costs a Map increment. A crash loses at most one interval of counts, which is acceptable for
+ * a popularity signal (they are not audit data and not in the event log).
+ *
+ * Stars are a user's own mutation, so each one is an event (`search.star.add` / `.remove`).
+ */
+import type { Db } from '../meta/db.js';
+import { appendEvent } from '../meta/events.js';
+
+/** `ref` '' is the repository total; otherwise a manifest digest. */
+const REPOSITORY_TOTAL = '';
+
+export class DownloadCounter {
+  private pending = new Map<string, number>();
+
+  constructor(private readonly db: Db) {}
+
+  record(repository: string, digest: string): void {
+    for (const ref of [REPOSITORY_TOTAL, digest]) {
+      const k = `${repository}\n${ref}`;
+      this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
+    }
+  }
+
+  /** Writes the pending counts in one transaction. */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const upsert = this.db.$client.prepare('INSERT INTO search_downloads(repository, ref, count) VALUES (?, ?, ?) ON CONFLICT(repository, ref) DO UPDATE SET count = count + excluded.count');
+    this.db.$client.transaction(() => {
+      for (const [k, n] of batch) {
+        const nl = k.indexOf('\n');
+        upsert.run(k.slice(0, nl), k.slice(nl + 1), n);
+      }
+    })();
+  }
+
+  /** Stored plus not yet flushed. */
+  count(repository: string, digest?: string): number {
+    const ref = digest ?? REPOSITORY_TOTAL;
+    const stored = this.db.$client.prepare('SELECT count FROM search_downloads WHERE repository = ? AND ref = ?').pluck().get(repository, ref) as number | undefined;
+    return (stored ?? 0) + (this.pending.get(`${repository}\n${ref}`) ?? 0);
+  }
+}
+
+export class StarStore {
+  constructor(private readonly db: Db) {}
+
+  /** Returns whether the star changed anything (an event is written only then). */
+  set(repository: string, user: string, starred: boolean, actor: string): boolean {
+    return this.db.transaction((tx) => {
+      const res = starred
+        ? this.db.$client.prepare('INSERT INTO search_stars(repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(repository, user, Date.now())
+        : this.db.$client.prepare('DELETE FROM search_stars WHERE repository = ? AND user = ?').run(repository, user);
+      if (res.changes === 0) return false;
+      if (starred) appendEvent(tx, { actor, action: 'search.star.add', repository });
+      else appendEvent(tx, { actor, action: 'search.star.remove', repository });
+      return true;
+    });
+  }
+
+  count(repository: string): number {
+    return this.db.$client.prepare('SELECT count(*) FROM search_stars WHERE repository = ?').pluck().get(repository) as number;
+  }
+
+  starredBy(repository: string, user: string): boolean {
+    return this.db.$client.prepare('SELECT 1 FROM search_stars WHERE repository = ? AND user = ?').get(repository, user) !== undefined;
+  }
+}

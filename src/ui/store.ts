@@ -1,0 +1,68 @@
+/** Read-only queries the UI pages need beyond RegistryStore (pages of tags with their manifests, bundles). */
+import type { Db } from '../meta/db.js';
+
+export interface TagRow {
+  name: string;
+  digest: string;
+  size: number;
+  media_type: string;
+  artifact_type: string | null;
+  updated_at: number;
+}
+
+export interface BundleListRow {
+  id: number;
+  bundle_id: string;
+  bundle_version: string;
+  kind: string;
+  model_family: string;
+  repository: string;
+  digest: string;
+  state: string;
+  submitted_by: string;
+}
+
+export interface ActivationRow {
+  environment: string;
+  model_family: string;
+  tenant: string;
+  bundle_id: string;
+  bundle_version: string;
+  repository: string;
+  event_seq: number;
+}
+
+export class UiStore {
+  constructor(private readonly db: Db) {}
+
+  /** Tags in byte order after `last`, with what they point at. */
+  tagPage(repoId: number, last: string, limit: number): TagRow[] {
+    return this.db.$client
+      .prepare(
+        `SELECT t.name, t.digest, m.size, m.media_type, m.artifact_type, t.updated_at FROM tags t
+         JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+         WHERE t.repository_id = ? AND t.name > ? ORDER BY t.name LIMIT ?`,
+      )
+      .all(repoId, last, limit) as TagRow[];
+  }
+
+  tagCount(repoId: number): number {
+    return this.db.$client.prepare('SELECT count(*) FROM tags WHERE repository_id = ?').pluck().get(repoId) as number;
+  }
+
+  /** Bundles after row `afterId` in registration order (newest first), whatever their repository: the caller filters. */
+  bundles(beforeId: number, limit: number): BundleListRow[] {
+    return this.db.$client
+      .prepare('SELECT id, bundle_id, bundle_version, kind, model_family, repository, digest, state, submitted_by FROM bundles WHERE id < ? ORDER BY id DESC LIMIT ?')
+      .all(beforeId, limit) as BundleListRow[];
+  }
+
+  activations(limit: number): ActivationRow[] {
+    return this.db.$client
+      .prepare(
+        `SELECT a.environment, a.model_family, a.tenant, b.bundle_id, b.bundle_version, b.repository, a.event_seq FROM bundle_activations a
+         JOIN bundles b ON b.id = a.bundle ORDER BY a.model_family, a.tenant, a.environment LIMIT ?`,
+      )
+      .all(limit) as ActivationRow[];
+  }
+}
