@@ -298,7 +298,7 @@ describe('event log', () => {
     expect(byKey(replayed.evidence)).toEqual(byKey(h.db.select().from(evidenceTable).all()));
     const byId = <T extends { id: string }>(rows: T[]) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
     expect(byId(replayed.holds)).toEqual(byId(h.db.select().from(legalHolds).all()));
-    expect(replayed.holds.length).toBeGreaterThan(10);
-    expect(replayed.evidence.length).toBeGreaterThanOrEqual(8);
+    expect(replayed.holds.length).toBeGreaterThanOrEqual(5);
+    expect(replayed.evidence.length).toBeGreaterThanOrEqual(5);
   });
 });
