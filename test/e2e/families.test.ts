@@ -216,6 +216,29 @@ describe('bad input', () => {
     await expectError(await api('POST', '/api/v1/families/scope/entries', '{not json'), 400, 'INVALID_PAYLOAD');
   });
 
+  it('concurrent creation of one id: exactly one 201, the others 409; one tag, one version', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => post('usage-unit', { id: 'first-wins', owner: 'artifact-store', description: `creator ${i}` })));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    const winner = (await results.find((r) => r.status === 201)!.json()) as EntryBody;
+    const stored = await json<EntryBody>(await api('GET', '/api/v1/families/usage-unit/entries/first-wins'), 200);
+    expect(stored).toMatchObject({ version: 1, digest: winner.digest, entry: winner.entry });
+    expect((await fetch(`${reg.url}/v2/_registry/usage-unit/manifests/first-wins`)).headers.get('docker-content-digest')).toBe(winner.digest);
+    expect((await events()).filter((e) => e.action === 'family.entry.create' && e.tag === 'first-wins').length).toBe(1);
+  });
+
+  it('lists page by id with n and last, and filter by status', async () => {
+    for (const id of ['page-a', 'page-b', 'page-c']) await json(await post('sdk-contract', { id, owner: 'artifact-store' }), 201);
+    await json(await api('PUT', '/api/v1/families/sdk-contract/entries/page-b/status', { status: 'deprecated', reason: 'old' }), 200);
+    const first = await json<{ entries: EntryBody[]; next?: string }>(await api('GET', '/api/v1/families/sdk-contract/entries?n=2'), 200);
+    expect(first.entries.map((e) => e.id)).toEqual(['lc-sdk-contract', 'page-a']);
+    expect(first.next).toBe('page-a');
+    const second = await json<{ entries: EntryBody[] }>(await api('GET', '/api/v1/families/sdk-contract/entries?n=2&last=page-a'), 200);
+    expect(second.entries.map((e) => e.id)).toEqual(['page-b', 'page-c']);
+    const deprecated = await json<{ entries: EntryBody[] }>(await api('GET', '/api/v1/families/sdk-contract/entries?status=deprecated'), 200);
+    expect(deprecated.entries.map((e) => e.id)).toEqual(['page-b']);
+    await expectError(await api('GET', '/api/v1/families/sdk-contract/entries?n=0'), 400, 'INVALID_PAYLOAD');
+  });
+
   it('concurrent version bumps: exactly one winner per version number, the others 409, no 500', async () => {
     await json(await post('usage-unit', { id: 'racy', owner: 'artifact-store' }), 201);
     const results = await Promise.all(Array.from({ length: 12 }, (_, i) => api('PUT', '/api/v1/families/usage-unit/entries/racy', { id: 'racy', owner: 'artifact-store', description: `writer ${i}` })));
