@@ -439,3 +439,29 @@ describe('immutability and events', () => {
     expect(JSON.stringify(evs[3].after)).toContain('"environment":"audit"');
   });
 });
+
+describe('garbage collection', () => {
+  it('keeps a registered (or REJECTED) bundle and its receipt when retention drops its tag; collects a RETIRED one', async () => {
+    const repo = 'gcml/models';
+    const b = await pushBundle(url, repo, bundleConfig('kept', '1.0.0'), { tag: 'old' });
+    const receipt = await pushReceipt(url, repo, b, passReceipt());
+    expect((await api(url, 'POST', '/api/v1/bundles', { repository: repo, digest: b.digest })).status).toBe(201);
+    const gone = await pushBundle(url, repo, bundleConfig('gone', '1.0.0'), { tag: 'mid' });
+    await pushReceipt(url, repo, gone, passReceipt());
+    expect((await api(url, 'POST', '/api/v1/bundles', { repository: repo, digest: gone.digest })).status).toBe(201);
+    for (const to of ['CANDIDATE', 'APPROVED', 'RETIRED']) await api(url, 'POST', '/api/v1/bundles/gone/1.0.0/transitions', { to });
+    await pushBundle(url, repo, bundleConfig('other', '1.0.0'), { tag: 'new' }); // the most recent tag
+    const policy = await api(url, 'PUT', '/api/v1/namespaces/gcml/policies', { immutableTags: [], retention: [{ repositories: 'gcml/*', keepMostRecent: 1 }] });
+    expect(policy.status, JSON.stringify(policy.body)).toBe(200);
+    const gc = await api(url, 'POST', '/api/v1/gc', { dryRun: false });
+    expect(gc.status, JSON.stringify(gc.body)).toBe(200);
+    for (const d of [b.digest, receipt.digest]) expect((await fetch(`${url}/v2/${repo}/manifests/${d}`, { method: 'HEAD' })).status).toBe(200);
+    expect((await fetch(`${url}/v2/${repo}/blobs/${b.layers[0]}`, { method: 'HEAD' })).status).toBe(200);
+    // The retired bundle lost its protection: retention collected it.
+    expect((await fetch(`${url}/v2/${repo}/manifests/${gone.digest}`, { method: 'HEAD' })).status).toBe(404);
+
+    await api(url, 'POST', '/api/v1/bundles/kept/1.0.0/transitions', { to: 'REJECTED', reason: 'superseded' });
+    await api(url, 'POST', '/api/v1/gc', { dryRun: false });
+    expect((await fetch(`${url}/v2/${repo}/manifests/${b.digest}`, { method: 'HEAD' })).status).toBe(200); // REJECTED still protects
+  });
+});
