@@ -39,8 +39,8 @@ export type Capability =
   | { kind: 'account.read' }
   /** Mint an API key with these scopes, repository patterns (null: all) and expiry (ms, null: never). */
   | { kind: 'key.create'; scopes: readonly KeyScope[]; repositories: readonly string[] | null; expiresAt: number | null }
-  /** Revoke the key owned by user `ownerId`. */
-  | { kind: 'key.revoke'; ownerId: number }
+  /** Revoke key `keyId` (when known) owned by user `ownerId`. */
+  | { kind: 'key.revoke'; ownerId: number; keyId?: string }
   /** Create, version or change the status of entries of a family; `delegatedTo` is the organisation the family is delegated to, if any. */
   | { kind: 'family.write'; family: string; delegatedTo: string | null }
   /** Move a bundle in `repository` to lifecycle state `to` (PRODUCT.md §8: who may is a role). */
@@ -123,7 +123,11 @@ export function decide(caller: Caller, cap: Capability, isPublic: (repository: s
       return broader ? deny('an API key can only create keys no broader than itself') : ALLOW;
     }
     case 'key.revoke':
-      if (p.key && !p.key.scopes.includes('admin')) return deny('this API key may not revoke keys');
+      // Any key may revoke itself (a leaked key's holder can always kill it); revoking others
+      // takes a password login or an unrestricted admin key, so a narrow key cannot cut off
+      // its user's other credentials.
+      if (p.key && cap.keyId === p.key.id && cap.ownerId === p.id) return ALLOW;
+      if (!unrestricted(p)) return deny('only a password login or an unrestricted admin key revokes other keys');
       return p.id === cap.ownerId || isRegistryAdmin(caller) ? ALLOW : deny('not your key');
   }
 }

@@ -151,7 +151,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     const who = self(c);
     const key = identities.keyById(c.req.param('id'));
     if (!key) throw ociError('NOT_FOUND', 'no such key');
-    access.require(c, { kind: 'key.revoke', ownerId: key.userId });
+    access.require(c, { kind: 'key.revoke', ownerId: key.userId, keyId: key.id });
     identities.revokeKey(key.id, actorOf(who));
     return c.body(null, 204);
   });

@@ -17,6 +17,7 @@ import { freshLoopbackAddress, requestFrom } from '../helpers/source-address.js'
 let reg: TestRegistry;
 const creds: Record<string, string> = {};
 let limitedKeyExpiresAt = 0;
+let adminKeyId = '';
 
 beforeAll(async () => {
   reg = await startTestRegistry({ auth: 'token', logLevel: 'error' });
@@ -33,7 +34,9 @@ beforeAll(async () => {
     const limited = s.key(root, ['admin'], ['root/only'], 3600);
     limitedKeyExpiresAt = Date.now() + 3600_000;
     creds.limitedAdminKey = basic('root', limited.token);
-    creds.adminKey = basic('root', s.key(root, ['admin']).token);
+    const adminKey = s.key(root, ['admin']);
+    creds.adminKey = basic('root', adminKey.token);
+    adminKeyId = adminKey.id;
   });
 });
 afterAll(async () => {
@@ -68,6 +71,11 @@ describe('item 1: a repository-limited admin key is not an administrator', () =>
     const narrow = await fetch(u('/api/v1/keys'), json(creds.limitedAdminKey, 'POST', { name: 'narrow', scopes: ['publish'], repositories: ['root/only'], expiresInSeconds: 7 * 24 * 3600 }));
     expect(narrow.status).toBe(201);
     expect(((await narrow.json()) as { expiresAt: number }).expiresAt).toBeLessThanOrEqual(limitedKeyExpiresAt + 1000);
+  });
+
+  it("cannot revoke its owner's other keys", async () => {
+    await expectError(await fetch(u(`/api/v1/keys/${adminKeyId}`), { method: 'DELETE', headers: { Authorization: creds.limitedAdminKey } }), 403, 'DENIED');
+    expect((await whoami(creds.adminKey)).status).toBe(200);
   });
 
   it('cannot disable users, manage namespaces or read the event log', async () => {

@@ -63,6 +63,8 @@ const TABLE: [string, Capability, string][] = [
   ['mint a key outliving the caller',    { kind: 'key.create', scopes: ['read'], repositories: ['root/only'], expiresAt: HOUR + 1000 }, 'U A A A D D D U'],
   ['mint a key for other repositories',  { kind: 'key.create', scopes: ['read'], repositories: ['root/other'], expiresAt: HOUR - 1000 }, 'U A A A D D D U'],
   ["revoke alice's key",                 { kind: 'key.revoke', ownerId: ALICE },           'U A A A D D D U'],
+  ["revoke root's key",                  { kind: 'key.revoke', ownerId: ROOT },            'U D A A D D D U'],
+  ['revoke the calling key itself',      { kind: 'key.revoke', ownerId: ALICE, keyId: 'k' }, 'U A A A D A A U'],
   ['write a family delegated to acme',   { kind: 'family.write', family: 'product', delegatedTo: 'acme' }, 'U A A A D D D U'],
   ['write an undelegated family',        { kind: 'family.write', family: 'product', delegatedTo: null },   'U D A A D D D U'],
   ['propose a bundle (push)',            { kind: 'bundle.transition', repository: 'alice/app', to: 'CANDIDATE' }, 'U A A A D A D A'],
