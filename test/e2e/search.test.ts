@@ -1,0 +1,138 @@
+/**
+ * Search API over real HTTP (auth: none): full text over names, tags, annotations and types;
+ * filters and facets; the index follows pushes, tag moves and deletes in the same transaction;
+ * user input is never FTS5 syntax; pagination is deterministic.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageManifest, pushBlob, pushImage, sha256 } from '../helpers/http.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+
+let reg: TestRegistry;
+const COSIGN_SIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+
+interface Hit {
+  repository: string;
+  digest: string;
+  tags: string[];
+  signed: boolean;
+  type: string;
+  annotations: Record<string, string>;
+}
+interface Result {
+  total: number;
+  page: number;
+  results: Hit[];
+  facets: Record<string, { value: string; count: number }[]>;
+}
+
+async function search(query: string): Promise<Result> {
+  const res = await fetch(`${reg.url}/api/v1/search?${query}`);
+  const body = await res.text();
+  expect(res.status, body).toBe(200);
+  return JSON.parse(body) as Result;
+}
+
+const title = (t: string, more: Record<string, string> = {}) => ({ annotations: { 'org.opencontainers.image.title': t, ...more } });
+let webDigest = '';
+
+beforeAll(async () => {
+  reg = await startTestRegistry();
+  webDigest = (await pushImage(reg.url, 'shop/web', 'v1.2.0', title('Storefront web server', { 'org.opencontainers.image.licenses': 'Apache-2.0' }))).digest;
+  await pushImage(reg.url, 'shop/worker', 'stable', title('Background queue worker', { 'org.opencontainers.image.licenses': 'MIT' }));
+  await pushImage(reg.url, 'ml/embedder', 'prod', { artifactType: 'application/vnd.example.model.v1', ...title('Text embedding model') });
+  // A cosign-style signature referrer of shop/web.
+  const empty = Buffer.from('{}');
+  const emptyDigest = await pushBlob(reg.url, 'shop/web', empty);
+  const sig = imageManifest({ digest: emptyDigest, size: empty.length }, [], { artifactType: COSIGN_SIG, subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: webDigest, size: 1 } });
+  const res = await fetch(`${reg.url}/v2/shop/web/manifests/${sha256(sig)}`, { method: 'PUT', body: sig, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  expect(res.status).toBe(201);
+});
+afterAll(async () => {
+  await reg.stop();
+});
+
+describe('search API', () => {
+  it('finds by annotation words, prefixes, tags and repository name parts', async () => {
+    expect((await search('q=storefront')).results.map((h) => h.repository)).toEqual(['shop/web']);
+    expect((await search('q=embed')).results.map((h) => h.repository)).toEqual(['ml/embedder']);
+    expect((await search('q=stable')).results.map((h) => h.repository)).toEqual(['shop/worker']);
+    expect((await search('q=shop')).results.map((h) => h.repository).sort()).toEqual(['shop/web', 'shop/worker']);
+    expect((await search('q=shop+queue')).results.map((h) => h.repository)).toEqual(['shop/worker']);
+    expect((await search('q=nothing-like-this')).total).toBe(0);
+  });
+
+  it('filters by type, namespace, annotation and signed, with facets over what matched', async () => {
+    const all = await search('');
+    // The signature is a referrer: hidden unless asked for. (_registry/* holds family entries.)
+    expect(all.facets.namespace.filter((f) => f.value !== '_registry')).toEqual([{ value: 'shop', count: 2 }, { value: 'ml', count: 1 }]);
+    expect(all.facets.type.find((f) => f.value === 'application/vnd.example.model.v1')?.count).toBe(1);
+    const shop = await search('namespace=shop');
+    expect(shop.total).toBe(2);
+    expect(shop.facets.signed).toEqual([{ value: 'false', count: 1 }, { value: 'true', count: 1 }]);
+    expect(shop.facets.namespace).toEqual([{ value: 'shop', count: 2 }]);
+    expect((await search('type=application/vnd.example.model.v1')).results.map((h) => h.repository)).toEqual(['ml/embedder']);
+    expect((await search('namespace=ml')).total).toBe(1);
+    expect((await search('annotation.org.opencontainers.image.licenses=MIT')).results.map((h) => h.repository)).toEqual(['shop/worker']);
+    expect((await search('annotation.org.opencontainers.image.licenses=mit')).total).toBe(0); // exact value
+    const signed = await search('signed=true');
+    expect(signed.results.map((h) => [h.repository, h.digest])).toEqual([['shop/web', webDigest]]);
+    const withRefs = await search('include=referrers&type=' + encodeURIComponent(COSIGN_SIG));
+    expect(withRefs.total).toBe(1);
+  });
+
+  it('finds family entries through their OCI form (_registry/<family>, tagged by entry id)', async () => {
+    expect((await fetch(`${reg.url}/api/v1/families`)).status).toBe(200);
+    const r = await search('q=webhook+create&namespace=_registry');
+    expect(r.results.map((h) => [h.repository, h.tags])).toEqual([['_registry/audit-action', ['webhook.create']]]);
+  });
+
+  it('treats FTS5 syntax in q as plain words (never an error, never an operator)', async () => {
+    for (const q of ['"', '"unterminated', 'a OR b', 'NEAR(storefront web)', 'repository:shop', '*', '^web', 'web AND', '(((', '-x', 'title : "x"', "'; DROP TABLE search_docs; --"]) {
+      const res = await fetch(`${reg.url}/api/v1/search?q=${encodeURIComponent(q)}`);
+      expect(res.status, q).toBe(200);
+    }
+    // OR is a word to find, not an operator: "storefront OR queue" needs all three words.
+    expect((await search(`q=${encodeURIComponent('storefront OR queue')}`)).total).toBe(0);
+    // A column filter is two plain words here, and "repository" is not indexed text.
+    expect((await search(`q=${encodeURIComponent('repository:shop')}`)).total).toBe(0);
+    expect((await search(`q=${encodeURIComponent('"storefront"')}`)).results.map((h) => h.repository)).toEqual(['shop/web']);
+  });
+
+  it('refuses bad parameters with 400 INVALID_PAYLOAD, never a 500', async () => {
+    for (const q of ['sort=bogus', 'page=0', 'page=x', 'per_page=1000', `q=${'a'.repeat(300)}`, 'signed=maybe', 'include=everything', 'annotation.=x']) {
+      const res = await fetch(`${reg.url}/api/v1/search?${q}`);
+      const body = (await res.json()) as { errors: { code: string }[] };
+      expect(res.status, q).toBe(400);
+      expect(body.errors[0]!.code).toBe('INVALID_PAYLOAD');
+    }
+  });
+
+  it('follows tag moves, tag deletes and manifest deletes at once', async () => {
+    const a = await pushImage(reg.url, 'sync/app', 'blue', title('Sync probe'));
+    expect((await search('q=blue')).results.map((h) => h.digest)).toEqual([a.digest]);
+    const b = await pushImage(reg.url, 'sync/app', 'blue');
+    expect((await search('q=blue')).results.map((h) => h.digest)).toEqual([b.digest]);
+    expect((await search('q=probe')).results[0]!.tags).toEqual([]);
+    expect((await fetch(`${reg.url}/v2/sync/app/manifests/blue`, { method: 'DELETE' })).status).toBe(202);
+    expect((await search('q=blue')).total).toBe(0);
+    expect((await fetch(`${reg.url}/v2/sync/app/manifests/${a.digest}`, { method: 'DELETE' })).status).toBe(202);
+    expect((await search('q=probe')).total).toBe(0);
+  });
+
+  it('pages deterministically: every document once, the same order every time', async () => {
+    for (let i = 0; i < 23; i++) await pushImage(reg.url, `page/r${String(i).padStart(2, '0')}`, 'same', title('pagination corpus'));
+    for (const sort of ['relevance', 'updated', 'name']) {
+      const seen: string[] = [];
+      for (let page = 1; page <= 4; page++) {
+        const r = await search(`q=pagination&sort=${sort}&per_page=7&page=${page}`);
+        expect(r.total).toBe(23);
+        seen.push(...r.results.map((h) => h.repository));
+      }
+      expect(new Set(seen).size, sort).toBe(23);
+      const again: string[] = [];
+      for (let page = 1; page <= 4; page++) again.push(...(await search(`q=pagination&sort=${sort}&per_page=7&page=${page}`)).results.map((h) => h.repository));
+      expect(again).toEqual(seen);
+      if (sort === 'name') expect(seen).toEqual([...seen].sort());
+    }
+  });
+});
