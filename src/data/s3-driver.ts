@@ -177,6 +177,11 @@ export class S3Driver implements BlobDriver {
     }
   }
 
+  /** Whether the server answered UploadPartCopy (undefined until a multipart commit tried it). */
+  get serverPartCopy(): boolean | undefined {
+    return this.partCopy;
+  }
+
   private k = (key: string): string => this.prefix + key;
   private marker = (id: string): string => this.k(keys.uploadMarker(id));
   private partKey = (id: string, i: number, nonce: string): string => this.k(keys.uploadPart(id, i, nonce));

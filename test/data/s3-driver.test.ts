@@ -142,3 +142,20 @@ it('an append that cannot get buffer budget in time fails with StorageUnavailabl
     await driver.close();
   }
 }, 30_000);
+
+it('commits a multi-part blob server-side with UploadPartCopy when the server has it, else streams the parts', async () => {
+  const driver = open(`t-${randomUUID()}`);
+  try {
+    const engine = new UploadEngine(driver);
+    const data = randomBytes(11 * MiB);
+    const id = randomUUID();
+    const state = await engine.append(id, await engine.start(id), (async function* () { yield data; })());
+    await engine.finish(id, state, sha256Of(data));
+    expect(driver.serverPartCopy).toBe(server.partCopy);
+    const back: Buffer[] = [];
+    for await (const c of await driver.read(sha256Of(data))) back.push(Buffer.from(c));
+    expect(Buffer.concat(back).equals(data)).toBe(true);
+  } finally {
+    await driver.close();
+  }
+}, 60_000);

@@ -1,9 +1,20 @@
 /**
- * A real S3-compatible server for tests: s3rver, run as its own child process on 127.0.0.1 with a
- * free port and a temporary directory. S3RVER_BIN may name another entry point that takes the
- * same flags (e.g. a newer s3rver fork that implements UploadPartCopy).
+ * A real S3-compatible server for tests, run as its own child process on 127.0.0.1 with a free
+ * port and a temporary directory. Which one:
+ *   - S3RVER_MODULE: the path of an s3rver library module (`.../lib/s3rver.js`) started through
+ *     its programmatic API, which s3rver 3.x and the maintained @20minutes/s3rver 4.x/5.x share;
+ *     S3RVER_NODE may name the node binary to run it with (@20minutes/s3rver 5 needs Node 24);
+ *   - else @20minutes/s3rver when installed (4.0.4 runs on Node 20; it implements UploadPartCopy,
+ *     so the driver's server-side commit path runs);
+ *   - else S3RVER_BIN: an entry point taking s3rver 3.x's flags;
+ *   - else s3rver 3.x from node_modules (no UploadPartCopy: the driver's streamed fallback runs).
+ * Signature checks are off (allowMismatchedSignatures): the maintained s3rver rejects some valid
+ * SigV4 requests of the AWS SDK (ListObjectsV2 with a prefix, DeleteObjects); signing is the SDK's
+ * business, not what these tests are about.
+ * None implements ListMultipartUploads (see `listsMultipartUploads`).
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,10 +26,30 @@ export interface S3Server {
   bucket: string;
   accessKeyId: string;
   secretAccessKey: string;
+  /** Whether the server implements UploadPartCopy (s3rver 3.x does not). */
+  partCopy: boolean;
+  /** No server used here implements ListMultipartUploads: the driver's sweep() stays untested. */
+  listsMultipartUploads: false;
   stop(): Promise<void>;
 }
 
-const DEFAULT_BIN = fileURLToPath(new URL('../../node_modules/s3rver/bin/s3rver.js', import.meta.url));
+const LEGACY_BIN = fileURLToPath(new URL('../../node_modules/s3rver/bin/s3rver.js', import.meta.url));
+const MAINTAINED_MODULE = fileURLToPath(new URL('../../node_modules/@20minutes/s3rver/lib/s3rver.js', import.meta.url));
+
+/** The command line (after `node`) that starts the chosen server. */
+function serverCommand(dir: string, port: number, bucket: string): { args: string[]; partCopy: boolean } {
+  const module = process.env.S3RVER_MODULE ?? (process.env.S3RVER_BIN === undefined && existsSync(MAINTAINED_MODULE) ? MAINTAINED_MODULE : undefined);
+  if (module !== undefined) {
+    const run = `const S3rver = require(process.argv[1]); const [directory, port, bucket] = process.argv.slice(2);
+      new S3rver({ directory, address: '127.0.0.1', port: Number(port), silent: true, allowMismatchedSignatures: true, configureBuckets: [{ name: bucket, configs: [] }] })
+        .run().catch((err) => { console.error(err); process.exit(1); });`;
+    // Every maintained release (4.x, 5.x) implements UploadPartCopy; 3.x does not.
+    const legacy = module.includes('node_modules/s3rver/');
+    return { args: ['-e', run, module, dir, String(port), bucket], partCopy: !legacy };
+  }
+  const bin = process.env.S3RVER_BIN ?? LEGACY_BIN;
+  return { args: [bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket], partCopy: bin !== LEGACY_BIN };
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,8 +66,8 @@ export async function startS3Server(): Promise<S3Server> {
   const dir = await mkdtemp(join(tmpdir(), 's3rver-'));
   const port = await freePort();
   const bucket = 'artifact-store-test';
-  const bin = process.env.S3RVER_BIN ?? DEFAULT_BIN;
-  const child = spawn(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket], {
+  const command = serverCommand(dir, port, bucket);
+  const child = spawn(process.env.S3RVER_NODE ?? process.execPath, command.args, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -72,5 +103,5 @@ export async function startS3Server(): Promise<S3Server> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', stop };
+  return { endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', partCopy: command.partCopy, listsMultipartUploads: false, stop };
 }
