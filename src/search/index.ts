@@ -4,6 +4,7 @@
  * it, filtered to what the caller may pull.
  */
 import type { Context } from 'hono';
+import { decide } from '../auth/capabilities.js';
 import { isValidName } from '../core/names.js';
 import { ociError } from '../errors/catalogue.js';
 import type { ModuleDeps } from '../governance/module.js';
@@ -53,7 +54,9 @@ export function registerSearch(deps: ModuleDeps): SearchModule {
     const query = parseSearchQuery(params);
     // An administrator may pull everything: no per-repository check needed.
     const everything = access.can(c, { kind: 'registry.admin' });
-    return store.search(query, everything ? null : (repository) => access.can(c, { kind: 'repository', repository, action: 'pull' }));
+    // The one evaluator, with the repository's visibility read by the query's join.
+    const caller = c.get('caller');
+    return store.search(query, everything ? null : (repository, isPublic) => decide(caller, { kind: 'repository', repository, action: 'pull' }, () => isPublic).allowed);
   };
 
   app.get('/api/v1/search', (c) => c.json(searchAs(c, new URL(c.req.url).searchParams)));

@@ -3,10 +3,11 @@
  * sync by triggers in the writers' own transactions).
  *
  * Visibility is part of the SQL, not a filter on a page afterwards: a user-defined function
- * `search_visible(repository)` asks the request's access check (memoised per repository), so
- * counts, facets and pages are computed over exactly what the caller may pull, and a private
- * name can never shape a count or a page boundary. better-sqlite3 is synchronous, so the
- * function's per-request predicate cannot be observed by another request.
+ * `search_visible(repository, public)` asks the request's pull decision (memoised per
+ * repository), so counts, facets and pages are computed over exactly what the caller may pull,
+ * and a private name can never shape a count or a page boundary. The repository's visibility
+ * comes from a join (a function may not query the connection it runs on), and better-sqlite3
+ * is synchronous, so the per-request predicate cannot be observed by another request.
  */
 import type { Db } from '../meta/db.js';
 import { ftsTerms, type SearchQuery } from './query.js';
@@ -64,24 +65,27 @@ function parseAnnotations(raw: string | null): Record<string, string> {
   }
 }
 
+/** Whether the caller may pull `repository`, given whether it is public. Must not touch the database. */
+export type PullCheck = (repository: string, isPublic: boolean) => boolean;
+
 export class SearchStore {
   /** Set for the duration of one synchronous query; null: everything is visible. */
-  private visible: ((repository: string) => boolean) | null = null;
+  private visible: PullCheck | null = null;
 
   constructor(private readonly db: Db) {
-    db.$client.function('search_visible', { deterministic: false, varargs: false }, (repository: unknown) => {
+    db.$client.function('search_visible', { deterministic: false }, (repository: unknown, visibility: unknown) => {
       const check = this.visible;
       if (check === null) return 1;
-      return typeof repository === 'string' && check(repository) ? 1 : 0;
+      return typeof repository === 'string' && check(repository, visibility === 'public') ? 1 : 0;
     });
   }
 
   /** Runs `fn` with `canPull` as the visibility predicate (null: the caller sees everything). */
-  private withVisibility<T>(canPull: ((repository: string) => boolean) | null, fn: () => T): T {
+  private withVisibility<T>(canPull: PullCheck | null, fn: () => T): T {
     const memo = new Map<string, boolean>();
-    this.visible = canPull === null ? null : (r) => {
+    this.visible = canPull === null ? null : (r, pub) => {
       let v = memo.get(r);
-      if (v === undefined) memo.set(r, (v = canPull(r)));
+      if (v === undefined) memo.set(r, (v = canPull(r, pub)));
       return v;
     };
     try {
@@ -91,7 +95,7 @@ export class SearchStore {
     }
   }
 
-  search(query: SearchQuery, canPull: ((repository: string) => boolean) | null): SearchResult {
+  search(query: SearchQuery, canPull: PullCheck | null): SearchResult {
     const terms = ftsTerms(query.q);
     const where: string[] = [];
     const args: unknown[] = [];
@@ -109,7 +113,10 @@ export class SearchStore {
       where.push("EXISTS (SELECT 1 FROM json_each(d.annotations) WHERE json_each.key = ? AND json_each.value = ?)");
       args.push(k, v);
     }
-    if (canPull !== null) where.push('search_visible(d.repository)');
+    if (canPull !== null) {
+      from += ' LEFT JOIN repository_visibility v ON v.name = d.repository';
+      where.push('search_visible(d.repository, v.visibility)');
+    }
     const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     // Every order ends with the document id: equal keys never swap between pages.
     const order =
