@@ -26,7 +26,9 @@ CREATE INDEX `gc_pins_digest` ON `gc_pins` (`digest`);
 --> statement-breakpoint
 CREATE TABLE `gc_state` (
 	`id` integer PRIMARY KEY NOT NULL,
-	`generation` integer NOT NULL
+	`generation` integer NOT NULL,
+	`holder` text,
+	`held_until` integer
 );
 --> statement-breakpoint
 INSERT INTO `gc_state` (`id`, `generation`) VALUES (1, 0);

@@ -8,6 +8,7 @@
  * referrers whose subject is gone; then blobs no manifest references. A dry run computes the
  * same lists without writing.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BlobDriver } from '../data/driver.js';
 import { AppError, ociError } from '../errors/catalogue.js';
@@ -46,10 +47,13 @@ export interface GcOptions {
 }
 
 const MAX_ITEMS = 10_000;
+/** The cross-process lease; renewed before every batch, so only a stall this long can lose it. */
+const LEASE_MS = 120_000;
 const DELETE_CONCURRENCY = 16;
 
 export class GarbageCollector {
-  private running: Promise<GcReport> | null = null;
+  private running: Promise<unknown> | null = null;
+  private readonly holder = randomUUID();
 
   constructor(
     private readonly store: OperationsStore,
@@ -65,12 +69,34 @@ export class GarbageCollector {
     return this.running !== null;
   }
 
-  /** One run at a time in this process: a second caller gets 409 CONFLICT. */
+  /**
+   * One run at a time: in this process (a second caller gets 409 CONFLICT) and across processes
+   * sharing the database (a lease in gc_state, renewed per batch), so the bytes of a `deleting`
+   * tombstone are only ever deleted by the collector that holds the lease.
+   */
   run(opts: GcOptions): Promise<GcReport> {
+    return this.exclusive(() => this.collect(opts));
+  }
+
+  /** Finishes deletions a crashed run left behind (at start), under the same exclusion. */
+  resume(): Promise<number> {
+    return this.exclusive(() => this.finishDeleting());
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.running) return Promise.reject(ociError('CONFLICT', 'a garbage collection is already running'));
-    const p = this.collect(opts).finally(() => (this.running = null));
+    if (!this.store.acquireLease(this.holder, LEASE_MS)) return Promise.reject(ociError('CONFLICT', 'another process is running a garbage collection'));
+    const p = fn().finally(() => {
+      this.running = null;
+      this.store.releaseLease(this.holder);
+    });
     this.running = p;
     return p;
+  }
+
+  private renew(): void {
+    // Losing the lease means a stall longer than LEASE_MS: stop rather than race another collector.
+    if (!this.store.acquireLease(this.holder, LEASE_MS)) throw ociError('CONFLICT', 'garbage collection lease lost; another process took over');
   }
 
   private async collect({ dryRun, actor }: GcOptions): Promise<GcReport> {
@@ -273,6 +299,7 @@ export class GarbageCollector {
 
   /** T1 (metadata + tombstones, re-checked in the transaction), bytes, then T2. */
   private async sweepBlobs(batch: BlobCandidate[], cutoff: number, actor: string, add: (i: GcItem) => void, report: GcReport): Promise<void> {
+    this.renew();
     const doomed = this.store.db.transaction((tx) => {
       const still = this.store.unreferencedBlobs(cutoff, tx, batch.map((b) => b.digest));
       if (still.length === 0) return { generation: 0, blobs: [] as BlobCandidate[] };
@@ -302,6 +329,7 @@ export class GarbageCollector {
 
   /** Deletes the bytes of `deleting` tombstones, then marks them `deleted`; failures stay `deleting` for the next run. */
   private async deleteBytes(items: { digest: string; generation: number }[]): Promise<void> {
+    this.renew();
     const done: { digest: string; generation: number }[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -319,8 +347,8 @@ export class GarbageCollector {
     this.store.markDeleted(done);
   }
 
-  /** Resumes a run that stopped (crash, storage error) between the metadata commit and the byte deletion. */
-  async finishDeleting(): Promise<number> {
+  /** Resumes a run that stopped (crash, storage error) between the metadata commit and the byte deletion. Caller holds the lease. */
+  private async finishDeleting(): Promise<number> {
     const pending = this.store.deletingTombstones();
     for (const batch of chunks(pending)) await this.deleteBytes(batch);
     return pending.length;

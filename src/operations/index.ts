@@ -8,7 +8,7 @@
  * (immutable tags), checkPull (pull times for retention).
  */
 import { z } from 'zod';
-import { ociError } from '../errors/catalogue.js';
+import { AppError, ociError } from '../errors/catalogue.js';
 import type { Protection } from '../governance/contracts.js';
 import type { ManifestPush, DeleteTarget, Tx } from '../governance/hooks.js';
 import type { ModuleDeps } from '../governance/module.js';
@@ -147,12 +147,19 @@ function schedule(deps: ModuleDeps, gc: GarbageCollector, pulls: PullRecorder, s
   const background = (what: string, fn: () => Promise<unknown>): void => {
     if (!alive() || gc.busy) return;
     fn().catch((err: unknown) => {
-      if (alive()) log.error({ err }, `${what} failed`);
+      if (alive() && !(err instanceof AppError && err.code === 'CONFLICT')) log.error({ err }, `${what} failed`);
     });
   };
   timers.push(setInterval(() => alive() && pulls.flush(), PULL_FLUSH_MS));
   if (config.gcIntervalSeconds > 0) timers.push(setInterval(() => background('scheduled gc', () => gc.run({ dryRun: false, actor: 'gc' })), config.gcIntervalSeconds * 1000));
-  if (store.deletingTombstones().length > 0) timers.push(setTimeout(() => background('gc resume', () => gc.finishDeleting()), 100));
+  // A crash between a sweep's metadata commit and its byte deletion: finish it soon after start
+  // (retried while another collector, or a dead one's lease, holds the database lease).
+  const resume = (): void => {
+    if (!alive() || store.deletingTombstones().length === 0) return clearInterval(resumer);
+    background('gc resume', () => gc.resume());
+  };
+  const resumer = setInterval(resume, 30_000);
+  timers.push(resumer, setTimeout(resume, 100));
   for (const t of timers) t.unref();
 }
 

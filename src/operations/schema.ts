@@ -43,10 +43,16 @@ export const gcPins = sqliteTable('gc_pins', {
   createdAt: integer('created_at').notNull(),
 }, (t) => [index('gc_pins_digest').on(t.digest)]);
 
-/** Single row (id 1): the last tombstone generation handed out. Never decreases. */
+/**
+ * Single row (id 1): the last tombstone generation handed out (never decreases), and the lease
+ * of the collector currently running in any process sharing the database (one at a time, so
+ * bytes of a `deleting` tombstone are only ever deleted by one collector).
+ */
 export const gcState = sqliteTable('gc_state', {
   id: integer('id').primaryKey(),
   generation: integer('generation').notNull(),
+  holder: text('holder'),
+  heldUntil: integer('held_until'),
 });
 
 /** Last pull time of a manifest, flushed from memory in batches (retention keepPulledWithinDays). */

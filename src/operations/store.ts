@@ -194,6 +194,20 @@ export class OperationsStore {
     return tx.update(gcState).set({ generation: sql`${gcState.generation} + 1` }).where(eq(gcState.id, 1)).returning({ g: gcState.generation }).get()!.g;
   }
 
+  /** Takes (or renews) the collector lease unless another holder's is live. */
+  acquireLease(holder: string, ttlMs: number): boolean {
+    const now = Date.now();
+    return (
+      this.db.$client
+        .prepare('UPDATE gc_state SET holder = ?, held_until = ? WHERE id = 1 AND (holder IS NULL OR held_until < ? OR holder = ?)')
+        .run(holder, now + ttlMs, now, holder).changes > 0
+    );
+  }
+
+  releaseLease(holder: string): void {
+    if (this.db.$client.open) this.db.$client.prepare('UPDATE gc_state SET holder = NULL, held_until = NULL WHERE id = 1 AND holder = ?').run(holder);
+  }
+
   deletingTombstones(): { digest: string; generation: number }[] {
     return this.db.select({ digest: gcTombstones.digest, generation: gcTombstones.generation }).from(gcTombstones).where(eq(gcTombstones.state, 'deleting')).all();
   }

@@ -68,7 +68,7 @@ async function unreadable(url: string, p: Pushed): Promise<string[]> {
   return out;
 }
 
-async function runRace(reg: TestRegistry, opts: { pushers: number; rounds: number }) {
+async function runRace(reg: TestRegistry, opts: { pushers: number; rounds: number; gcPauseMs: number }) {
   const url = reg.url;
   const repos = ['race/a', 'race/b', 'race/c'];
   const pool = Array.from({ length: 6 }, (_, i) => randomBlob(16 * 1024 + i * 97));
@@ -142,8 +142,8 @@ async function runRace(reg: TestRegistry, opts: { pushers: number; rounds: numbe
       expect(res.status, JSON.stringify(body)).toBe(200);
       gcRuns++;
       gcDeleted += body.blobs;
-      // A random pause of 0-60 ms: with grace 0, back-to-back sweeps can starve a push (never lose it).
-      await new Promise((r) => setTimeout(r, Math.random() * 60));
+      // A random pause: with grace 0, back-to-back sweeps can starve a push (never lose it).
+      await new Promise((r) => setTimeout(r, Math.random() * opts.gcPauseMs));
     }
   };
 
@@ -179,7 +179,7 @@ describe('GC racing pushers on the filesystem (grace 0)', () => {
   afterAll(async () => reg?.stop());
 
   it('every manifest that got 201 keeps all its blobs, byte for byte', async () => {
-    const r = await runRace(reg, { pushers: 6, rounds: 16 });
+    const r = await runRace(reg, { pushers: 6, rounds: 16, gcPauseMs: 60 });
     console.log('gc race (fs):', JSON.stringify(r));
     expect(r.gcRuns).toBeGreaterThan(5);
     expect(r.gcDeleted).toBeGreaterThan(10);
@@ -211,7 +211,7 @@ describe('GC racing pushers on S3 (grace 0)', () => {
   });
 
   it('every manifest that got 201 keeps all its blobs, byte for byte', async () => {
-    const r = await runRace(reg, { pushers: 3, rounds: 8 });
+    const r = await runRace(reg, { pushers: 3, rounds: 8, gcPauseMs: 400 });
     console.log('gc race (s3):', JSON.stringify(r));
     expect(r.gcDeleted).toBeGreaterThan(5);
     expect(r.revived).toBeGreaterThan(5);

@@ -137,6 +137,22 @@ describe('GC with grace 0', () => {
   });
 });
 
+describe('scheduled GC', () => {
+  it('runs every gcIntervalSeconds', async () => {
+    const reg = await startTestRegistry({ gcGraceSeconds: 0, gcIntervalSeconds: 1 });
+    try {
+      const orphan = await pushBlob(reg.url, 'g/timer', randomBlob(64));
+      for (let i = 0; (await fetch(`${reg.url}/v2/g/timer/blobs/${orphan}`, { method: 'HEAD' })).status === 200; i++) {
+        expect(i).toBeLessThan(100);
+        await sleep(100);
+      }
+      expect(existsSync(blobPath(reg.dataDir, orphan))).toBe(false);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
 describe('GC with the default grace window', () => {
   it('keeps fresh uploads; a sweep interrupted after its metadata commit is resumed at the next start', async () => {
     let reg = await startTestRegistry({ gcIntervalSeconds: 0 });

@@ -136,7 +136,7 @@ describe('GC fence', () => {
     await collector(failing).run({ dryRun: false, actor: 't' });
     expect(tombstone(digest)?.state).toBe('deleting');
     expect(await stored(digest)).toBe(true);
-    expect(await collector().finishDeleting()).toBe(1);
+    expect(await collector().resume()).toBe(1);
     expect(await stored(digest)).toBe(false);
     expect(tombstone(digest)?.state).toBe('deleted');
   });
@@ -149,10 +149,17 @@ describe('GC fence', () => {
     expect((db.$client.prepare('SELECT COUNT(*) AS n FROM gc_pins').get() as { n: number }).n).toBe(0);
   });
 
-  it('a second run while one is in progress is refused with CONFLICT', async () => {
+  it('one run at a time: in the process, and across processes sharing the database (lease)', async () => {
     const gc = collector();
     const first = gc.run({ dryRun: true, actor: 't' });
     await expect(gc.run({ dryRun: true, actor: 't' })).rejects.toMatchObject({ code: 'CONFLICT' });
     await first;
+    // Another collector on the same database (another server, the CLI) holds the lease: refused.
+    db.$client.prepare("UPDATE gc_state SET holder = 'other-process', held_until = ? WHERE id = 1").run(Date.now() + 60_000);
+    await expect(collector().run({ dryRun: true, actor: 't' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(collector().resume()).rejects.toMatchObject({ code: 'CONFLICT' });
+    // A lease left by a crashed process expires.
+    db.$client.prepare("UPDATE gc_state SET holder = 'dead', held_until = ? WHERE id = 1").run(Date.now() - 1);
+    await expect(collector().run({ dryRun: true, actor: 't' })).resolves.toMatchObject({ dryRun: true });
   });
 });
