@@ -33,7 +33,9 @@ export interface AppDeps {
   /** Prometheus metrics; the server passes the instance that also wraps the storage driver. */
   metrics?: Metrics;
   /** Background work started by modules registers its stop here; the server awaits them on close. */
-  closers?: (() => Promise<void>)[];
+  closers?: (() => Promise<void> | void)[];
+  /** Work the server awaits before it listens (built-in entries written, …). */
+  startup?: Promise<unknown>[];
   /** False while shutting down, so load balancers stop sending traffic. */
   isReady?: () => boolean;
 }
@@ -47,7 +49,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const access = deps.auth.register(app);
   const governance = new Governance();
   registerOci(app, { ...deps, access, governance });
-  const moduleDeps = { app, config: deps.config, db: deps.db, store: deps.store, driver: deps.driver, log: deps.log, access, governance };
+  const moduleDeps = {
+    app,
+    config: deps.config,
+    db: deps.db,
+    store: deps.store,
+    driver: deps.driver,
+    log: deps.log,
+    access,
+    governance,
+    onClose: (stop: () => Promise<void> | void) => void deps.closers?.push(stop),
+    beforeListen: (ready: Promise<unknown>) => void deps.startup?.push(ready),
+  };
   registerGovernance(moduleDeps);
   const webhooks = registerWebhooks(moduleDeps);
   deps.closers?.push(() => webhooks.stop());

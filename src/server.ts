@@ -51,8 +51,10 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const uploads = new UploadEngine(driver);
   let ready = true;
   const auth = await createAuth(config, db);
-  const closers: (() => Promise<void>)[] = [];
-  const app = createApp({ config, db, store, driver, uploads, log, auth, closers, metrics, isReady: () => ready });
+  const closers: (() => Promise<void> | void)[] = [];
+  const startup: Promise<unknown>[] = [];
+  const app = createApp({ config, db, store, driver, uploads, log, auth, closers, startup, metrics, isReady: () => ready });
+  await Promise.all(startup);
 
   // Sessions in storage without a row (a crash between the driver's createUpload and the row
   // insert, or a row removed while its bytes stayed): removed once untouched for the TTL.

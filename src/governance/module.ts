@@ -18,4 +18,8 @@ export interface ModuleDeps {
   log: Logger;
   access: AccessControl;
   governance: Governance;
+  /** Background work registers its stop here; the server awaits it on close, before the database closes. */
+  onClose(stop: () => Promise<void> | void): void;
+  /** Work that must finish before the server accepts requests (e.g. seeding built-in entries). */
+  beforeListen(ready: Promise<unknown>): void;
 }

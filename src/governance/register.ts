@@ -11,8 +11,13 @@ import type { ModuleDeps } from './module.js';
 
 export function registerGovernance(deps: ModuleDeps): void {
   const families = registerFamilies(deps);
+  deps.beforeListen(families.ready);
   const trust = registerTrust(deps, families);
   const protection = registerEvidence(deps, families);
+  deps.onClose(async () => {
+    protection.scans.stop();
+    await protection.scans.idle();
+  });
   registerBundles(deps, { families, trust });
   registerOperations(deps, { protection });
 }
