@@ -158,6 +158,40 @@ describe('retention applied by GC', () => {
   });
 });
 
+describe('retention of multi-platform images', () => {
+  it('an index that loses its last tag goes with the children no other index lists', async () => {
+    const IT = 'application/vnd.oci.image.index.v1+json';
+    const child = async (note: string) => {
+      const img = await image('multi/app', [randomBlob(150)], note);
+      expect((await putManifest('multi/app', img.digest, img.bytes)).status).toBe(201);
+      return { digest: img.digest, size: img.bytes.length, layer: img.layers[0]!.digest };
+    };
+    const shared = await child('shared');
+    const onlyOld = await child('only-old');
+    const onlyNew = await child('only-new');
+    const index = (children: { digest: string; size: number }[], note: string) =>
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: IT, manifests: children.map((c) => ({ mediaType: MT, digest: c.digest, size: c.size })), annotations: { note } }));
+    const oldIdx = index([shared, onlyOld], 'old');
+    const newIdx = index([shared, onlyNew], 'new');
+    for (const [tag, body] of [['build-1', oldIdx], ['build-2', newIdx]] as const) {
+      expect((await fetch(`${reg.url}/v2/multi/app/manifests/${tag}`, { method: 'PUT', body, headers: { 'Content-Type': IT } })).status).toBe(201);
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    expect((await setPolicy('multi', { retention: [{ repositories: 'multi/app', keepMostRecent: 1 }] })).status).toBe(200);
+    const run = await gc(false);
+    const goneManifests = run.items.filter((i) => i.kind === 'manifest' && i.action === 'delete').map((i) => i.digest).sort();
+    expect(goneManifests).toEqual([sha256(oldIdx), onlyOld.digest].sort());
+    const head = (ref: string, accept = MT) => fetch(`${reg.url}/v2/multi/app/manifests/${ref}`, { method: 'HEAD', headers: { Accept: accept } }).then((r) => r.status);
+    expect(await head('build-1', IT)).toBe(404);
+    expect(await head('build-2', IT)).toBe(200);
+    expect(await head(shared.digest)).toBe(200);
+    expect(await head(onlyNew.digest)).toBe(200);
+    expect(await head(onlyOld.digest)).toBe(404);
+    expect((await fetch(`${reg.url}/v2/multi/app/blobs/${onlyOld.layer}`, { method: 'HEAD' })).status).toBe(404);
+    expect((await fetch(`${reg.url}/v2/multi/app/blobs/${shared.layer}`, { method: 'HEAD' })).status).toBe(200);
+  });
+});
+
 describe('retention by pull time', () => {
   it('keeps what was pulled within the window (pulls recorded in memory, flushed before GC)', async () => {
     const tags: Record<string, string> = {};
