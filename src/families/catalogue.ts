@@ -13,6 +13,7 @@ import type { Tx } from '../governance/hooks.js';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import type { RegistryStore } from '../meta/registry-store.js';
+import { pinForUpload, type LinkFence } from '../operations/fence.js';
 import { buildArtifact, registryRepository, writeBlob, type EntryArtifact } from './artifact.js';
 import { AUDIT_ACTIONS, builtinEntries } from './builtins.js';
 import { compileSchema, entrySchema, MAX_ENTRY_BYTES, type EntryDoc } from './entries.js';
@@ -159,23 +160,31 @@ export class Catalogue {
     return { family, doc, version, art };
   }
 
-  /** Blobs first (content-addressed, harmless alone), then every manifest, row and event in one transaction. */
+  /**
+   * Blobs first (content-addressed, harmless alone), then every manifest, row and event in one
+   * transaction. Each digest is pinned before its bytes are written, as uploads do, so online GC
+   * cannot delete bytes that already existed between our write and our link (operations/fence.ts).
+   */
   private async commit(writes: PendingWrite[], actor: string): Promise<void> {
     const blobs = new Map<string, Buffer>();
     for (const w of writes) blobs.set(w.art.configDigest, w.art.config).set(w.art.layerDigest, w.art.layer);
+    const fences = new Map<string, LinkFence>();
     // A few at a time: the built-ins are ~60 small blobs, I/O-bound.
     const queue = [...blobs];
     const worker = async (): Promise<void> => {
-      for (let next = queue.shift(); next; next = queue.shift()) await writeBlob(this.driver, next[1], next[0]);
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        fences.set(next[0], await pinForUpload(this.db, next[0]));
+        await writeBlob(this.driver, next[1], next[0]);
+      }
     };
     await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
     this.db.transaction(() => {
-      for (const w of writes) this.writeVersion(w, actor);
+      for (const w of writes) this.writeVersion(w, actor, fences);
     });
     for (const w of writes) this.invalidate(w.family);
   }
 
-  private writeVersion({ family, doc, version, art }: PendingWrite, actor: string): void {
+  private writeVersion({ family, doc, version, art }: PendingWrite, actor: string, fences: Map<string, LinkFence>): void {
     const repo = registryRepository(family);
     const entryName = `${family}/${doc.id}`;
     this.registry.putManifest(repo, art.manifest, [doc.id], actor, {
@@ -183,8 +192,9 @@ export class Catalogue {
         const latest = this.store.head(family, doc.id, tx)?.latestVersion ?? 0;
         if (version === 1 && latest > 0) throw ociError('CONFLICT', `entry ${entryName} already exists (version ${latest}); PUT a new version instead`, { detail: { family, id: doc.id, version: latest } });
         if (latest !== version - 1) throw ociError('CONFLICT', `version ${version} of ${entryName} was written by a concurrent request (latest is ${latest})`, { detail: { family, id: doc.id, version: latest } });
-        this.registry.linkBlob(repo, art.configDigest, art.config.length, actor, 'oci.blob.push');
-        this.registry.linkBlob(repo, art.layerDigest, art.layer.length, actor, 'oci.blob.push');
+        // The first link of a digest consumes its pin; later links of it in this transaction need none.
+        this.registry.linkBlob(repo, art.configDigest, art.config.length, actor, 'oci.blob.push', undefined, fences.get(art.configDigest));
+        this.registry.linkBlob(repo, art.layerDigest, art.layer.length, actor, 'oci.blob.push', undefined, fences.get(art.layerDigest));
       },
       after: (tx: Tx) => {
         this.store.insertVersion(tx, { family, id: doc.id, version, digest: art.manifest.digest, layerDigest: art.layerDigest, entry: doc, actor });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../../src/families/artifact.js';
 import { AUDIT_ACTIONS } from '../../src/families/builtins.js';
 import { decodeCbor } from '../../src/families/cbor.js';
-import { expectError, pushImage, sha256 } from '../helpers/http.js';
+import { expectError, pushBlob, pushImage, sha256 } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
@@ -251,6 +251,28 @@ describe('bad input', () => {
     const latest = await json<EntryBody>(await api('GET', '/api/v1/families/usage-unit/entries/racy'), 200);
     expect(latest.version).toBe(won.length + 1);
     expect((await events()).filter((e) => e.action === 'family.entry.version' && e.tag === 'racy').length).toBe(won.length);
+  });
+});
+
+describe('online GC', () => {
+  it('an entry whose layer bytes GC deleted earlier is written and linked again (pinned like an upload)', async () => {
+    const gcReg = await startTestRegistry({ gcGraceSeconds: 0 });
+    try {
+      const entry = { id: 'after-gc', owner: 'artifact-store', description: 'bytes collected before' };
+      const layer = buildArtifact('scope', 1, entry).layer;
+      const orphan = await pushBlob(gcReg.url, 'gcx/app', layer);
+      await new Promise((r) => setTimeout(r, 5));
+      const run = await fetch(`${gcReg.url}/api/v1/gc`, { method: 'POST', body: JSON.stringify({ dryRun: false }), headers: { 'Content-Type': 'application/json' } });
+      expect(run.status, await run.clone().text()).toBe(200);
+      expect((await fetch(`${gcReg.url}/v2/gcx/app/blobs/${orphan}`, { method: 'HEAD' })).status).toBe(404);
+      const created = await fetch(`${gcReg.url}/api/v1/families/scope/entries`, { method: 'POST', body: JSON.stringify(entry), headers: { 'Content-Type': 'application/json' } });
+      expect(created.status, await created.clone().text()).toBe(201);
+      const layerRes = await fetch(`${gcReg.url}/v2/_registry/scope/blobs/${orphan}`);
+      expect(layerRes.status).toBe(200);
+      expect(Buffer.from(await layerRes.arrayBuffer()).equals(layer)).toBe(true);
+    } finally {
+      await gcReg.stop();
+    }
   });
 });
 
