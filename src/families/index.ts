@@ -4,6 +4,7 @@
  * governed namespaces that refuse unknown artifact types, and the audit-action check that makes
  * the event log refuse unknown actions.
  */
+import { resolve } from 'node:path';
 import type { Families } from '../governance/contracts.js';
 import type { ModuleDeps } from '../governance/module.js';
 import { setAuditActionCheck } from '../meta/events.js';
@@ -19,21 +20,25 @@ export interface FamiliesModule extends Families {
 
 /**
  * The catalogue that answers for an event: the one of the database the event is written to
- * (tests run several registries in one process), else the latest registered. drizzle's
+ * (tests run several registries in one process), found by connection, else by database file
+ * (another connection to it, e.g. a CLI helper), else the latest registered. drizzle's
  * better-sqlite3 db and transactions expose their connection as `session.client`.
  */
-const catalogues = new WeakMap<object, Catalogue>();
+const byConnection = new WeakMap<object, Catalogue>();
+const byFile = new Map<string, Catalogue>();
 let latest: Catalogue | undefined;
 
 function checkAuditAction(action: string, tx: unknown): void {
-  const client = (tx as { session?: { client?: unknown } }).session?.client;
-  const catalogue = (typeof client === 'object' && client !== null ? catalogues.get(client) : undefined) ?? latest;
-  catalogue?.checkAction(action);
+  const client = (tx as { session?: { client?: { name?: unknown } } }).session?.client;
+  let catalogue = client ? byConnection.get(client) : undefined;
+  if (!catalogue && typeof client?.name === 'string') catalogue = byFile.get(resolve(client.name));
+  (catalogue ?? latest)?.checkAction(action);
 }
 
 export function registerFamilies(deps: ModuleDeps): FamiliesModule {
   const catalogue = new Catalogue(deps.db, deps.store, deps.driver, deps.log);
-  catalogues.set(deps.db.$client, catalogue);
+  byConnection.set(deps.db.$client, catalogue);
+  byFile.set(resolve(deps.db.$client.name), catalogue);
   latest = catalogue;
   setAuditActionCheck(checkAuditAction);
   const ready = catalogue.seed().then(
