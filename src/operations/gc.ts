@@ -51,6 +51,9 @@ const MAX_ITEMS = 10_000;
 const LEASE_MS = 120_000;
 const DELETE_CONCURRENCY = 16;
 
+/** GC's synchronous steps are short transactions; between them, pushes and pulls get their turn. */
+const yieldToRequests = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 export class GarbageCollector {
   private running: Promise<unknown> | null = null;
   private readonly holder = randomUUID();
@@ -118,10 +121,14 @@ export class GarbageCollector {
     const goneManifests = new Map<number, Set<string>>();
     for (const { namespace, policy } of this.store.allPolicies()) {
       if (policy.retention.length === 0) continue;
-      for (const repo of this.store.repositoriesOf(namespace)) this.applyRetention(repo, policy, started, dryRun, actor, report, add, goneManifests);
+      for (const repo of this.store.repositoriesOf(namespace)) {
+        this.applyRetention(repo, policy, started, dryRun, actor, report, add, goneManifests);
+        await yieldToRequests();
+      }
     }
     for (const d of this.store.danglingReferrers(cutoff)) {
       if (goneManifests.get(d.repoId)?.has(d.digest)) continue;
+      await yieldToRequests();
       this.deleteManifestGroup(d.repoId, d.repository, d.digest, 'its subject is not in the repository', dryRun, actor, report, add, goneManifests, new Set());
     }
 
@@ -131,6 +138,7 @@ export class GarbageCollector {
     for (const batch of chunks(candidates)) {
       if (dryRun) this.previewBlobs(batch, add, report);
       else await this.sweepBlobs(batch, cutoff, actor, add, report);
+      await yieldToRequests();
     }
     report.durationMs = Date.now() - started;
     if (!dryRun && report.blobs + report.manifests + report.tags > 0) {

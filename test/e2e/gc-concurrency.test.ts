@@ -179,7 +179,7 @@ describe('GC racing pushers on the filesystem (grace 0)', () => {
   afterAll(async () => reg?.stop());
 
   it('every manifest that got 201 keeps all its blobs, byte for byte', async () => {
-    const r = await runRace(reg, { pushers: 6, rounds: 16, gcPauseMs: 60 });
+    const r = await runRace(reg, { pushers: 6, rounds: 12, gcPauseMs: 60 });
     console.log('gc race (fs):', JSON.stringify(r));
     expect(r.gcRuns).toBeGreaterThan(5);
     expect(r.gcDeleted).toBeGreaterThan(10);
@@ -211,7 +211,7 @@ describe('GC racing pushers on S3 (grace 0)', () => {
   });
 
   it('every manifest that got 201 keeps all its blobs, byte for byte', async () => {
-    const r = await runRace(reg, { pushers: 3, rounds: 8, gcPauseMs: 400 });
+    const r = await runRace(reg, { pushers: 3, rounds: 6, gcPauseMs: 400 });
     console.log('gc race (s3):', JSON.stringify(r));
     expect(r.gcDeleted).toBeGreaterThan(5);
     expect(r.revived).toBeGreaterThan(5);
