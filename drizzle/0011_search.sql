@@ -27,6 +27,9 @@ CREATE INDEX `search_docs_repository` ON `search_docs` (`repository`,`id`);
 --> statement-breakpoint
 CREATE VIRTUAL TABLE `search_fts` USING fts5(`repository`, `tags`, `annotation_text`, `type`, content='search_docs', content_rowid='id', tokenize='unicode61');
 --> statement-breakpoint
+-- Relevance: a name match outweighs a tag, a tag an annotation, an annotation a type.
+INSERT INTO `search_fts`(`search_fts`, `rank`) VALUES ('rank', 'bm25(10.0, 5.0, 2.0, 1.0)');
+--> statement-breakpoint
 CREATE TRIGGER `search_docs_ai` AFTER INSERT ON `search_docs` BEGIN
 	INSERT INTO `search_fts`(rowid, `repository`, `tags`, `annotation_text`, `type`) VALUES (new.id, new.repository, new.tags, new.annotation_text, new.type);
 END;

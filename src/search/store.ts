@@ -32,7 +32,9 @@ export interface Facet {
 }
 
 export interface SearchResult {
+  /** Exact up to FACET_SCAN matches; beyond, FACET_SCAN with `totalExact: false` ("10000+"). */
   total: number;
+  totalExact: boolean;
   page: number;
   perPage: number;
   results: SearchHit[];
@@ -53,6 +55,11 @@ interface DocRow {
 }
 
 const FACET_LIMIT = 20;
+/**
+ * Totals and facets count at most this many matches: counting every match of a common word in
+ * 100k documents cost hundreds of ms (the bench), and "10000+ results" answers the same need.
+ */
+export const FACET_SCAN = 10_000;
 
 function parseAnnotations(raw: string | null): Record<string, string> {
   if (!raw) return {};
@@ -121,7 +128,7 @@ export class SearchStore {
     // Every order ends with the document id: equal keys never swap between pages.
     const order =
       query.sort === 'relevance' && terms.length > 0
-        ? 'ORDER BY bm25(search_fts, 10.0, 5.0, 2.0, 1.0), d.id'
+        ? 'ORDER BY f.rank, d.id'
         : query.sort === 'name'
           ? 'ORDER BY d.repository, d.id'
           : 'ORDER BY d.updated_at DESC, d.id DESC';
@@ -132,15 +139,17 @@ export class SearchStore {
         .all(...args, query.perPage, (query.page - 1) * query.perPage) as DocRow[];
       // One pass for the total and the three facets over the same filtered set.
       const facetRows = sqlite
-        .prepare(`SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed, count(*) AS n FROM ${from} ${whereSql} GROUP BY d.type, d.namespace, d.signed`)
+        .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} ${whereSql} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
         .all(...args) as { type: string; namespace: string; signed: number; n: number }[];
+      const counted = facetRows.reduce((s, r) => s + r.n, 0);
       const tally = (key: (r: (typeof facetRows)[number]) => string): Facet[] => {
         const m = new Map<string, number>();
         for (const r of facetRows) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
         return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)).slice(0, FACET_LIMIT);
       };
       return {
-        total: facetRows.reduce((s, r) => s + r.n, 0),
+        total: Math.min(counted, FACET_SCAN),
+        totalExact: counted <= FACET_SCAN,
         page: query.page,
         perPage: query.perPage,
         results: rows.map((r) => ({

@@ -25,8 +25,8 @@ export function bundlesPage(list: BundleListRow[], activations: ActivationRow[],
       const b = detail.body as { bundle_id?: string; bundle_version?: string; state?: string; repository?: string; digest?: string; history?: Record<string, unknown>[] };
       detailHtml = html`<h2>History of ${b.bundle_id ?? ''}@${b.bundle_version ?? ''}</h2><p>State <span class="${stateClass(b.state ?? '')}">${b.state ?? ''}</span> ·
 <a href="${repoHref(b.repository ?? '', { digest: b.digest })}">${b.repository ?? ''}</a></p><ol class="timeline">${(b.history ?? []).map(
-        (h) => html`<li><strong>${String(h.action ?? '')}</strong> ${h.from_state ? html`${String(h.from_state)} → ` : ''}${String(h.to_state ?? '')}
-${h.scope ? html` <span class="muted">scope ${JSON.stringify(h.scope)}</span>` : ''} by <em>${String(h.actor ?? '')}</em> <span class="muted">${iso(h.at ?? h.time)}</span>${h.reason ? html` — ${String(h.reason)}` : ''}</li>`,
+        (h) => html`<li><strong>${String(h.action ?? '')}</strong> ${h.from ? html`${String(h.from)} → ` : ''}${String(h.to ?? '')}
+${h.scope ? html` <span class="muted">scope ${JSON.stringify(h.scope)}</span>` : ''} by <em>${String(h.actor ?? '')}</em> <span class="muted">${iso(h.time)} · event #${String(h.event_seq ?? '')}</span>${h.reason ? html` — ${String(h.reason)}` : ''}</li>`,
       )}</ol>`;
     }
   }

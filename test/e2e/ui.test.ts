@@ -4,6 +4,7 @@
  * token, keys are shown once and revocable, sign-out ends the session's key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, bundleConfig, passReceipt, pushBundle, pushReceipt } from '../helpers/bundles.js';
 import { pushImage } from '../helpers/http.js';
 import { PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -180,5 +181,33 @@ describe('UI with auth: token', () => {
     expect((await post('/ui/star', cookie, { repository: 'alice/app', star: 'true', csrf: csrfOf(page) })).status).toBe(303);
     expect((await post('/ui/star', cookie, { repository: 'alice/app', star: 'true', csrf: csrfOf(page) })).status).toBe(303);
     expect(await (await fetch(`${reg.url}/ui/r/alice/app`, { headers: { Cookie: cookie } })).text()).toMatch(/\b1 star\b(?!s)/);
+  });
+});
+
+describe('UI governance pages (auth: none)', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startTestRegistry();
+  });
+  afterAll(async () => {
+    await reg.stop();
+  });
+
+  it('bundles page lists states and opens a bundle history; families catalogue lists entries', async () => {
+    expect((await api(reg.url, 'PUT', '/api/v1/platform/feature-groups', { groups: { features: '1.4.0' } })).status).toBe(200);
+    const b = await pushBundle(reg.url, 'ml/ranker', bundleConfig('ranker', '1.0.0'));
+    await pushReceipt(reg.url, 'ml/ranker', b, passReceipt());
+    const r = await api(reg.url, 'POST', '/api/v1/bundles', { repository: 'ml/ranker', digest: b.digest });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const list = await (await fetch(`${reg.url}/ui/bundles`)).text();
+    expect(list).toContain('ranker@1.0.0');
+    expect(list).toContain('REGISTERED');
+    const detail = await (await fetch(`${reg.url}/ui/bundles?id=ranker&version=1.0.0`)).text();
+    expect(detail).toContain('History of ranker@1.0.0');
+    expect(detail).toMatch(/<li><strong>[a-z.]+<\/strong>[^<]*REGISTERED/);
+    const fams = await (await fetch(`${reg.url}/ui/families`)).text();
+    expect(fams).toContain('audit-action');
+    const actions = await (await fetch(`${reg.url}/ui/families?family=audit-action`)).text();
+    expect(actions).toContain('search.star.add');
   });
 });
