@@ -93,7 +93,8 @@ describe(`search over ${DOCS} manifests`, () => {
       report.push(`${label.padEnd(26)} total=${String(first.total).padStart(6)}${first.totalExact ? ' ' : '+'}  p50=${percentile(times, 50).toFixed(1)} ms  p99=${p99.toFixed(1)} ms`);
     }
     console.log(`search bench (${DOCS} manifests):\n${report.join('\n')}`);
-    expect(search.search(parseSearchQuery(new URLSearchParams('q=component+4242&sort=name')), null).results.map((h) => h.annotations['org.opencontainers.image.title']!.split(' ').pop()).every((n) => n!.startsWith('4242'))).toBe(true);
+    const titles = search.search(parseSearchQuery(new URLSearchParams('q=component+4242&per_page=100')), null).results.map((h) => h.annotations['org.opencontainers.image.title']!);
+    expect(titles.some((t) => t.endsWith(' component 4242'))).toBe(true);
     expect(worstP99).toBeLessThan(5_000); // a sanity bound only; the numbers are in the report
   }, 600_000);
 });

@@ -1,0 +1,108 @@
+/**
+ * The search index is a pure function of the OCI tables: after any sequence of pushes, tag
+ * moves, tag deletes and manifest deletes (random, fast-check), `search_docs` equals the
+ * documents recomputed from scratch, the FTS table answers for every live tag and for no dead
+ * one, and a write that rolls back leaves the index untouched (same transaction).
+ */
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../../src/meta/db.js';
+import { RegistryStore } from '../../src/meta/registry-store.js';
+
+const SIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+const digestOf = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+let db: Db | undefined;
+afterEach(() => {
+  db?.$client.close();
+  db = undefined;
+});
+
+type Op =
+  | { kind: 'push'; repo: number; m: number; tags: string[]; sigOf: number | null }
+  | { kind: 'deleteTag'; repo: number; tag: string }
+  | { kind: 'deleteManifest'; repo: number; m: number };
+
+const tagArb = fc.constantFrom('latest', 'v1', 'v2', 'stable', 'dev');
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('push' as const), repo: fc.integer({ min: 0, max: 2 }), m: fc.integer({ min: 1, max: 8 }), tags: fc.array(tagArb, { maxLength: 2 }), sigOf: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }) }),
+  fc.record({ kind: fc.constant('deleteTag' as const), repo: fc.integer({ min: 0, max: 2 }), tag: tagArb }),
+  fc.record({ kind: fc.constant('deleteManifest' as const), repo: fc.integer({ min: 0, max: 2 }), m: fc.integer({ min: 1, max: 8 }) }),
+);
+
+function apply(store: RegistryStore, op: Op): void {
+  const repo = `ns${op.repo}/app`;
+  const repoId = store.repositoryId(repo);
+  if (op.kind === 'push') {
+    const subject = op.sigOf !== null && op.sigOf !== op.m ? digestOf(op.sigOf) : null;
+    store.putManifest(
+      repo,
+      { digest: digestOf(op.m), mediaType: 'application/vnd.oci.image.manifest.v1+json', payload: Buffer.from('{}'), size: op.m, artifactType: subject ? SIG : null, subject, annotations: { 'org.opencontainers.image.title': `title${op.m}` }, references: [] },
+      op.tags,
+      'test',
+    );
+  } else if (repoId !== undefined && op.kind === 'deleteTag') store.deleteTag(repo, repoId, op.tag, 'test');
+  else if (repoId !== undefined && op.kind === 'deleteManifest') store.deleteManifest(repo, repoId, digestOf(op.m), 'test');
+}
+
+/** The index recomputed from the OCI tables (all tags: the test never exceeds the 50-tag cap). */
+function expected(d: Db) {
+  return d.$client
+    .prepare(
+      `SELECT r.name AS repository, m.digest, coalesce(m.artifact_type, m.media_type) AS type, m.subject,
+         coalesce((SELECT group_concat(name, ' ') FROM (SELECT name FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest ORDER BY name)), '') AS tags,
+         EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.subject = m.digest AND s.artifact_type = '${SIG}') AS signed
+       FROM manifests m JOIN repositories r ON r.id = m.repository_id ORDER BY r.name, m.digest`,
+    )
+    .all();
+}
+function actual(d: Db) {
+  const rows = d.$client.prepare('SELECT repository, digest, type, subject, tags, signed FROM search_docs ORDER BY repository, digest').all() as { tags: string }[];
+  return rows.map((r) => ({ ...r, tags: r.tags.split(' ').filter(Boolean).sort().join(' ') }));
+}
+
+describe('search index consistency', () => {
+  it('equals the recomputed documents after any sequence of writes', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
+        db?.$client.close();
+        db = openDatabase(':memory:');
+        const store = new RegistryStore(db);
+        for (const op of ops) {
+          try {
+            apply(store, op);
+          } catch {
+            /* refused writes (e.g. deleting a manifest an index needs) change nothing */
+          }
+        }
+        expect(actual(db)).toEqual(expected(db));
+        // FTS answers for live tags only.
+        const live = new Set((db.$client.prepare('SELECT DISTINCT name FROM tags').pluck().all() as string[]));
+        for (const tag of ['latest', 'v1', 'v2', 'stable', 'dev']) {
+          const hits = db.$client.prepare('SELECT count(*) FROM search_fts WHERE search_fts MATCH ?').pluck().get(`tags:"${tag}"`) as number;
+          expect(hits > 0, tag).toBe(live.has(tag));
+        }
+        // FTS5's own check that the index matches its content table (throws when it does not).
+        db.$client.prepare("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 1)").run();
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a write that rolls back leaves the index as it was', () => {
+    db = openDatabase(':memory:');
+    const store = new RegistryStore(db);
+    apply(store, { kind: 'push', repo: 0, m: 1, tags: ['v1'], sigOf: null });
+    const before = actual(db);
+    expect(() =>
+      store.putManifest(
+        'ns0/app',
+        { digest: digestOf(2), mediaType: 'application/vnd.oci.image.manifest.v1+json', payload: Buffer.from('{}'), size: 2, artifactType: null, subject: null, annotations: null, references: [] },
+        ['v1', 'v9'],
+        'test',
+        { after: () => { throw new Error('refused by a governance hook'); } },
+      ),
+    ).toThrow('refused');
+    expect(actual(db)).toEqual(before);
+    expect(db.$client.prepare('SELECT count(*) FROM search_fts WHERE search_fts MATCH ?').pluck().get('v9')).toBe(0);
+  });
+});
