@@ -1,5 +1,7 @@
 /** Blob upload workflows and their nasty cases, over real HTTP. */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, randomBlob, rawRequest, sha256 } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -159,13 +161,29 @@ describe('uploads', () => {
     await expectError(await patch(loc, randomBlob(10), 0), 404, 'BLOB_UPLOAD_UNKNOWN');
   });
 
+  it('commit checks the bytes on disk, not only the running hash (a session file changed behind its back is refused)', async () => {
+    const blob = randomBlob(50_000);
+    const res = await fetch(u('/v2/up/tamper/blobs/uploads/'), { method: 'POST' });
+    const loc = res.headers.get('location')!;
+    const id = res.headers.get('docker-upload-uuid')!;
+    expect((await patch(loc, blob, 0)).status).toBe(202);
+    const file = join(reg.dataDir, 'uploads', id, 'data');
+    const onDisk = readFileSync(file);
+    onDisk[1234] = onDisk[1234]! ^ 0xff; // same size, one byte flipped
+    writeFileSync(file, onDisk);
+    const put = await fetch(u(`${loc}?digest=${sha256(blob)}`), { method: 'PUT' });
+    await expectError(put, 400, 'DIGEST_INVALID');
+    expect((await fetch(u(`/v2/up/tamper/blobs/${sha256(blob)}`), { method: 'HEAD' })).status).toBe(404);
+  });
+
   it('a session cannot be used through another repository, nor with a bogus id', async () => {
     const loc = await startSession('up/owner');
     await expectError(await fetch(u(loc.replace('up/owner', 'up/other'))), 404, 'BLOB_UPLOAD_UNKNOWN');
     const traversal = await rawRequest(reg.url, 'GET', loc.replace('up/owner', 'up/x/../owner'));
     expect(traversal.status).toBe(400);
     expect(JSON.parse(traversal.body).errors[0].code).toBe('NAME_INVALID');
-    expect((await rawRequest(reg.url, 'GET', '/v2/up/owner/blobs/uploads/../../../../etc')).status).toBe(404);
+    // Dot segments are refused outright (400 NAME_INVALID) before any route sees them.
+    expect((await rawRequest(reg.url, 'GET', '/v2/up/owner/blobs/uploads/../../../../etc')).status).toBe(400);
     await expectError(await fetch(u('/v2/up/owner/blobs/uploads/not-a-uuid')), 404, 'BLOB_UPLOAD_UNKNOWN');
   });
 
