@@ -9,13 +9,14 @@ import { createApiKey, createUserAccount, validatePrincipalName } from './auth/a
 import { IdentityStore } from './auth/identity-store.js';
 import type { KeyScope, Role } from './auth/permissions.js';
 import { loadConfig } from './config/index.js';
+import { configProblem } from './startup-errors.js';
 import { openDatabase } from './meta/db.js';
 import { verifyChain } from './meta/events.js';
 import { isValidName } from './core/names.js';
 
 const USAGE = `usage: artifact-store <command>
   serve                                               run the registry (same as \`npm start\`)
-  user create <name> [--admin] [--password-stdin]   password from stdin (or prompted text on stdin)
+  user create <name> [--admin] [--password-stdin]   prompted without echo on a terminal; --password-stdin reads it from stdin
   org create <name> --owner <user>
   org member <org> <user> <owner|maintainer|reader|remove>
   key create <user> --name <label> --scope <read,publish,admin> [--repo <pattern>]... [--expires-in <seconds>]
@@ -35,33 +36,108 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** Says what was wrong, then how it is used: never the whole usage alone. */
+function usage(problem: string): never {
+  return fail(`artifact-store: ${problem}\n\n${USAGE}`);
+}
+
+/**
+ * The new user's password: from stdin with --password-stdin (scripts) or when stdin is not a
+ * terminal; on a terminal, prompted twice without echo.
+ */
+async function readNewPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin || !process.stdin.isTTY) return readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  // Raw mode (no echo) before the first prompt and until the last line: a password typed ahead
+  // of a prompt must not be echoed either.
+  process.stdin.setRawMode(true);
+  try {
+    const lines = hiddenLines();
+    process.stderr.write('Password (at least 12 characters): ');
+    const first = await lines.next();
+    process.stderr.write('Repeat the password: ');
+    const second = await lines.next();
+    lines.close();
+    if (first !== second) fail('the passwords do not match');
+    return first;
+  } finally {
+    process.stdin.setRawMode(false);
+  }
+}
+
+/** Lines typed on a raw-mode terminal, with backspace and Ctrl-C handled, never echoed. */
+function hiddenLines(): { next(): Promise<string>; close(): void } {
+  const stdin = process.stdin;
+  const ready: string[] = [];
+  let waiting: ((line: string) => void) | undefined;
+  let typed = '';
+  const onData = (chunk: Buffer): void => {
+    for (const ch of chunk.toString('utf8')) {
+      if (ch === '\r' || ch === '\n') {
+        process.stderr.write('\n');
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          w(typed);
+        } else ready.push(typed);
+        typed = '';
+      } else if (ch === '\u0003') {
+        stdin.setRawMode(false);
+        process.stderr.write('\n');
+        process.exit(130); // Ctrl-C
+      } else if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+      else typed += ch;
+    }
+  };
+  stdin.on('data', onData);
+  stdin.resume();
+  return {
+    next: () => (ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((r) => (waiting = r))),
+    close: () => {
+      stdin.off('data', onData);
+      stdin.pause();
+    },
+  };
+}
+
 async function main(argv: string[]): Promise<void> {
   // metadata.db holds password and key hashes: whoever creates the data dir makes it 0700/0600.
   process.umask(0o077);
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      admin: { type: 'boolean', default: false },
-      'password-stdin': { type: 'boolean', default: false },
-      owner: { type: 'string' },
-      name: { type: 'string' },
-      scope: { type: 'string' },
-      repo: { type: 'string', multiple: true },
-      'expires-in': { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      'public-key': { type: 'string' },
-      reason: { type: 'string' },
-      tenant: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        admin: { type: 'boolean', default: false },
+        'password-stdin': { type: 'boolean', default: false },
+        owner: { type: 'string' },
+        name: { type: 'string' },
+        scope: { type: 'string' },
+        repo: { type: 'string', multiple: true },
+        'expires-in': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        'public-key': { type: 'string' },
+        reason: { type: 'string' },
+        tenant: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    // parseArgs' TypeError (unknown option, missing value) is the user's mistake: no stack.
+    return usage(err instanceof Error ? err.message : String(err));
+  }
+  const { values, positionals } = parsed;
   const [group, command, ...args] = positionals;
   if (values.help || !group) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const config = loadConfig();
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    return fail(`artifact-store: ${configProblem(err)}`);
+  }
   const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
   const identities = new IdentityStore(db);
   const actor = `cli:${process.env.USER ?? 'operator'}`;
@@ -73,14 +149,16 @@ async function main(argv: string[]): Promise<void> {
   try {
     switch (`${group} ${command ?? ''}`) {
       case 'user create': {
-        const password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
-        if (password.length < 12) fail('the password (read from stdin) must have at least 12 characters');
-        const row = await createUserAccount(identities, args[0] ?? fail(USAGE), password, values.admin, actor, true);
+        const name = args[0] ?? usage('user create: which user? (user create <name>)');
+        const password = await readNewPassword(values['password-stdin']);
+        if (password.length < 12) fail('the password must have at least 12 characters');
+        const row = await createUserAccount(identities, name, password, values.admin, actor, true);
         process.stdout.write(`created user ${row.name}${row.isAdmin ? ' (administrator)' : ''}\n`);
         break;
       }
       case 'org create': {
-        const name = args[0] ?? fail(USAGE);
+        const name = args[0] ?? usage('org create: which organisation? (org create <name> --owner <user>)');
+        if (!values.owner) usage('org create: --owner <user> is required (the user who will own the organisation)');
         validatePrincipalName(identities, name, true);
         identities.createOrg(name, user(values.owner).id, actor);
         process.stdout.write(`created organisation ${name} owned by ${values.owner}\n`);
@@ -90,7 +168,7 @@ async function main(argv: string[]): Promise<void> {
         const [orgName, userName, role] = args;
         const org = orgName ? identities.principalByName(orgName) : undefined;
         if (!org || org.kind !== 'org') fail(`no such organisation: ${orgName ?? ''}`);
-        if (!role || !['owner', 'maintainer', 'reader', 'remove'].includes(role)) fail(USAGE);
+        if (!role || !['owner', 'maintainer', 'reader', 'remove'].includes(role)) usage(`org member: the role must be owner, maintainer, reader or remove${role ? `, not "${role}"` : ''}`);
         identities.setMember(org, user(userName), role === 'remove' ? null : (role as Role), actor);
         process.stdout.write(`${userName} in ${orgName}: ${role}\n`);
         break;
@@ -107,12 +185,13 @@ async function main(argv: string[]): Promise<void> {
         break;
       }
       case 'key revoke':
-        if (!identities.revokeKey(args[0] ?? fail(USAGE), actor)) fail('no such active key');
+        if (!identities.revokeKey(args[0] ?? usage('key revoke: which key? (key revoke <id>)'), actor)) fail('no such active key');
         process.stdout.write(`revoked ${args[0]}\n`);
         break;
       case 'repo visibility': {
         const [repo, visibility] = args;
-        if (!repo || !isValidName(repo) || (visibility !== 'public' && visibility !== 'private')) fail(USAGE);
+        if (!repo || !isValidName(repo)) usage(`repo visibility: ${repo ? `"${repo}" is not a repository name` : 'which repository?'}`);
+        if (visibility !== 'public' && visibility !== 'private') usage('repo visibility: the visibility must be public or private');
         identities.setVisibility(repo, visibility, actor);
         process.stdout.write(`${repo} is ${visibility}\n`);
         break;
@@ -147,7 +226,7 @@ async function main(argv: string[]): Promise<void> {
         break;
       }
       default:
-        fail(USAGE);
+        usage(`unknown command "${[group, command].filter(Boolean).join(' ')}"`);
     }
   } catch (err) {
     fail(err instanceof Error ? err.message : String(err));

@@ -3,16 +3,24 @@
  * log in, start, stop cleanly on SIGTERM/SIGINT. Nothing else.
  */
 import { join, resolve } from 'node:path';
-import { loadConfig } from './config/index.js';
+import { loadConfig, type Config } from './config/index.js';
 import { ensureInitialAdmin, watchInitialPassword } from './first-run.js';
 import { createLogger } from './log.js';
 import { openDatabase } from './meta/db.js';
 import { startRegistry } from './server.js';
+import { configProblem } from './startup-errors.js';
 import { VERSION } from './version.js';
 
 // Blobs, the metadata database and the token signing key are the registry's alone.
 process.umask(0o077);
-const config = loadConfig();
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  // A configuration problem is the operator's to fix: say what it is (exit 2), no stack trace.
+  process.stderr.write(`artifact-store: ${configProblem(err)}\n`);
+  process.exit(2);
+}
 const log = createLogger(config.logLevel);
 log.info({ version: VERSION, node: process.version }, 'artifact-store starting');
 

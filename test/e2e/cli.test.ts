@@ -10,9 +10,9 @@ import { removeDir, startTestRegistry } from '../helpers/registry.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'as-cli-'));
 afterAll(() => removeDir(dataDir));
 
-function cli(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], stdin = '', env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ARTIFACT_STORE_DATA_DIR: dataDir } }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ['dist/src/cli.js', ...args], { env: { ...process.env, ARTIFACT_STORE_DATA_DIR: dataDir, ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin!.end(stdin);
@@ -47,6 +47,61 @@ describe('cli', () => {
     } finally {
       await reg.stop();
     }
-    expect(await cli(['events', 'verify'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^event log intact: \d+ events\n$/) });
+    expect(await cli(['events', 'verify'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^event log intact: \d+ events\b/) });
+  });
+
+  it('says what was wrong, in one message and without a stack trace (exit 2)', async () => {
+    const noStack = (r: { stderr: string }) => expect(r.stderr).not.toMatch(/\n\s+at /);
+    const unknownOption = await cli(['user', 'create', 'x', '--frobnicate']);
+    expect(unknownOption.code).toBe(2);
+    expect(unknownOption.stderr).toMatch(/^artifact-store: Unknown option '--frobnicate'/);
+    noStack(unknownOption);
+    const noOwner = await cli(['org', 'create', 'acme']);
+    expect(noOwner).toMatchObject({ code: 2, stderr: expect.stringMatching(/^artifact-store: org create: --owner <user> is required/) });
+    expect((await cli(['org', 'member', 'team', 'dev', 'boss'])).stderr).toMatch(/the role must be owner, maintainer, reader or remove, not "boss"/);
+    expect((await cli(['frob', 'nicate'])).stderr).toMatch(/^artifact-store: unknown command "frob nicate"/);
+    expect((await cli(['user', 'create'])).stderr).toMatch(/^artifact-store: user create: which user\?/);
+    const badConfig = await cli(['events', 'verify'], '', { ARTIFACT_STORE_FSYNC: 'maybe' });
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(/^artifact-store: [\s\S]*ARTIFACT_STORE_FSYNC/);
+    noStack(badConfig);
+    const missingFile = await cli(['events', 'verify'], '', { ARTIFACT_STORE_CONFIG: join(dataDir, 'nope.yaml') });
+    expect(missingFile).toMatchObject({ code: 2, stderr: `artifact-store: config file ${join(dataDir, 'nope.yaml')} not found (ARTIFACT_STORE_CONFIG names it)\n` });
+  });
+
+  it('prompts for a new password on a terminal without echoing it', async () => {
+    // A pseudo-terminal from python3 (CI installs it; the native build needs it anyway).
+    const driver = [
+      'import os, pty, sys',
+      'pid, fd = pty.fork()',
+      'if pid == 0: os.execv(sys.argv[1], sys.argv[1:])',
+      'out = b""',
+      'def until(token):',
+      '    global out',
+      '    while token not in out: out += os.read(fd, 1024)',
+      'until(b"Password"); os.write(fd, b"tty-secret-password-1\\r")',
+      'until(b"Repeat"); os.write(fd, b"tty-secret-password-1\\r")',
+      'while True:',
+      '    try: chunk = os.read(fd, 1024)',
+      '    except OSError: break',
+      '    if not chunk: break',
+      '    out += chunk',
+      '_, status = os.waitpid(pid, 0)',
+      'sys.stdout.write(out.decode()); sys.exit(os.WEXITSTATUS(status))',
+    ].join('\n');
+    const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile('python3', ['-c', driver, process.execPath, 'bin/artifact-store.js', 'user', 'create', 'tty-user'], { env: { ...process.env, ARTIFACT_STORE_DATA_DIR: dataDir }, timeout: 30_000 }, (err, stdout) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
+      ),
+    );
+    expect(out.stdout).toContain('created user tty-user');
+    expect(out.stdout).not.toContain('tty-secret-password-1');
+    expect(out.code).toBe(0);
+    const reg = await startTestRegistry({ auth: 'token' }, dataDir);
+    try {
+      expect((await fetch(`${reg.url}/v2/`, { headers: { Authorization: basic('tty-user', 'tty-secret-password-1') } })).status).toBe(200);
+    } finally {
+      await reg.stop();
+    }
   });
 });
