@@ -82,7 +82,8 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  // Generous: on a machine at load ~15 a first start (migrations, first-run scrypt) took > 20 s.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`registry exited early:\n${output}`);
     try {
