@@ -3,6 +3,8 @@
  * filters and facets; the index follows pushes, tag moves and deletes in the same transaction;
  * user input is never FTS5 syntax; pagination is deterministic.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageManifest, pushBlob, pushImage, sha256 } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -117,6 +119,29 @@ describe('search API', () => {
     expect((await search('q=blue')).total).toBe(0);
     expect((await fetch(`${reg.url}/v2/sync/app/manifests/${a.digest}`, { method: 'DELETE' })).status).toBe(202);
     expect((await search('q=probe')).total).toBe(0);
+  });
+
+  it('counts downloads per repository and digest in memory, written in batches (no database write per GET)', async () => {
+    const img = await pushImage(reg.url, 'count/app', 'v1');
+    const db = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+    try {
+      const stored = () => db.prepare("SELECT count(*) FROM search_downloads WHERE repository = 'count/app'").pluck().get();
+      for (let i = 0; i < 5; i++) expect((await fetch(`${reg.url}/v2/count/app/manifests/v1`)).status).toBe(200);
+      expect(stored()).toBe(0); // nothing written yet: counted in memory
+      const usage = (await (await fetch(`${reg.url}/api/v1/usage?repository=count/app&digest=${img.digest}`)).json()) as { downloads: number; digestDownloads: number };
+      expect(usage).toMatchObject({ downloads: 5, digestDownloads: 5 });
+      const badge = await (await fetch(`${reg.url}/badges/count/app/downloads.svg`)).text();
+      expect(badge).toContain('>5<');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('download counts pending at shutdown are written, and the index survives a restart', async () => {
+    reg = await reg.restart();
+    const usage = (await (await fetch(`${reg.url}/api/v1/usage?repository=count/app`)).json()) as { downloads: number };
+    expect(usage.downloads).toBe(5);
+    expect((await search('q=storefront')).results.map((h) => h.repository)).toEqual(['shop/web']);
   });
 
   it('pages deterministically: every document once, the same order every time', async () => {

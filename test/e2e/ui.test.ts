@@ -210,4 +210,19 @@ describe('UI governance pages (auth: none)', () => {
     const actions = await (await fetch(`${reg.url}/ui/families?family=audit-action`)).text();
     expect(actions).toContain('search.star.add');
   });
+
+  it('the event log page follows the changefeed live through /ui/events/stream (same-origin, for the page script)', async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${reg.url}/ui/events/stream?after=0`, { signal: ac.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('event: event')) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toMatch(/id: \d+/);
+    ac.abort();
+    const js = await fetch(`${reg.url}/ui/static/events.js`);
+    expect(js.headers.get('content-type')).toContain('javascript');
+    expect(await js.text()).toContain('textContent'); // rows are built as text, never HTML
+  });
 });
