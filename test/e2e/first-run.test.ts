@@ -69,7 +69,7 @@ describe('first run', () => {
 
       const change = await fetch(`${reg.url}/api/v1/users/admin/password`, { method: 'PUT', headers: { Authorization: admin, 'Content-Type': 'application/json' }, body: JSON.stringify({ password: 'a-new-long-admin-password' }) });
       expect(change.status).toBeLessThan(300);
-      expect(await waitFor(() => !existsSync(file), 10_000)).toBe(true);
+      expect(await waitFor(() => !existsSync(file), 30_000)).toBe(true);
     } finally {
       await reg.stop();
     }

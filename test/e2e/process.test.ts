@@ -30,9 +30,9 @@ async function startedAsDocumented(command: string, args: string[]): Promise<{ u
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`exited early:\n${output}`);
     if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
-    if (Date.now() - started > 30_000) {
+    if (Date.now() - started > 60_000) {
       proc.kill('SIGKILL');
-      throw new Error(`not ready in 30 s:\n${output}`);
+      throw new Error(`not ready in 60 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -43,9 +43,9 @@ async function startedAsDocumented(command: string, args: string[]): Promise<{ u
     async stop() {
       const t0 = Date.now();
       proc.kill('SIGTERM');
-      const hung = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 15_000))]);
+      const hung = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 30_000))]);
       removeDir(dataDir);
-      if (hung) throw new Error(`still running 15 s after SIGTERM to ${command}:\n${output}`);
+      if (hung) throw new Error(`still running 30 s after SIGTERM to ${command}:\n${output}`);
       return { output, exitedInMs: Date.now() - t0 };
     },
   };
