@@ -14,8 +14,16 @@
 import { Decoder, Encoder } from 'cbor-x';
 
 const scalarEncoder = new Encoder({ useRecords: false, tagUint8Array: false, pack: false, variableMapSize: true });
-// int64AsNumber: 64-bit integers inside the safe range come back as numbers, not BigInt.
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0]);
+// int64AsNumber: 64-bit integers inside the safe range come back as numbers, not BigInt. Maps
+// stay Maps (cbor-x renames a `__proto__` key when it builds objects) and become plain objects below.
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: false, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0]);
+
+/** Maps to plain objects with own properties (Object.fromEntries keeps `__proto__` as a key). */
+function toJson(v: unknown): unknown {
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toJson(x)]));
+  if (Array.isArray(v)) return v.map(toJson);
+  return v;
+}
 
 export class CborValueError extends Error {}
 
@@ -106,5 +114,5 @@ export function encodeDeterministic(value: unknown): Buffer {
 
 /** Decodes CBOR produced by encodeDeterministic back to the JSON value. */
 export function decodeCbor(bytes: Uint8Array): unknown {
-  return decoder.decode(bytes);
+  return toJson(decoder.decode(bytes));
 }

@@ -84,6 +84,13 @@ describe('deterministic CBOR byte vectors', () => {
     expect(hex(obj).slice(0, 6)).toBe('b81861');
   });
 
+  it('a `__proto__` key is an ordinary key, encoded and decoded as such', () => {
+    const v = JSON.parse('{"__proto__":{"a":1},"b":2}') as unknown;
+    expect(hex(v)).toBe('a2616202695f5f70726f746f5f5fa1616101');
+    expect(Object.keys(decodeCbor(encodeDeterministic(v)) as object)).toEqual(['b', '__proto__']);
+    expect(decodeCbor(encodeDeterministic(v))).toEqual(v);
+  });
+
   it('refuses values JSON cannot hold', () => {
     expect(() => encodeDeterministic(Number.NaN)).toThrow();
     expect(() => encodeDeterministic(Number.POSITIVE_INFINITY)).toThrow();
@@ -116,8 +123,8 @@ describe('deterministic CBOR properties', () => {
         const bytes = encodeDeterministic(v);
         expect(encodeDeterministic(shuffled(v, rand)).equals(bytes)).toBe(true);
         expect(decodeCbor(bytes)).toEqual(v);
-        // An independent decoder (cbor-x's own) reads the same value.
-        expect(plainDecoder.decode(bytes)).toEqual(v);
+        // cbor-x's own decoder, with its defaults, reads the same value (it renames a `__proto__` key).
+        if (!JSON.stringify(v).includes('"__proto__"')) expect(plainDecoder.decode(bytes)).toEqual(v);
       }),
       { numRuns: 300 },
     );
