@@ -88,6 +88,13 @@ try {
       await Promise.all([0, 1, 2, 3].map(pusher));
       return (pushes * 1000) / (Date.now() - t);
     };
+    if (process.env.BENCH_SERVER_ONLY === '1') {
+      const t = Date.now();
+      const r = (await (await fetch(`${reg.url}/api/v1/gc`, { method: 'POST', body: '{"dryRun":false}', headers: { 'Content-Type': 'application/json' } })).json()) as { blobs: number; durationMs: number };
+      console.log(`GC in the server (every module's hooks), no pushes: ${r.blobs} blobs in ${r.durationMs} ms (${Date.now() - t} ms round trip)`);
+      await reg.close();
+      process.exit(0);
+    }
     const alone = await rate(() => true, 5_000);
     let done = false;
     let report: { blobs: number; durationMs: number } | undefined;
