@@ -472,11 +472,18 @@ export class S3Driver implements BlobDriver {
             this.partCopy = false;
           }
         }
-        body ??= (await this.readBytes([src as Source], missing))[0]!;
-        const res = await this.run(this.client.send(new UploadPartCommand({
-          ...where, PartNumber, Body: body, ContentLength: body.length,
-        })));
-        return res.ETag;
+        // Streamed through this process (no UploadPartCopy): each part read counts against the
+        // shared buffer budget, so parallel commits cannot hold copyConcurrency parts each unbounded.
+        const release = body ? undefined : await this.buffers.acquire((src as Source).size, this.bufferWaitMs);
+        try {
+          body ??= (await this.readBytes([src as Source], missing))[0]!;
+          const res = await this.run(this.client.send(new UploadPartCommand({
+            ...where, PartNumber, Body: body, ContentLength: body.length,
+          })));
+          return res.ETag;
+        } finally {
+          release?.();
+        }
       });
       if (etags.some((e) => !e)) throw new DataError('S3 returned a part without an ETag');
       await this.run(this.client.send(new CompleteMultipartUploadCommand({

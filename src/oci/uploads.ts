@@ -8,6 +8,7 @@ import { parseDigest, tryParseDigest } from '../core/digest.js';
 import { isValidName } from '../core/names.js';
 import { parseContentRange } from '../core/range.js';
 import type { UploadState } from '../data/driver.js';
+import { StorageUnavailableError } from '../data/errors.js';
 import { isUploadId } from '../data/keys.js';
 import { ociError } from '../errors/catalogue.js';
 import { requestBody } from '../http/body.js';
@@ -175,8 +176,11 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       const { size } = await uploads.finish(s.id, s.state, digest);
       store.linkBlob(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence);
     } catch (err) {
-      await uploads.abort(s.id, s.state).catch(() => undefined);
-      store.deleteUpload(s.id);
+      // A storage outage (503, retryable) keeps the session so the client can retry the PUT.
+      if (!(err instanceof StorageUnavailableError)) {
+        await uploads.abort(s.id, s.state).catch(() => undefined);
+        store.deleteUpload(s.id);
+      }
       throw err;
     }
     store.deleteUpload(s.id);

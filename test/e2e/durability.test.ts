@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, statSync, truncateSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageUnavailableError } from '../../src/data/errors.js';
+import { FsDriver } from '../../src/data/fs-driver.js';
 import { S3Driver } from '../../src/data/s3-driver.js';
 import { RegistryStore } from '../../src/meta/registry-store.js';
 import { expectError, randomBlob, sha256 } from '../helpers/http.js';
@@ -64,6 +66,24 @@ describe('fs session file shorter than its saved state (crash without the bytes 
     expect((await fetch(`${reg.url}${loc}?digest=${sha256(blob)}`, { method: 'PUT' })).status).toBe(201);
     const got = Buffer.from(await (await fetch(`${reg.url}/v2/dur/short/blobs/${sha256(blob)}`)).arrayBuffer());
     expect(got.equals(blob)).toBe(true);
+  });
+
+  it('a storage outage at commit (503) keeps the session: the PUT can be retried', async () => {
+    const blob = randomBlob(10_000);
+    const loc = (await openSession(reg.url, 'dur/outage')).headers.get('location')!;
+    expect((await patch(reg.url, loc, blob, 0)).status).toBe(202);
+    const commit = FsDriver.prototype.commit;
+    FsDriver.prototype.commit = async () => {
+      throw new StorageUnavailableError('injected: storage unavailable');
+    };
+    try {
+      const res = await fetch(`${reg.url}${loc}?digest=${sha256(blob)}`, { method: 'PUT' });
+      await expectError(res, 503, 'UNAVAILABLE');
+    } finally {
+      FsDriver.prototype.commit = commit;
+    }
+    expect((await fetch(`${reg.url}${loc}`)).headers.get('range')).toBe(`0-${blob.length - 1}`);
+    expect((await fetch(`${reg.url}${loc}?digest=${sha256(blob)}`, { method: 'PUT' })).status).toBe(201);
   });
 
   it('with fsync on, a chunked upload of several MiB still round-trips', async () => {
