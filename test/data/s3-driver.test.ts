@@ -159,3 +159,47 @@ it('commits a multi-part blob server-side with UploadPartCopy when the server ha
     await driver.close();
   }
 }, 60_000);
+
+/**
+ * No S3 server available here implements ListMultipartUploads, so sweep() is checked against a
+ * stub that speaks exactly the two calls it makes (ListMultipartUploads, AbortMultipartUpload),
+ * with two pages: what is proven is our paging, cutoff and abort logic, not a server's behaviour.
+ */
+it('sweep pages through ListMultipartUploads and aborts only uploads older than the cutoff (stub server)', async () => {
+  const old = '2020-01-01T00:00:00.000Z';
+  const fresh = new Date().toISOString();
+  const upload = (key: string, id: string, at: string): string => `<Upload><Key>${key}</Key><UploadId>${id}</UploadId><Initiated>${at}</Initiated></Upload>`;
+  const pages = [
+    `<IsTruncated>true</IsTruncated><NextKeyMarker>reg/blobs/a</NextKeyMarker><NextUploadIdMarker>A</NextUploadIdMarker>${upload('reg/blobs/a', 'A', old)}`,
+    `<IsTruncated>false</IsTruncated>${upload('reg/blobs/b', 'B', fresh)}${upload('reg/blobs/c', 'C', old)}`,
+  ];
+  const listed: string[] = [];
+  const aborted: string[] = [];
+  const http = (await import('node:http')).createServer((req, res) => {
+    const url = new URL(req.url!, 'http://stub');
+    if (req.method === 'GET' && url.searchParams.has('uploads')) {
+      listed.push(`${url.searchParams.get('prefix')}|${url.searchParams.get('key-marker') ?? ''}|${url.searchParams.get('upload-id-marker') ?? ''}`);
+      const page = url.searchParams.get('key-marker') ? pages[1] : pages[0];
+      res.writeHead(200, { 'Content-Type': 'application/xml' });
+      return res.end(`<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><MaxUploads>1000</MaxUploads>${page}</ListMultipartUploadsResult>`);
+    }
+    if (req.method === 'DELETE' && url.searchParams.has('uploadId')) {
+      aborted.push(`${decodeURIComponent(url.pathname)}#${url.searchParams.get('uploadId')}`);
+      res.writeHead(204);
+      return res.end();
+    }
+    res.writeHead(501);
+    res.end();
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const port = (http.address() as { port: number }).port;
+  const driver = new S3Driver({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', bucket: 'b', prefix: 'reg', accessKeyId: 'x', secretAccessKey: 'y', maxAttempts: 1 });
+  try {
+    expect(await driver.sweep(3_600_000)).toBe(2);
+    expect(listed).toEqual(['reg/||', 'reg/|reg/blobs/a|A']);
+    expect(aborted).toEqual(['/b/reg/blobs/a#A', '/b/reg/blobs/c#C']);
+  } finally {
+    await driver.close();
+    await new Promise((r) => http.close(r));
+  }
+});
