@@ -23,6 +23,8 @@ const USAGE = `usage: artifact-store <command>
   key revoke <id>
   repo visibility <repository> <public|private>
   events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
+  events rebuild --into <new.db>                      replay the log into a fresh database
+  events check                                        rebuild in a temp database and compare with the live tables (exit 1 on a difference)
   gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
   bundle publish <repository> <digest>                register a bundle (needs a PASS gate receipt)
   bundle transition <id> <version> <to> [--reason R]  CANDIDATE, APPROVED, REJECTED, RETIRED
@@ -117,6 +119,7 @@ async function main(argv: string[]): Promise<void> {
         'expires-in': { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
         'public-key': { type: 'string' },
+        into: { type: 'string' },
         reason: { type: 'string' },
         tenant: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -208,6 +211,12 @@ async function main(argv: string[]): Promise<void> {
         const checked = key ? verifyCheckpoints(db, key) : { checked: 0, problems: [] };
         if (checked.problems.length > 0) fail(`checkpoints do not verify:\n  ${checked.problems.join('\n  ')}`);
         process.stdout.write(`event log intact: ${result.count} events, ${checked.checked} signed checkpoints verified\n`);
+        break;
+      }
+      case 'events rebuild':
+      case 'events check': {
+        const { runEventsCommand } = await import('./events/rebuild.js');
+        process.exitCode = runEventsCommand(command as 'rebuild' | 'check', join(resolve(config.dataDir), 'metadata.db'), values.into, (s) => process.stdout.write(s));
         break;
       }
       case 'gc ': {

@@ -54,7 +54,8 @@ export class IdentityStore {
   createUser(name: string, passwordHash: string, isAdmin: boolean, actor: string): PrincipalRow {
     return this.db.transaction((tx) => {
       const row = tx.insert(principals).values({ name, kind: 'user', passwordHash, isAdmin }).returning().get();
-      appendEvent(tx, { actor, action: 'identity.user.create', after: { user: name, admin: isAdmin } });
+      // The hash lets a rebuild restore the login; routes and webhooks redact it (events/replay/redact.ts).
+      appendEvent(tx, { actor, action: 'identity.user.create', after: { user: name, admin: isAdmin, passwordHash } });
       return row;
     });
   }
@@ -68,7 +69,7 @@ export class IdentityStore {
         .set({ passwordHash, tokenGeneration: sql`${principals.tokenGeneration} + 1`, tokensValidAfter: Date.now() })
         .where(eq(principals.id, user.id))
         .run();
-      appendEvent(tx, { actor, action: 'identity.user.password', after: { user: user.name } });
+      appendEvent(tx, { actor, action: 'identity.user.password', after: { user: user.name, passwordHash } });
     });
   }
 
@@ -83,7 +84,7 @@ export class IdentityStore {
     return this.db.transaction((tx) => {
       const row = tx.insert(principals).values({ name, kind: 'org' }).returning().get();
       tx.insert(orgMembers).values({ orgId: row.id, userId: ownerId, role: 'owner' }).run();
-      appendEvent(tx, { actor, action: 'identity.org.create', after: { org: name, owner: actor } });
+      appendEvent(tx, { actor, action: 'identity.org.create', after: { org: name, owner: actor, ownerId } });
       return row;
     });
   }
@@ -117,7 +118,7 @@ export class IdentityStore {
   createKey(row: typeof apiKeys.$inferInsert, actor: string): void {
     this.db.transaction((tx) => {
       tx.insert(apiKeys).values(row).run();
-      appendEvent(tx, { actor, action: 'identity.key.create', after: { key: row.id, name: row.name, scopes: JSON.parse(row.scopes) as unknown, repositories: row.repositories ? (JSON.parse(row.repositories) as unknown) : null, expiresAt: row.expiresAt ?? null } });
+      appendEvent(tx, { actor, action: 'identity.key.create', after: { key: row.id, userId: row.userId, secretHash: row.secretHash, name: row.name, scopes: JSON.parse(row.scopes) as unknown, repositories: row.repositories ? (JSON.parse(row.repositories) as unknown) : null, expiresAt: row.expiresAt ?? null } });
     });
   }
 

@@ -14,13 +14,15 @@ import type { AppEnv } from '../http/env.js';
 import { errorResponse } from '../http/errors.js';
 import type { Db } from '../meta/db.js';
 import { listEvents, type EventRow } from '../meta/events.js';
+import { parseRedacted } from './replay/redact.js';
 
 const POLL_MS = 250;
 const HEARTBEAT_MS = 15_000;
 const BATCH = 500;
 
 function present(e: EventRow): Record<string, unknown> {
-  return { ...e, before: e.before ? (JSON.parse(e.before) as unknown) : null, after: e.after ? (JSON.parse(e.after) as unknown) : null };
+  // Password/key hashes are in the log for rebuilds, never shown (replay/redact.ts).
+  return { ...e, before: parseRedacted(e.before), after: parseRedacted(e.after) };
 }
 
 function cursor(value: string | undefined): number {

@@ -231,7 +231,17 @@ export class RegistryStore {
           action: 'oci.manifest.push',
           repository: name,
           digest: m.digest,
-          after: { mediaType: m.mediaType, size: m.size, ...(m.subject ? { subject: m.subject } : {}) },
+          // The bytes and what was indexed from them: a rebuild from the log needs no blob store
+          // (base64 of at most 4 MiB; src/events/replay/oci.ts).
+          after: {
+            mediaType: m.mediaType,
+            size: m.size,
+            ...(m.subject ? { subject: m.subject } : {}),
+            ...(m.artifactType ? { artifactType: m.artifactType } : {}),
+            ...(m.annotations ? { annotations: m.annotations } : {}),
+            references: m.references,
+            payload: m.payload.toString('base64'),
+          },
         });
       }
       for (const tag of tagNames) {

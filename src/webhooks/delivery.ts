@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import type { Db } from '../meta/db.js';
 import { listEvents, type EventRow } from '../meta/events.js';
+import { parseRedacted } from '../events/replay/redact.js';
 import { globMatches } from './glob.js';
 import type { WebhookRow, WebhookStore } from './store.js';
 import { guardedLookup } from './targets.js';
@@ -51,8 +52,9 @@ export function cloudEvent(e: EventRow, source: string): Record<string, unknown>
       repository: e.repository,
       digest: e.digest,
       tag: e.tag,
-      before: e.before ? (JSON.parse(e.before) as unknown) : null,
-      after: e.after ? (JSON.parse(e.after) as unknown) : null,
+      // Password/key hashes stay in the database (src/events/replay/redact.ts).
+      before: parseRedacted(e.before),
+      after: parseRedacted(e.after),
       reason: e.reason,
       hash: e.hash,
     },
