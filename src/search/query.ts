@@ -81,14 +81,19 @@ export function parseSearchQuery(params: URLSearchParams): SearchQuery {
 }
 
 /**
- * Words of `q` as FTS5 prefix phrases: `"word"*`, quotes doubled (FTS5's only escape inside a
- * string). A word without a letter or digit would tokenize to nothing (an FTS5 syntax error),
- * so it is dropped: such a search simply matches everything else the words say.
+ * Words of `q` as FTS5 phrases, quotes doubled (FTS5's only escape inside a string); the last
+ * word is a prefix (`"wor"*`, search as you type). Only the last: a prefix phrase merges every
+ * matching term's full document list before the AND can skip, which cost ~10 ms per common
+ * word at 100k documents (the bench), while an exact phrase lets FTS5 skip to the rare word's
+ * rows. A word without a letter or digit would tokenize to nothing (an FTS5 syntax error), so
+ * it is dropped: such a search simply matches everything else the words say.
  */
 export function ftsTerms(q: string): string[] {
-  return q
+  const words = q
     .split(/\s+/)
     .filter((w) => /[\p{L}\p{N}]/u.test(w))
     .slice(0, MAX_TERMS)
-    .map((w) => `"${w.replace(/"/g, '""')}"*`);
+    .map((w) => `"${w.replace(/"/g, '""')}"`);
+  if (words.length > 0) words[words.length - 1] += '*';
+  return words;
 }

@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../src/meta/db.js';
 import { RegistryStore } from '../../src/meta/registry-store.js';
+import { parseSearchQuery } from '../../src/search/query.js';
+import { FACET_SCAN, SearchStore } from '../../src/search/store.js';
 
 const SIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 const digestOf = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
@@ -104,5 +106,29 @@ describe('search index consistency', () => {
     ).toThrow('refused');
     expect(actual(db)).toEqual(before);
     expect(db.$client.prepare('SELECT count(*) FROM search_fts WHERE search_fts MATCH ?').pluck().get('v9')).toBe(0);
+  });
+});
+
+describe('large result sets', () => {
+  it('beyond 2000 matches: total "2000+", relevance falls back to newest-first, pages stay disjoint', () => {
+    db = openDatabase(':memory:');
+    const s = db.$client;
+    s.prepare("INSERT INTO repositories(name) VALUES ('big/app')").run();
+    const add = s.prepare("INSERT INTO manifests(repository_id, digest, media_type, payload, size, annotations) VALUES (1, ?, 'application/vnd.oci.image.manifest.v1+json', x'00', 1, ?)");
+    s.transaction(() => {
+      for (let i = 0; i < 2100; i++) add.run(digestOf(i + 1), JSON.stringify({ 'org.opencontainers.image.title': `common word ${i}` }));
+    })();
+    const search = new SearchStore(db);
+    const page = (n: number, sort?: string) => search.search(parseSearchQuery(new URLSearchParams({ q: 'common', page: String(n), per_page: '100', ...(sort ? { sort } : {}) })), null);
+    const first = page(1);
+    expect(first).toMatchObject({ total: FACET_SCAN, totalExact: false, sort: 'newest' });
+    expect(first.results[0]!.digest).toBe(digestOf(2100));
+    const seen = new Set<string>();
+    for (let n = 1; n <= 21; n++) for (const h of page(n).results) seen.add(h.digest);
+    expect(seen.size).toBe(2100);
+    // Asked explicitly, other orders are kept.
+    expect(page(1, 'name').sort).toBe('name');
+    // Under the bound, relevance is relevance.
+    expect(search.search(parseSearchQuery(new URLSearchParams({ q: 'word 7' })), null).sort).toBe('relevance');
   });
 });
