@@ -25,6 +25,8 @@ CREATE INDEX `search_docs_updated` ON `search_docs` (`updated_at`,`id`);
 --> statement-breakpoint
 CREATE INDEX `search_docs_repository` ON `search_docs` (`repository`,`id`);
 --> statement-breakpoint
+CREATE INDEX `search_docs_namespace` ON `search_docs` (`namespace`,`updated_at`,`id`);
+--> statement-breakpoint
 CREATE VIRTUAL TABLE `search_fts` USING fts5(`repository`, `tags`, `annotation_text`, `type`, content='search_docs', content_rowid='id', tokenize='unicode61');
 --> statement-breakpoint
 -- Relevance: a name match outweighs a tag, a tag an annotation, an annotation a type.

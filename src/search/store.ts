@@ -113,7 +113,10 @@ export class SearchStore {
     if (terms.length > 0) {
       from = 'search_fts f JOIN search_docs d ON d.id = f.rowid';
       where.push('search_fts MATCH ?');
-      args.push(terms.join(' AND '));
+      // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
+      // it (intersecting lists, fast) and the exact `d.namespace = ?` below keeps only the right ones.
+      const narrow = query.namespace !== undefined && /[\p{L}\p{N}]/u.test(query.namespace) ? [`{repository} : "${query.namespace.replace(/"/g, '""')}"`] : [];
+      args.push([...terms, ...narrow].join(' AND '));
     }
     if (!query.includeReferrers) where.push('d.subject IS NULL');
     if (query.type !== undefined) (where.push('d.type = ?'), args.push(query.type));
