@@ -228,6 +228,8 @@ describe('events rebuild / check', () => {
     expect(text).toContain('identity.user.create');
     expect(text).toContain('"passwordHash":"[redacted]"');
     expect(text).not.toMatch(/"(passwordHash|secretHash)":"(?!\[redacted\])/);
+    expect(text).toContain('oci.manifest.push');
+    expect(text).not.toContain('"payload"');
     // The raw log does hold them (that is what makes the rebuild exact).
     const live = new Database(dbFile, { readonly: true });
     try {

@@ -1,15 +1,21 @@
 /**
- * Events carry what a rebuild needs, including secret material (password and API-key hashes).
- * What the log exposes to readers (GET /api/v1/events, the stream, webhook deliveries) goes
- * through this: those fields are replaced by "[redacted]", the rest is unchanged.
+ * Events carry what a rebuild needs, including secret material (password and API-key hashes)
+ * and manifest bytes. What the log exposes to readers (GET /api/v1/events, the stream, webhook
+ * deliveries) goes through this: secret fields read "[redacted]", manifest bytes are left out
+ * (up to 4 MiB each in base64: a page of 1,000 events must stay small; the manifest is
+ * fetchable by digest). Only the top level of `before`/`after` is touched, where the stores
+ * put these fields: documents nested inside (a family entry) are shown as written.
  */
 const SECRET_FIELDS = new Set(['passwordHash', 'secretHash', 'secret']);
+const OMITTED_FIELDS = new Set(['payload']);
 
 export function redactSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactSecrets);
-  if (typeof value !== 'object' || value === null) return value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) ? '[redacted]' : redactSecrets(v);
+  for (const [k, v] of Object.entries(value)) {
+    if (OMITTED_FIELDS.has(k)) continue;
+    out[k] = SECRET_FIELDS.has(k) ? '[redacted]' : v;
+  }
   return out;
 }
 
