@@ -14,6 +14,7 @@ CREATE TABLE `search_docs` (
 	`annotation_text` text DEFAULT '' NOT NULL,
 	`tags` text DEFAULT '' NOT NULL,
 	`signed` integer DEFAULT 0 NOT NULL,
+	`public` integer DEFAULT 0 NOT NULL,
 	`size` integer NOT NULL,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL
@@ -26,6 +27,8 @@ CREATE INDEX `search_docs_updated` ON `search_docs` (`updated_at`,`id`);
 CREATE INDEX `search_docs_repository` ON `search_docs` (`repository`,`id`);
 --> statement-breakpoint
 CREATE INDEX `search_docs_namespace` ON `search_docs` (`namespace`,`updated_at`,`id`);
+--> statement-breakpoint
+CREATE INDEX `search_docs_public` ON `search_docs` (`public`,`updated_at`,`id`);
 --> statement-breakpoint
 CREATE VIRTUAL TABLE `search_fts` USING fts5(`repository`, `tags`, `annotation_text`, `type`, content='search_docs', content_rowid='id', tokenize='unicode61');
 --> statement-breakpoint
@@ -47,7 +50,7 @@ END;
 --> statement-breakpoint
 -- A manifest's searchable tags: the 50 most recently set (bounded work per tag write, even for a digest with 10k tags).
 CREATE TRIGGER `search_manifest_ai` AFTER INSERT ON `manifests` BEGIN
-	INSERT INTO `search_docs`(`repository_id`, `repository`, `namespace`, `digest`, `media_type`, `type`, `subject`, `annotations`, `annotation_text`, `tags`, `signed`, `size`, `created_at`, `updated_at`)
+	INSERT INTO `search_docs`(`repository_id`, `repository`, `namespace`, `digest`, `media_type`, `type`, `subject`, `annotations`, `annotation_text`, `tags`, `signed`, `public`, `size`, `created_at`, `updated_at`)
 	SELECT new.repository_id, r.name,
 		CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END,
 		new.digest, new.media_type, coalesce(new.artifact_type, new.media_type), new.subject, new.annotations,
@@ -55,6 +58,7 @@ CREATE TRIGGER `search_manifest_ai` AFTER INSERT ON `manifests` BEGIN
 		coalesce((SELECT group_concat(name, ' ') FROM (SELECT name FROM tags WHERE repository_id = new.repository_id AND digest = new.digest ORDER BY updated_at DESC, name LIMIT 50)), ''),
 		EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = new.repository_id AND s.subject = new.digest AND (s.artifact_type = 'application/vnd.dev.cosign.artifact.sig.v1+json' OR s.artifact_type LIKE 'application/vnd.dev.sigstore.bundle%'))
 			OR EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = new.repository_id AND t.name = replace(new.digest, ':', '-') || '.sig'),
+		EXISTS (SELECT 1 FROM repository_visibility v WHERE v.name = r.name AND v.visibility = 'public'),
 		new.size, new.created_at, new.created_at
 	FROM repositories r WHERE r.id = new.repository_id;
 	UPDATE `search_docs` SET `signed` = 1 WHERE new.subject IS NOT NULL AND repository_id = new.repository_id AND digest = new.subject
@@ -88,15 +92,30 @@ CREATE TRIGGER `search_tag_ad` AFTER DELETE ON `tags` BEGIN
 		WHERE repository_id = old.repository_id AND digest = old.digest;
 END;
 --> statement-breakpoint
-INSERT INTO `search_docs`(`repository_id`, `repository`, `namespace`, `digest`, `media_type`, `type`, `subject`, `annotations`, `annotation_text`, `tags`, `signed`, `size`, `created_at`, `updated_at`)
+INSERT INTO `search_docs`(`repository_id`, `repository`, `namespace`, `digest`, `media_type`, `type`, `subject`, `annotations`, `annotation_text`, `tags`, `signed`, `public`, `size`, `created_at`, `updated_at`)
 SELECT m.repository_id, r.name,
 	CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END,
 	m.digest, m.media_type, coalesce(m.artifact_type, m.media_type), m.subject, m.annotations,
 	coalesce((SELECT group_concat(key || ' ' || value, ' ') FROM json_each(m.annotations)), ''),
 	coalesce((SELECT group_concat(name, ' ') FROM (SELECT name FROM tags WHERE repository_id = m.repository_id AND digest = m.digest ORDER BY updated_at DESC, name LIMIT 50)), ''),
 	EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.subject = m.digest AND (s.artifact_type = 'application/vnd.dev.cosign.artifact.sig.v1+json' OR s.artifact_type LIKE 'application/vnd.dev.sigstore.bundle%')),
+	EXISTS (SELECT 1 FROM repository_visibility v WHERE v.name = r.name AND v.visibility = 'public'),
 	m.size, m.created_at, m.created_at
 FROM manifests m JOIN repositories r ON r.id = m.repository_id;
+--> statement-breakpoint
+-- Visibility copied onto the documents (same transaction as the change) so a search filters without a join.
+CREATE TRIGGER `search_visibility_ai` AFTER INSERT ON `repository_visibility` BEGIN
+	UPDATE `search_docs` SET `public` = (new.visibility = 'public') WHERE repository = new.name;
+END;
+--> statement-breakpoint
+CREATE TRIGGER `search_visibility_au` AFTER UPDATE ON `repository_visibility` BEGIN
+	UPDATE `search_docs` SET `public` = 0 WHERE repository = old.name;
+	UPDATE `search_docs` SET `public` = (new.visibility = 'public') WHERE repository = new.name;
+END;
+--> statement-breakpoint
+CREATE TRIGGER `search_visibility_ad` AFTER DELETE ON `repository_visibility` BEGIN
+	UPDATE `search_docs` SET `public` = 0 WHERE repository = old.name;
+END;
 --> statement-breakpoint
 -- Usage signals: download counters (flushed in batches from memory), stars per user.
 CREATE TABLE `search_downloads` (

@@ -56,7 +56,12 @@ export function registerSearch(deps: ModuleDeps): SearchModule {
     const everything = access.can(c, { kind: 'registry.admin' });
     // The one evaluator, with the repository's visibility read by the query's join.
     const caller = c.get('caller');
-    return store.search(query, everything ? null : (repository, isPublic) => decide(caller, { kind: 'repository', repository, action: 'pull' }, () => isPublic).allowed);
+    // A cheap SQL superset of what a non-administrator may pull (permissions.ts allowedActions:
+    // public repositories, the user's own namespace and those of its organisations), so the
+    // evaluator runs on candidates only. Bearer tokens and administrators' keys: evaluator alone.
+    const p = caller.principal;
+    const readable = caller.grants ? undefined : !p ? { namespaces: [] } : p.isAdmin ? undefined : { namespaces: [p.name, ...p.roles.keys()] };
+    return store.search(query, everything ? null : (repository, isPublic) => decide(caller, { kind: 'repository', repository, action: 'pull' }, () => isPublic).allowed, readable);
   };
 
   app.get('/api/v1/search', (c) => c.json(searchAs(c, new URL(c.req.url).searchParams)));

@@ -6,8 +6,9 @@
  * `search_visible(repository, public)` asks the request's pull decision (memoised per
  * repository), so counts, facets and pages are computed over exactly what the caller may pull,
  * and a private name can never shape a count or a page boundary. The repository's visibility
- * comes from a join (a function may not query the connection it runs on), and better-sqlite3
- * is synchronous, so the per-request predicate cannot be observed by another request.
+ * is a column of the document (kept by triggers on repository_visibility: a function may not
+ * query the connection it runs on), and better-sqlite3 is synchronous, so the per-request
+ * predicate cannot be observed by another request.
  */
 import type { Db } from '../meta/db.js';
 import { ftsTerms, type SearchQuery } from './query.js';
@@ -86,7 +87,7 @@ export class SearchStore {
     db.$client.function('search_visible', { deterministic: false }, (repository: unknown, visibility: unknown) => {
       const check = this.visible;
       if (check === null) return 1;
-      return typeof repository === 'string' && check(repository, visibility === 'public') ? 1 : 0;
+      return typeof repository === 'string' && check(repository, visibility === 1) ? 1 : 0;
     });
   }
 
@@ -105,7 +106,11 @@ export class SearchStore {
     }
   }
 
-  search(query: SearchQuery, canPull: PullCheck | null): SearchResult {
+  /**
+   * `readable`: when given, a superset of the caller's pullable repositories as SQL can test it
+   * cheaply (public ones, and these namespaces); `canPull` still decides every row.
+   */
+  search(query: SearchQuery, canPull: PullCheck | null, readable?: { namespaces: string[] }): SearchResult {
     const terms = ftsTerms(query.q);
     const where: string[] = [];
     const args: unknown[] = [];
@@ -127,8 +132,11 @@ export class SearchStore {
       args.push(k, v);
     }
     if (canPull !== null) {
-      from += ' LEFT JOIN repository_visibility v ON v.name = d.repository';
-      where.push('search_visible(d.repository, v.visibility)');
+      if (readable) {
+        where.push(`(d.public = 1${readable.namespaces.length > 0 ? ` OR d.namespace IN (${readable.namespaces.map(() => '?').join(', ')})` : ''})`);
+        args.push(...readable.namespaces);
+      }
+      where.push('search_visible(d.repository, d.public)');
     }
     const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
     const sqlite = this.db.$client;

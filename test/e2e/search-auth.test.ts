@@ -54,6 +54,19 @@ describe('search never leaks private names', () => {
     }
   });
 
+  it('a visibility change applies to the next search at once', async () => {
+    const setVis = async (visibility: string) => {
+      const res = await fetch(`${reg.url}/api/v1/repositories/visibility`, { method: 'PUT', headers: { Authorization: olive, 'Content-Type': 'application/json' }, body: JSON.stringify({ repository: 'acme/open', visibility }) });
+      expect(res.status).toBe(200);
+    };
+    const anonymousTotal = async () => (JSON.parse(await searchText(undefined, 'namespace=acme')) as { total: number }).total;
+    await setVis('private');
+    expect(await anonymousTotal()).toBe(0);
+    expect(await searchText(oscar, 'q=open')).not.toContain('acme/open');
+    await setVis('public');
+    expect(await anonymousTotal()).toBe(1);
+  });
+
   it('UI pages: search results and the repository page hide it (404 like a missing name)', async () => {
     for (const who of [oscar, undefined]) {
       // The query itself is echoed in the search box; the repository never is.
