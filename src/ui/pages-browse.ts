@@ -23,7 +23,7 @@ ${params.get(name) ? html`<li><a href="${link({ [name]: undefined })}">× any ${
 ${result.facets[name].map((f) => html`<li><a href="${link({ [name]: f.value })}">${name === 'signed' ? (f.value === 'true' ? 'signed' : 'unsigned') : f.value}</a> <span class="muted">(${f.count})</span></li>`)}</ul>`;
   const pages = Math.max(1, Math.ceil(result.total / result.perPage));
   return html`${form}<div class="layout"><aside class="facets" aria-label="Filters">${facet('type', 'Type')}${facet('namespace', 'Namespace')}${facet('signed', 'Signed')}</aside>
-<section aria-label="Results"><p class="muted">${result.total}${result.totalExact ? '' : '+'} result${result.total === 1 ? '' : 's'} · page ${result.page} of ${pages}</p>
+<section aria-label="Results"><p class="muted">${result.total}${result.totalExact ? '' : '+'} result${result.total === 1 ? '' : 's'} · page ${result.page} of ${pages}${result.sort === 'newest' ? ' · too many matches to rank: newest first' : ''}</p>
 ${result.results.map(
   (h) => html`<div class="hit"><a href="${repoHref(h.repository, { digest: h.digest })}"><strong>${h.repository}</strong></a>
 ${h.tags.length > 0 ? html` <span>${h.tags.slice(0, 8).join(', ')}</span>` : ''} ${h.signed ? html`<span class="ok">signed</span>` : html`<span class="muted">unsigned</span>`}
