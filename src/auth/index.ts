@@ -29,6 +29,9 @@ export interface AuthModule {
   register(app: Hono<AppEnv>): AccessControl;
 }
 
+/** Health and metrics probes come from load balancers and Prometheus: never rate-limited (a 429 would mark a healthy server down). */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** Loads (or creates) the token signing key, then returns the module to register. */
 export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
   const keys = config.auth === 'token' ? await loadOrCreateKeys(join(resolve(config.dataDir), 'auth', 'token-signing-key.jwk')) : undefined;
@@ -48,7 +51,7 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
       c.set('clientAddress', address);
       c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });
       try {
-        limit(`ip:${address}`);
+        if (!PROBES.has(c.req.path)) limit(`ip:${address}`);
       } catch (err) {
         return errorResponse(c, err);
       }
@@ -68,7 +71,7 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
     try {
       // The general limit comes before any authentication, by address: a flood of requests
       // with passwords is refused before it can queue scrypt work ahead of honest logins.
-      limit(`ip:${address}`);
+      if (!PROBES.has(c.req.path)) limit(`ip:${address}`);
       if (c.req.path === '/token') {
         // The token endpoint checks its own credentials.
         c.set('caller', { principal: null, actor: ANONYMOUS_SUBJECT, bucket: `ip:${address}` });

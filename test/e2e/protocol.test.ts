@@ -179,3 +179,20 @@ describe('a refused streamed body (ctr push with a read-only key)', () => {
     }
   });
 });
+
+describe('health and metrics probes', () => {
+  it('are never rate-limited, while an anonymous /v2/ caller from the same address is', async () => {
+    const limited = await startTestRegistry({ auth: 'token', rateLimitPerSecond: 1, rateLimitBurst: 2 });
+    try {
+      const v2: number[] = [];
+      for (let i = 0; i < 5; i++) v2.push((await fetch(`${limited.url}/v2/team/app/tags/list`)).status);
+      expect(v2).toContain(429);
+      for (let i = 0; i < 10; i++) {
+        expect((await fetch(`${limited.url}/healthz`)).status).toBe(200);
+        expect((await fetch(`${limited.url}/readyz`)).status).toBe(200);
+      }
+    } finally {
+      await limited.stop();
+    }
+  });
+});
