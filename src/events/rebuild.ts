@@ -52,6 +52,9 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
   const out = openDatabase(target).$client;
   try {
     out.pragma('synchronous = OFF');
+    // Triggers that maintain derived indexes (search) fire once per event otherwise: they are
+    // set aside during the replay and fed the final rows once (see refireDerived).
+    const deferred = deferTriggers(out);
     const ctx = new ReplayContext(out);
     const insertEvent = out.prepare(
       'INSERT INTO events (seq, time, actor, action, repository, digest, tag, before, after, reason, prev_hash, hash) VALUES (@seq, @time, @actor, @action, @repository, @digest, @tag, @before, @after, @reason, @prev_hash, @hash)',
@@ -84,11 +87,37 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
       }
     }
     apply(batch);
-    out.transaction(() => finishEvidence(ctx, forEvidence))();
+    out.transaction(() => {
+      finishEvidence(ctx, forEvidence);
+      refireDerived(out, deferred);
+    })();
     return { events: count, head: prev, unhandled, ms: performance.now() - started };
   } finally {
     out.close();
   }
+}
+
+/** Tables whose insert triggers feed derived tables (search_docs, search_fts). */
+const DERIVING_TABLES = ['manifests', 'tags'];
+
+function deferTriggers(db: Database.Database): string[] {
+  const triggers = db
+    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (${DERIVING_TABLES.map(() => '?').join(', ')})`)
+    .all(...DERIVING_TABLES) as { name: string; sql: string }[];
+  for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
+  return triggers.map((t) => t.sql);
+}
+
+/**
+ * Restores the triggers and re-inserts the final manifest rows so they fire once per manifest
+ * (tags are in place by then, so each derived row sees its final tags).
+ */
+function refireDerived(db: Database.Database, triggers: string[]): void {
+  for (const sql of triggers) db.exec(sql);
+  db.exec('CREATE TEMP TABLE replay_manifests AS SELECT * FROM manifests');
+  db.exec('DELETE FROM manifests');
+  db.exec('INSERT INTO manifests SELECT * FROM replay_manifests ORDER BY rowid');
+  db.exec('DROP TABLE replay_manifests');
 }
 
 export interface Difference {
