@@ -58,8 +58,9 @@ export class StarStore {
         ? this.db.$client.prepare('INSERT INTO search_stars(repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(repository, user, Date.now())
         : this.db.$client.prepare('DELETE FROM search_stars WHERE repository = ? AND user = ?').run(repository, user);
       if (res.changes === 0) return false;
-      if (starred) appendEvent(tx, { actor, action: 'search.star.add', repository });
-      else appendEvent(tx, { actor, action: 'search.star.remove', repository });
+      // The star belongs to the user (`after.user`), whichever of its keys the actor names.
+      if (starred) appendEvent(tx, { actor, action: 'search.star.add', repository, after: { user } });
+      else appendEvent(tx, { actor, action: 'search.star.remove', repository, before: { user } });
       return true;
     });
   }
