@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TABLE_RULES } from '../../src/events/replay/index.js';
 import { checkDatabase, compareTables, rebuildInto, ReplayError, runEventsCommand } from '../../src/events/rebuild.js';
 import { api, bundleConfig, passReceipt, pushBundle, pushReceipt } from '../helpers/bundles.js';
 import { pushBlob, pushImage, randomBlob } from '../helpers/http.js';
+import { pushEvidence } from '../unit/evidence-push.js';
 import { withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -120,6 +122,23 @@ async function workload(steps: number): Promise<Record<string, number>> {
       count('bundle');
     }
   }
+  // Every replayed module at least once, whatever the seed drew.
+  const ok = (r: { status: number; body: unknown }) => expect([200, 201, 204], JSON.stringify(r.body)).toContain(r.status);
+  ok(await api(reg.url, 'PUT', '/api/v1/namespaces/gov/governance', { governed: true }));
+  await withIdentities(reg.dataDir, async (_ids, seed) => seed.org('delegates', await seed.user('delegate-owner')));
+  ok(await api(reg.url, 'PUT', '/api/v1/families/scope/delegation', { org: 'delegates' }));
+  const subject = await pushImage(reg.url, 'rb/evidence', 'v1');
+  await pushEvidence(reg.url, 'rb/evidence', { digest: subject.digest, size: subject.bytes.length }, 'sbom');
+  ok(await api(reg.url, 'PUT', '/api/v1/stars?repository=rb/app'));
+  ok(await api(reg.url, 'PUT', '/api/v1/stars?repository=rb/lib'));
+  ok(await api(reg.url, 'DELETE', '/api/v1/stars?repository=rb/lib'));
+  ok(await api(reg.url, 'PUT', '/api/v1/namespaces/other/policies', { immutableTags: ['frozen-*'] }));
+  ok(await api(reg.url, 'PUT', '/api/v1/namespaces/other/policies', { immutableTags: ['frozen-*', 'release-*'] }));
+  const held = await api(reg.url, 'POST', '/api/v1/holds', { repository: 'rb/app', reason: 'audit 1' });
+  ok(held);
+  const released = await api(reg.url, 'POST', '/api/v1/holds', { repository: 'rb/lib', reason: 'audit 2' });
+  ok(released);
+  ok(await api(reg.url, 'DELETE', `/api/v1/holds/${(released.body as { id: string }).id}`, { reason: 'done' }));
   const gc = await fetch(`${reg.url}/api/v1/gc`, { method: 'POST', body: JSON.stringify({ dryRun: false }), headers: { 'Content-Type': 'application/json' } });
   expect(gc.status).toBe(200);
   return done;
@@ -148,7 +167,8 @@ describe('events rebuild / check', () => {
     const live = new Database(dbFile, { readonly: true });
     try {
       // Non-trivial state on both sides: the comparison is not of empty tables.
-      for (const t of ['manifests', 'tags', 'repository_blobs', 'principals', 'api_keys', 'family_entry_versions']) {
+      console.log('rows per replayed table:', JSON.stringify(Object.fromEntries(TABLE_RULES.map((t) => [t.table, live.prepare(`SELECT count(*) FROM ${t.table}`).pluck().get()]))));
+      for (const t of ['manifests', 'tags', 'repository_blobs', 'principals', 'org_members', 'api_keys', 'repository_visibility', 'family_entry_versions', 'namespace_governance', 'family_delegations', 'legal_holds', 'evidence', 'namespace_policies', 'search_stars']) {
         expect((live.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number) > 0, t).toBe(true);
       }
     } finally {
