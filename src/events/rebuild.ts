@@ -66,13 +66,19 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
     let batch: RawEvent[] = [];
     const apply = out.transaction((rows: RawEvent[]) => {
       for (const r of rows) {
-        const e: ParsedEvent = { ...r, prevHash: r.prev_hash, beforeJson: r.before ? (JSON.parse(r.before) as Record<string, unknown>) : {}, afterJson: r.after ? (JSON.parse(r.after) as Record<string, unknown>) : {} };
         insertEvent.run(r);
         const handler = HANDLERS[r.action];
-        if (handler) handler(ctx, e);
-        else unhandled[r.action] = (unhandled[r.action] ?? 0) + 1;
-        // The evidence replay needs only where and when manifests were pushed: drop the bytes.
-        if (EVIDENCE_ACTIONS.has(r.action)) forEvidence.push({ ...e, after: r.action === 'oci.manifest.push' ? null : r.after });
+        if (handler) {
+          const e = r as unknown as ParsedEvent;
+          e.prevHash = r.prev_hash;
+          e.beforeJson = r.before ? (JSON.parse(r.before) as Record<string, unknown>) : {};
+          e.afterJson = r.after ? (JSON.parse(r.after) as Record<string, unknown>) : {};
+          handler(ctx, e);
+        } else unhandled[r.action] = (unhandled[r.action] ?? 0) + 1;
+        // The evidence replay needs only where and when manifests were pushed: never keep the bytes.
+        if (EVIDENCE_ACTIONS.has(r.action)) {
+          forEvidence.push({ seq: r.seq, time: r.time, actor: r.actor, action: r.action, repository: r.repository, digest: r.digest, tag: r.tag, before: r.before, after: r.action === 'oci.manifest.push' ? null : r.after, reason: r.reason, prevHash: r.prev_hash, hash: r.hash });
+        }
       }
     });
     for (const r of source.prepare('SELECT * FROM events ORDER BY seq').iterate() as IterableIterator<RawEvent>) {
