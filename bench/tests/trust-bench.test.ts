@@ -5,9 +5,9 @@
  * CI machines are shared (the issue's target is within 20% at c64).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKey, signDigestBundle, signDigestLegacyTag } from '../helpers/cosign.js';
-import { pushImage } from '../helpers/http.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { generateKey, signDigestBundle, signDigestLegacyTag } from '../../test/helpers/cosign.js';
+import { pushImage } from '../../test/helpers/http.js';
+import { startTestRegistry, type TestRegistry } from '../../test/helpers/registry.js';
 
 let reg: TestRegistry;
 const key = generateKey('p256');

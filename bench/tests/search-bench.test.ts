@@ -12,7 +12,7 @@ import { decide } from '../../src/auth/capabilities.js';
 import { openDatabase, type Db } from '../../src/meta/db.js';
 import { parseSearchQuery } from '../../src/search/query.js';
 import { SearchStore } from '../../src/search/store.js';
-import { removeDir } from '../helpers/registry.js';
+import { removeDir } from '../../test/helpers/registry.js';
 
 const DOCS = Number(process.env.SEARCH_BENCH_DOCS ?? 100_000);
 const REPOS = Math.max(1, Math.floor(DOCS / 5));
