@@ -204,6 +204,24 @@ describe('events rebuild / check', () => {
     expect(check.code).toBe(0);
   }, 120_000);
 
+  it('events check reads one snapshot: pushes landing while it runs cause no false difference', async () => {
+    let pushing = true;
+    const writer = (async () => {
+      let n = 0;
+      while (pushing && n < 200) await pushImage(reg.url, 'rb/concurrent', `t${n++ % 7}`);
+      return n;
+    })();
+    const checks = await Promise.all([cli(['events', 'check']), cli(['events', 'check'])]);
+    pushing = false;
+    // Writes were landing throughout the two CLI runs (each reads the log and tables once).
+    expect(await writer).toBeGreaterThan(5);
+    for (const c of checks) {
+      expect(c.stdout).toMatch(/tables match a rebuild from \d+ events/);
+      expect(c.code).toBe(0);
+    }
+    expect(checkDatabase(dbFile).differences).toEqual([]);
+  }, 120_000);
+
   it('a tag moved behind the log is reported as a difference, and check exits non-zero', async () => {
     const copy = join(scratch, 'tampered.db');
     const live = new Database(dbFile, { readonly: true });
