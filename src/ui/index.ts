@@ -91,6 +91,7 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
     }
   };
 
+  const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2b5797"/><path d="M4 4h8v8H4z" fill="#fff"/></svg>';
   const notFound = (c: C) => page(c, ctxOf(c), 'Not found', html`<p>No such repository, or you may not see it.</p>`, 404);
 
   /** Form posts: same origin (when the browser says), and the session's CSRF token. */
@@ -111,6 +112,8 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
 
   app.get('/ui', (c) => c.redirect('/ui/', 301));
   app.get('/ui/static/app.css', (c) => c.body(STYLESHEET, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'max-age=300', 'X-Content-Type-Options': 'nosniff' }));
+  // Browsers ask for an icon on every page; without one each page logs a 404.
+  app.get('/ui/static/icon.svg', (c) => c.body(ICON, 200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'max-age=86400', 'X-Content-Type-Options': 'nosniff' }));
   app.get('/ui/static/events.js', (c) => c.body(EVENTS_SCRIPT, 200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'max-age=300', 'X-Content-Type-Options': 'nosniff' }));
 
   const loginForm = (c: C, error: string | null, status = 200) =>

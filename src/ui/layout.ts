@@ -9,7 +9,8 @@ export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 export const SECURITY_HEADERS: Record<string, string> = {
   'Content-Security-Policy': CSP,
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts, which the CSRF check must refuse.
+  'Referrer-Policy': 'same-origin',
   'X-Frame-Options': 'DENY',
   'Cache-Control': 'no-store',
 };
@@ -31,7 +32,7 @@ export function page(c: Context<AppEnv>, ctx: PageContext, title: string, body: 
         : html`auth disabled`
   }</span></nav>`;
   const doc = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · artifact-store</title><link rel="stylesheet" href="/ui/static/app.css">${extraScript ? html`<script src="${extraScript}" defer></script>` : ''}</head>
+<title>${title} · artifact-store</title><link rel="stylesheet" href="/ui/static/app.css"><link rel="icon" href="/ui/static/icon.svg" type="image/svg+xml">${extraScript ? html`<script src="${extraScript}" defer></script>` : ''}</head>
 <body>${nav}<main id="main"><h1>${title}</h1>${body}</main></body></html>`;
   return c.html(doc.value, status as 200, SECURITY_HEADERS);
 }
