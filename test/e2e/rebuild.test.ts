@@ -54,6 +54,8 @@ async function workload(steps: number): Promise<Record<string, number>> {
   const users: string[] = [];
   const keys: string[] = [];
   let entry = 0;
+  const approvedBundles: string[] = [];
+  const scopes = [{ environment: 'prod', model_family: 'fraud' }, { environment: 'prod', model_family: 'fraud', tenant: 'acme' }, { environment: 'staging', model_family: 'fraud' }];
   for (let i = 0; i < steps; i++) {
     const r = rnd();
     if (r < 0.3) {
@@ -120,6 +122,17 @@ async function workload(steps: number): Promise<Record<string, number>> {
       expect((await api(reg.url, 'POST', '/api/v1/bundles', { repository: 'ml/fraud', digest: b.digest })).status).toBe(201);
       expect((await api(reg.url, 'POST', `/api/v1/bundles/scorer/${v}/transitions`, { to: 'CANDIDATE', reason: 'ok' })).status).toBe(200);
       count('bundle');
+      if (rnd() < 0.7) {
+        expect((await api(reg.url, 'POST', `/api/v1/bundles/scorer/${v}/transitions`, { to: 'APPROVED', reason: 'ok' })).status).toBe(200);
+        approvedBundles.push(v);
+        const scope = pick(scopes);
+        const act = await api(reg.url, 'POST', '/api/v1/activations', { scope, bundle_id: 'scorer', bundle_version: v, reason: 'rollout' });
+        count(`bundle.activate ${act.status}`);
+      }
+      if (rnd() < 0.3) count(`bundle.rollback ${(await api(reg.url, 'POST', '/api/v1/activations/rollback', { scope: pick(scopes), reason: 'regression' })).status}`);
+      if (rnd() < 0.2 && approvedBundles.length > 0) {
+        count(`bundle.retire ${(await api(reg.url, 'POST', `/api/v1/bundles/scorer/${pick(approvedBundles)}/transitions`, { to: 'RETIRED', reason: 'old' })).status}`);
+      }
     }
   }
   // Every replayed module at least once, whatever the seed drew.
@@ -168,7 +181,7 @@ describe('events rebuild / check', () => {
     try {
       // Non-trivial state on both sides: the comparison is not of empty tables.
       console.log('rows per replayed table:', JSON.stringify(Object.fromEntries(TABLE_RULES.map((t) => [t.table, live.prepare(`SELECT count(*) FROM ${t.table}`).pluck().get()]))));
-      for (const t of ['manifests', 'tags', 'repository_blobs', 'principals', 'org_members', 'api_keys', 'repository_visibility', 'family_entry_versions', 'namespace_governance', 'family_delegations', 'legal_holds', 'evidence', 'namespace_policies', 'search_stars']) {
+      for (const t of ['manifests', 'tags', 'repository_blobs', 'principals', 'org_members', 'api_keys', 'repository_visibility', 'family_entry_versions', 'namespace_governance', 'family_delegations', 'legal_holds', 'evidence', 'namespace_policies', 'search_stars', 'bundles', 'bundle_history', 'bundle_activations', 'bundle_scope_stack', 'platform_feature_groups']) {
         expect((live.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number) > 0, t).toBe(true);
       }
     } finally {

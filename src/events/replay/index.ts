@@ -6,6 +6,7 @@
  * test/unit/replay-coverage.test.ts reads sqlite_master and fails on anything else, and on a
  * column of a replayed table that its rule does not mention.
  */
+import { bundleHandlers, bundleTables } from './bundles.js';
 import { governanceHandlers, governanceTables } from './governance.js';
 import { identityHandlers, identityTables } from './identity.js';
 import { ociHandlers, ociTables } from './oci.js';
@@ -29,9 +30,9 @@ const operationsHandlers: Record<string, Handler> = {
   },
 };
 
-export const TABLE_RULES: TableRule[] = [...ociTables, ...identityTables, ...governanceTables, ...operationsTables];
+export const TABLE_RULES: TableRule[] = [...ociTables, ...identityTables, ...governanceTables, ...bundleTables, ...operationsTables];
 
-export const HANDLERS: Record<string, Handler> = { ...ociHandlers, ...identityHandlers, ...governanceHandlers, ...operationsHandlers };
+export const HANDLERS: Record<string, Handler> = { ...ociHandlers, ...identityHandlers, ...governanceHandlers, ...bundleHandlers, ...operationsHandlers };
 
 const GAP = 'known gap: not yet reconstructible from the log — ';
 
@@ -58,9 +59,4 @@ export const NOT_REPLAYED: Record<string, string> = {
   webhook_dead_letters: 'delivery state of the webhook outbox',
   webhooks: `${GAP}the webhook.create event carries no secret and no delivery cursor`,
   trust_policies: `${GAP}trust.policy.set carries a summary of the policy document, not the document`,
-  bundles: `${GAP}bundle.publish does not carry config/receipts; src/bundles/replay.ts reproduces states and activations only`,
-  bundle_history: `${GAP}see bundles`,
-  bundle_activations: `${GAP}see bundles (replayBundleEvents reproduces the active set; not yet written as rows)`,
-  bundle_scope_stack: `${GAP}see bundles`,
-  platform_feature_groups: `${GAP}written by the bundles module`,
 };
