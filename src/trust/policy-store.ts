@@ -58,7 +58,8 @@ export class TrustPolicyStore {
       };
       const version = before.version + 1;
       this.write(tx, namespace, version, doc);
-      appendEvent(tx, { actor, action: 'trust.policy.set', repository: namespace, before: before.version === 0 ? undefined : summary(before), after: summary({ ...doc, version }) });
+      // The whole document (public keys only, nothing secret) so a rebuild reproduces the policy.
+      appendEvent(tx, { actor, action: 'trust.policy.set', repository: namespace, before: before.version === 0 ? undefined : summary(before), after: { ...summary({ ...doc, version }), document: doc } });
       return { ...doc, namespace, version };
     });
   }
@@ -79,7 +80,7 @@ export class TrustPolicyStore {
       };
       const version = before.version + 1;
       this.write(tx, namespace, version, doc);
-      appendEvent(tx, { actor, action: 'trust.key.revoke', repository: namespace, before: summary(before), after: { ...summary({ ...doc, version }), revokedKey: id }, reason });
+      appendEvent(tx, { actor, action: 'trust.key.revoke', repository: namespace, before: summary(before), after: { ...summary({ ...doc, version }), revokedKey: id, document: doc }, reason });
       return { ...doc, namespace, version };
     });
   }

@@ -5,6 +5,7 @@
  * rebuild; secret hashes logged for the rebuild are redacted from the events API.
  */
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +147,9 @@ async function workload(steps: number): Promise<Record<string, number>> {
   ok(await api(reg.url, 'PUT', '/api/v1/stars?repository=rb/lib'));
   ok(await api(reg.url, 'DELETE', '/api/v1/stars?repository=rb/lib'));
   ok(await api(reg.url, 'PUT', '/api/v1/namespaces/other/policies', { immutableTags: ['frozen-*'] }));
+  const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  ok(await api(reg.url, 'PUT', '/api/v1/namespaces/rb/trust', { mode: 'warn', keys: [{ id: 'k1', publicKey: signingKey }, { id: 'k2', publicKey: signingKey }], identities: [], enforceOnPull: false }));
+  ok(await api(reg.url, 'DELETE', '/api/v1/namespaces/rb/trust/keys/k2?reason=rotated'));
   ok(await api(reg.url, 'PUT', '/api/v1/namespaces/other/policies', { immutableTags: ['frozen-*', 'release-*'] }));
   const held = await api(reg.url, 'POST', '/api/v1/holds', { repository: 'rb/app', reason: 'audit 1' });
   ok(held);

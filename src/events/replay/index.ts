@@ -14,19 +14,29 @@ import type { Handler, TableRule } from './types.js';
 
 const operationsTables: TableRule[] = [
   { table: 'namespace_policies', key: ['namespace'], columns: ['namespace', 'policy', 'version'], notCompared: { updated_at: 'Date.now() of the write, not carried by the event' } },
+  { table: 'trust_policies', key: ['namespace'], columns: ['namespace', 'version', 'document'], notCompared: { updated_at: 'Date.now() of the write, not carried by the event' } },
   { table: 'search_stars', key: ['repository', 'user'], columns: ['repository', 'user'], notCompared: { created_at: 'Date.now() of the star, not carried by the event' } },
 ];
 
+/** Both trust actions carry the policy document as written (`after.document`) and its version. */
+const setTrustPolicy: Handler = (ctx, e) => {
+  const { version, document } = e.afterJson as { version: number; document: unknown };
+  ctx.run('INSERT INTO trust_policies (namespace, version, document) VALUES (?, ?, ?) ON CONFLICT (namespace) DO UPDATE SET version = excluded.version, document = excluded.document', e.repository, version, JSON.stringify(document));
+};
+
 const operationsHandlers: Record<string, Handler> = {
+  'trust.policy.set': setTrustPolicy,
+  'trust.key.revoke': setTrustPolicy,
   'namespace.policies.set': (ctx, e) => {
     const { version, ...policy } = e.afterJson as { version: number };
     ctx.run('INSERT INTO namespace_policies (namespace, policy, version) VALUES (?, ?, ?) ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy, version = excluded.version', e.repository, JSON.stringify(policy), version);
   },
   'search.star.add': (ctx, e) => {
-    ctx.run('INSERT INTO search_stars (repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', e.repository, e.actor, e.time);
+    // The starring user, not the actor: a star made with an API key has actor `name/key:id`.
+    ctx.run('INSERT INTO search_stars (repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', e.repository, (e.afterJson as { user?: string } | null)?.user ?? e.actor, e.time);
   },
   'search.star.remove': (ctx, e) => {
-    ctx.run('DELETE FROM search_stars WHERE repository = ? AND user = ?', e.repository, e.actor);
+    ctx.run('DELETE FROM search_stars WHERE repository = ? AND user = ?', e.repository, (e.beforeJson as { user?: string } | null)?.user ?? e.actor);
   },
 };
 
@@ -58,5 +68,4 @@ export const NOT_REPLAYED: Record<string, string> = {
   ui_sessions: 'ephemeral: web UI login sessions',
   webhook_dead_letters: 'delivery state of the webhook outbox',
   webhooks: `${GAP}the webhook.create event carries no secret and no delivery cursor`,
-  trust_policies: `${GAP}trust.policy.set carries a summary of the policy document, not the document`,
 };
