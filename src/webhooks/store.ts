@@ -45,8 +45,9 @@ export class WebhookStore {
         .values({ id, url: w.url, events: JSON.stringify(w.events), namespaces: w.namespaces ? JSON.stringify(w.namespaces) : null, secret: w.secret, cursorSeq: head, createdBy: actor, createdAt: Date.now() })
         .returning()
         .get();
-      // The secret never enters the log.
-      appendEvent(tx, { actor, action: 'webhook.create', after: { id, url: w.url, events: w.events, namespaces: w.namespaces } });
+      // The secret is in the event so a rebuild reproduces the subscription; everything that
+      // exposes the log (events API, changefeed, webhook deliveries) redacts `secret`.
+      appendEvent(tx, { actor, action: 'webhook.create', after: { id, url: w.url, events: w.events, namespaces: w.namespaces, secret: w.secret } });
       return row;
     });
   }

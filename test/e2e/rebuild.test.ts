@@ -150,6 +150,11 @@ async function workload(steps: number): Promise<Record<string, number>> {
   const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
   ok(await api(reg.url, 'PUT', '/api/v1/namespaces/rb/trust', { mode: 'warn', keys: [{ id: 'k1', publicKey: signingKey }, { id: 'k2', publicKey: signingKey }], identities: [], enforceOnPull: false }));
   ok(await api(reg.url, 'DELETE', '/api/v1/namespaces/rb/trust/keys/k2?reason=rotated'));
+  // Port 9 (discard): deliveries fail and retry, which is delivery state, not something to rebuild.
+  ok(await api(reg.url, 'POST', '/api/v1/webhooks', { url: 'http://127.0.0.1:9/kept', events: ['oci.*'], secret: 'a-secret-of-enough-length' }));
+  const dropped = await api(reg.url, 'POST', '/api/v1/webhooks', { url: 'http://127.0.0.1:9/dropped', events: ['*'], namespaces: ['rb'], secret: 'another-secret-long-enough' });
+  ok(dropped);
+  ok(await api(reg.url, 'DELETE', `/api/v1/webhooks/${(dropped.body as { id: string }).id}`));
   ok(await api(reg.url, 'PUT', '/api/v1/namespaces/other/policies', { immutableTags: ['frozen-*', 'release-*'] }));
   const held = await api(reg.url, 'POST', '/api/v1/holds', { repository: 'rb/app', reason: 'audit 1' });
   ok(held);
@@ -162,7 +167,7 @@ async function workload(steps: number): Promise<Record<string, number>> {
 }
 
 beforeAll(async () => {
-  reg = await startTestRegistry({ gcGraceSeconds: 0, gcIntervalSeconds: 0 });
+  reg = await startTestRegistry({ gcGraceSeconds: 0, gcIntervalSeconds: 0, webhookAllowPrivateTargets: true });
   dbFile = join(reg.dataDir, 'metadata.db');
   expect((await api(reg.url, 'PUT', '/api/v1/platform/feature-groups', { groups: { features: '1.4.0', tokenizer: '2.0.1' }, reason: 'setup' })).status).toBe(200);
   const done = await workload(160);

@@ -15,6 +15,19 @@ import type { Handler, TableRule } from './types.js';
 const operationsTables: TableRule[] = [
   { table: 'namespace_policies', key: ['namespace'], columns: ['namespace', 'policy', 'version'], notCompared: { updated_at: 'Date.now() of the write, not carried by the event' } },
   { table: 'trust_policies', key: ['namespace'], columns: ['namespace', 'version', 'document'], notCompared: { updated_at: 'Date.now() of the write, not carried by the event' } },
+  {
+    table: 'webhooks',
+    key: ['id'],
+    columns: ['id', 'url', 'events', 'namespaces', 'secret', 'created_by'],
+    notCompared: {
+      cursor_seq: 'delivery progress of the outbox, not a mutation (replay starts it where the subscription began)',
+      attempts: 'delivery progress of the outbox, not a mutation',
+      next_attempt_at: 'delivery progress of the outbox, not a mutation',
+      last_error: 'delivery progress of the outbox, not a mutation',
+      delivered: 'delivery progress of the outbox, not a mutation',
+      created_at: 'Date.now() of the write, not carried by the event',
+    },
+  },
   { table: 'search_stars', key: ['repository', 'user'], columns: ['repository', 'user'], notCompared: { created_at: 'Date.now() of the star, not carried by the event' } },
 ];
 
@@ -25,6 +38,14 @@ const setTrustPolicy: Handler = (ctx, e) => {
 };
 
 const operationsHandlers: Record<string, Handler> = {
+  'webhook.create': (ctx, e) => {
+    const w = e.afterJson as { id: string; url: string; events: string[]; namespaces: string[] | null; secret: string };
+    // The subscription began after the event before its own.
+    ctx.run('INSERT INTO webhooks (id, url, events, namespaces, secret, cursor_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', w.id, w.url, JSON.stringify(w.events), w.namespaces ? JSON.stringify(w.namespaces) : null, w.secret, e.seq - 1, e.actor, e.time);
+  },
+  'webhook.delete': (ctx, e) => {
+    ctx.run('DELETE FROM webhooks WHERE id = ?', (e.beforeJson as { id: string }).id);
+  },
   'trust.policy.set': setTrustPolicy,
   'trust.key.revoke': setTrustPolicy,
   'namespace.policies.set': (ctx, e) => {
@@ -44,7 +65,6 @@ export const TABLE_RULES: TableRule[] = [...ociTables, ...identityTables, ...gov
 
 export const HANDLERS: Record<string, Handler> = { ...ociHandlers, ...identityHandlers, ...governanceHandlers, ...bundleHandlers, ...operationsHandlers };
 
-const GAP = 'known gap: not yet reconstructible from the log — ';
 
 /** Tables that a rebuild does not reproduce from events, and why. */
 export const NOT_REPLAYED: Record<string, string> = {
@@ -67,5 +87,4 @@ export const NOT_REPLAYED: Record<string, string> = {
   search_downloads: 'usage statistics (download counters), not mutations',
   ui_sessions: 'ephemeral: web UI login sessions',
   webhook_dead_letters: 'delivery state of the webhook outbox',
-  webhooks: `${GAP}the webhook.create event carries no secret and no delivery cursor`,
 };
