@@ -21,6 +21,7 @@ import type { ModuleDeps } from '../governance/module.js';
 import { readBodyCapped } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
 import { registerSearch, type SearchModule } from '../search/index.js';
+import { registerAdminPages } from './admin-routes.js';
 import { html } from './html.js';
 import { EVENTS_SCRIPT, page, SECURITY_HEADERS, STYLESHEET, type PageContext } from './layout.js';
 import { bundlesPage, eventsPage, familiesPage, keysPage, type ApiAnswer } from './pages-admin.js';
@@ -66,11 +67,13 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
   };
 
   /** A GET to this app's own API as the signed-in user (or anonymous). */
-  const api = async (c: C, path: string): Promise<ApiAnswer> => {
+  const api = async (c: C, path: string, init: { method?: string; json?: unknown } = {}): Promise<ApiAnswer> => {
     const s = sessionOf.get(c.req.raw);
     const headers: Record<string, string> = {};
     if (s) headers.authorization = `Basic ${Buffer.from(`${s.user}:${s.token}`).toString('base64')}`;
-    const res = await app.request(path, { headers }, { incoming: { socket: { remoteAddress: c.get('clientAddress') } } } as never);
+    if (init.json !== undefined) headers['content-type'] = 'application/json';
+    const reqInit = { method: init.method ?? 'GET', headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) };
+    const res = await app.request(path, reqInit, { incoming: { socket: { remoteAddress: c.get('clientAddress') } } } as never);
     let body: Record<string, unknown> = {};
     try {
       body = (await res.json()) as Record<string, unknown>;
@@ -340,6 +343,18 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
       return c.redirect('/ui/keys', 303);
     }),
   );
+
+  registerAdminPages({
+    app,
+    access,
+    ui,
+    identities,
+    csrfOf: (c) => sessionOf.get(c.req.raw)?.csrf ?? null,
+    page: (c, title, body, status) => page(c, ctxOf(c), title, body, status),
+    guarded,
+    readForm: (c) => readForm(c, true),
+    refused,
+  });
 
   return search;
 }

@@ -23,7 +23,7 @@ export interface PageContext {
 
 export function page(c: Context<AppEnv>, ctx: PageContext, title: string, body: Html, status = 200, extraScript?: string): Response {
   const nav = html`<nav aria-label="Main"><a href="/ui/" class="brand">artifact-store</a>
-<a href="/ui/">Search</a><a href="/ui/bundles">Bundles</a><a href="/ui/families">Families</a><a href="/ui/events">Events</a><a href="/ui/keys">Keys</a>
+<a href="/ui/">Search</a><a href="/ui/bundles">Bundles</a><a href="/ui/families">Families</a><a href="/ui/events">Events</a><a href="/ui/keys">Keys</a><a href="/ui/admin/users">Users</a><a href="/ui/admin/orgs">Organisations</a>
 <span class="who">${
     ctx.user
       ? html`${ctx.user} <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="${ctx.csrf ?? ''}"><button type="submit">Sign out</button></form>`

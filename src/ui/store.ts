@@ -57,6 +57,17 @@ export class UiStore {
       .all(beforeId, limit) as BundleListRow[];
   }
 
+  /**
+   * Users or organisations in name order after `last`: the fallback while the management API has
+   * no list endpoint. Callers decide access first (user.manage, or org.read per row).
+   */
+  principals(kind: 'user' | 'org', last: string, limit: number): { name: string; admin: boolean; disabled: boolean }[] {
+    const rows = this.db.$client
+      .prepare('SELECT name, is_admin, disabled FROM principals WHERE kind = ? AND name > ? ORDER BY name LIMIT ?')
+      .all(kind, last, limit) as { name: string; is_admin: number; disabled: number }[];
+    return rows.map((r) => ({ name: r.name, admin: r.is_admin === 1, disabled: r.disabled === 1 }));
+  }
+
   activations(limit: number): ActivationRow[] {
     return this.db.$client
       .prepare(

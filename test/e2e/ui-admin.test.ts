@@ -1,0 +1,96 @@
+/**
+ * Admin pages for users and organisations: they act through the management API as the signed-in
+ * user, need the session and its CSRF token for every change, and show a non-administrator
+ * neither the user list nor organisations they are not in.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, withIdentities } from '../helpers/identities.js';
+import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+
+describe('UI admin pages (auth: token)', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startTestRegistry({ auth: 'token' });
+    await withIdentities(reg.dataDir, async (_ids, s) => {
+      await s.user('alice', true);
+      await s.user('bob');
+      await s.user('dave');
+    });
+  });
+  afterAll(async () => {
+    await reg.stop();
+  });
+
+  const login = async (user: string, password = PASSWORD) =>
+    fetch(`${reg.url}/ui/login`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ username: user, password }), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  const cookieOf = (res: Response) => (res.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+  const get = (path: string, cookie: string) => fetch(`${reg.url}${path}`, { headers: { Cookie: cookie }, redirect: 'manual' });
+  const post = (path: string, cookie: string, form: Record<string, string>) =>
+    fetch(`${reg.url}${path}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams(form), headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' } });
+
+  it('pages need a session', async () => {
+    for (const path of ['/ui/admin/users', '/ui/admin/orgs']) expect((await fetch(`${reg.url}${path}`, { redirect: 'manual' })).status, path).toBe(303);
+  });
+
+  it('an administrator lists users, creates one (CSRF required), disables and re-enables another', async () => {
+    const admin = cookieOf(await login('alice'));
+    const page = await (await get('/ui/admin/users', admin)).text();
+    expect(page).toContain('>bob<');
+    expect(page).toMatch(/<label for="user-name">/); // labelled form controls
+    expect(page).toContain('aria-label="Disable user bob"');
+    const csrf = csrfOf(page);
+    expect((await post('/ui/admin/users', admin, { name: 'carol', password: PASSWORD })).status).toBe(403);
+    expect((await login('carol')).status).toBe(401);
+    const created = await post('/ui/admin/users', admin, { name: 'carol', password: PASSWORD, csrf });
+    expect(created.status).toBe(201);
+    expect(await created.text()).toContain('User carol created.');
+    expect((await login('carol')).status).toBe(303);
+    // A too-short password is the API's 400, shown as an alert, nothing created.
+    const bad = await post('/ui/admin/users', admin, { name: 'erin', password: 'short', csrf });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('role="alert"');
+
+    expect((await post('/ui/admin/users/disabled', admin, { name: 'bob', disabled: 'true' })).status).toBe(403);
+    expect((await post('/ui/admin/users/disabled', admin, { name: 'bob', disabled: 'true', csrf })).status).toBe(303);
+    expect((await login('bob')).status).toBe(401);
+    expect(await (await get('/ui/admin/users', admin)).text()).toContain('aria-label="Enable user bob"');
+    expect((await post('/ui/admin/users/disabled', admin, { name: 'bob', disabled: 'false', csrf })).status).toBe(303);
+    expect((await login('bob')).status).toBe(303);
+  });
+
+  it('a non-administrator may not list or create users', async () => {
+    const bob = cookieOf(await login('bob'));
+    const res = await get('/ui/admin/users', bob);
+    expect(res.status).toBe(403);
+    const text = await res.text();
+    expect(text).not.toContain('>dave<');
+    const csrf = csrfOf(await (await get('/ui/keys', bob)).text());
+    expect((await post('/ui/admin/users', bob, { name: 'mallory', password: PASSWORD, csrf })).status).toBe(403);
+    expect((await login('mallory')).status).toBe(401);
+  });
+
+  it('organisations: create, add a member, list members; only members see the organisation', async () => {
+    const admin = cookieOf(await login('alice'));
+    const csrf = csrfOf(await (await get('/ui/admin/orgs', admin)).text());
+    expect((await post('/ui/admin/orgs', admin, { name: 'team' })).status).toBe(403);
+    const created = await post('/ui/admin/orgs', admin, { name: 'team', csrf });
+    expect(created.status).toBe(201);
+    expect((await post('/ui/admin/orgs/member', admin, { org: 'team', user: 'bob', role: 'reader', csrf })).status).toBe(303);
+    const members = await (await get('/ui/admin/orgs?org=team', admin)).text();
+    expect(members).toContain('Members of team');
+    expect(members).toMatch(/<td>bob<\/td><td>reader<\/td>/);
+    expect(members).toMatch(/<td>alice<\/td><td>owner<\/td>/);
+    const bob = cookieOf(await login('bob'));
+    expect(await (await get('/ui/admin/orgs', bob)).text()).toContain('?org=team');
+    const dave = cookieOf(await login('dave'));
+    const daveList = await (await get('/ui/admin/orgs', dave)).text();
+    expect(daveList).not.toContain('?org=team');
+    const daveMembers = await (await get('/ui/admin/orgs?org=team', dave)).text();
+    expect(daveMembers).not.toContain('<td>bob</td>');
+    expect(daveMembers).toContain('role="alert"');
+    // Removing a member through the page.
+    expect((await post('/ui/admin/orgs/member', admin, { org: 'team', user: 'bob', role: '', csrf })).status).toBe(303);
+    expect(await (await get('/ui/admin/orgs', bob)).text()).not.toContain('?org=team');
+  });
+});
