@@ -21,6 +21,7 @@ import { Metrics } from './metrics/index.js';
 import { loadOrCreateLogKey, logKeyPath, registerCheckpoints } from './events/checkpoints.js';
 import { count, max } from 'drizzle-orm';
 import { events, uploads } from './meta/schema.js';
+import { storageProbe } from './ops/storage-probe.js';
 
 export interface AppDeps {
   config: Config;
@@ -76,13 +77,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
+  const storage = storageProbe(deps.driver);
+  app.get('/readyz', async (c) => {
     const ready = deps.isReady?.() ?? true;
     try {
       deps.db.$client.prepare('SELECT 1').get();
     } catch {
       return c.json({ status: 'database unavailable' }, 503);
     }
+    const storageError = await storage();
+    if (storageError !== null) return c.json({ status: 'storage unavailable', reason: storageError }, 503);
     return ready ? c.json({ status: 'ready' }) : c.json({ status: 'shutting down' }, 503);
   });
 

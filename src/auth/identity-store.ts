@@ -115,6 +115,23 @@ export class IdentityStore {
       .all();
   }
 
+  /** Users by name (no secrets), for administrators. */
+  listUsers(): { name: string; admin: boolean; disabled: boolean; createdAt: number }[] {
+    return this.db
+      .select({ name: principals.name, admin: principals.isAdmin, disabled: principals.disabled, createdAt: principals.createdAt })
+      .from(principals)
+      .where(eq(principals.kind, 'user'))
+      .orderBy(asc(principals.name))
+      .all();
+  }
+
+  /** Organisations by name; `only` (names) narrows the list to those a non-administrator belongs to. */
+  listOrgs(only?: readonly string[]): { name: string; createdAt: number }[] {
+    if (only && only.length === 0) return [];
+    const where = only ? and(eq(principals.kind, 'org'), inArray(principals.name, [...only])) : eq(principals.kind, 'org');
+    return this.db.select({ name: principals.name, createdAt: principals.createdAt }).from(principals).where(where).orderBy(asc(principals.name)).all();
+  }
+
   createKey(row: typeof apiKeys.$inferInsert, actor: string): void {
     this.db.transaction((tx) => {
       tx.insert(apiKeys).values(row).run();

@@ -17,11 +17,13 @@ import { registerManagementRoutes } from './management-routes.js';
 import { RateLimiter } from './rate-limit.js';
 import { loadOrCreateKeys, TokenService, type TokenKeys } from './tokens.js';
 import { registerTokenRoutes } from './token-routes.js';
+import { TrustedProxies } from '../ops/trusted-proxies.js';
 
 export type { AccessControl } from './access.js';
 
-function clientAddress(c: Context<AppEnv>): string {
-  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+/** The socket peer, or the client a trusted reverse proxy names (config trustedProxies). */
+function clientAddressOf(proxies: TrustedProxies): (c: Context<AppEnv>) => string {
+  return (c) => proxies.clientOf(c.env?.incoming?.socket?.remoteAddress, { forwarded: c.req.header('forwarded'), xForwardedFor: c.req.header('x-forwarded-for') });
 }
 
 export interface AuthModule {
@@ -39,6 +41,7 @@ export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
 }
 
 function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys | undefined): AccessControl {
+  const clientAddress = clientAddressOf(new TrustedProxies(config.trustedProxies));
   const limiter = new RateLimiter(config.rateLimitPerSecond, Math.max(config.rateLimitBurst, 1));
   const limit = (bucket: string): void => {
     const wait = limiter.take(bucket);

@@ -69,6 +69,13 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     return c.json({ name: user.name, admin: user.isAdmin }, 201);
   });
 
+  // Administrators list every account (never a password hash).
+  app.get('/api/v1/users', (c) => {
+    self(c);
+    access.require(c, { kind: 'registry.admin' });
+    return c.json({ users: identities.listUsers() });
+  });
+
   const userNamed = (name: string) => {
     const row = identities.principalByName(name);
     if (!row || row.kind !== 'user') throw ociError('NOT_FOUND', 'no such user');
@@ -103,6 +110,14 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     validatePrincipalName(identities, name, access.can(c, { kind: 'registry.admin' }));
     identities.createOrg(name, who.id, actorOf(who));
     return c.json({ name, owner: who.name }, 201);
+  });
+
+  // Administrators see every organisation; anyone else those they belong to.
+  app.get('/api/v1/orgs', (c) => {
+    const who = self(c);
+    const all = access.can(c, { kind: 'registry.admin' });
+    const orgs = identities.listOrgs(all ? undefined : [...who.roles.keys()]);
+    return c.json({ orgs: orgs.map((o) => ({ ...o, role: who.roles.get(o.name) ?? null })) });
   });
 
   const org = (name: string) => {

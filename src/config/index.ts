@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isCidrOrAddress } from '../ops/trusted-proxies.js';
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
@@ -48,6 +49,14 @@ export const configSchema = z
     /** The `service` of the token flow (the JWT audience). */
     authService: z.string().default('artifact-store'),
     authIssuer: z.string().default('artifact-store'),
+    /**
+     * Reverse proxies (CIDRs or addresses) whose X-Forwarded-For / Forwarded header names the
+     * client; from any other peer those headers are ignored. Env: comma-separated.
+     */
+    trustedProxies: z
+      .union([z.array(z.string()), z.string().transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))])
+      .pipe(z.array(z.string().refine(isCidrOrAddress, 'expected an IP address or CIDR such as 10.0.0.0/8 or ::1')))
+      .default([]),
     /** The token endpoint URL advertised in challenges; by default derived from the request's Host. */
     authRealm: z.string().url().optional(),
     tokenTtlSeconds: int(300),
