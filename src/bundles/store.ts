@@ -191,7 +191,8 @@ export class BundleStore {
       const existing = this.byIdentity(b.config.bundle_id, b.config.bundle_version, tx);
       if (existing) return { status: existing.digest === b.digest ? 'DUPLICATE' : 'CONFLICT', bundle: existing };
       verify?.(tx);
-      const after = { bundle_id: b.config.bundle_id, bundle_version: b.config.bundle_version, kind: b.kind, model_family: b.config.model_family, state: 'REGISTERED', receipts: b.receipts };
+      // The whole config too, so the log alone rebuilds the record (src/events/replay/bundles.ts).
+      const after = { bundle_id: b.config.bundle_id, bundle_version: b.config.bundle_version, kind: b.kind, model_family: b.config.model_family, state: 'REGISTERED', receipts: b.receipts, config: b.config };
       const ev = appendEvent(tx, { actor, action: 'bundle.publish', repository: b.repository, digest: b.digest, after });
       const row = tx
         .insert(bundles)

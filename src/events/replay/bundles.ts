@@ -10,8 +10,7 @@ export const bundleTables: TableRule[] = [
   {
     table: 'bundles',
     key: ['id'],
-    columns: ['id', 'bundle_id', 'bundle_version', 'kind', 'model_family', 'repository', 'digest', 'artifact_type', 'receipts', 'state', 'submitted_by', 'submitted_at', 'registered_seq'],
-    notCompared: { config: 'the config document is read from the config blob; bundle.publish does not carry it (rebuilt as "{}"): adding it to the event closes this' },
+    columns: ['id', 'bundle_id', 'bundle_version', 'kind', 'model_family', 'repository', 'digest', 'artifact_type', 'config', 'receipts', 'state', 'submitted_by', 'submitted_at', 'registered_seq'],
   },
   { table: 'bundle_history', key: ['id'], columns: ['id', 'bundle', 'event_seq', 'action', 'from_state', 'to_state', 'scope', 'actor', 'reason', 'time'] },
   { table: 'bundle_activations', key: ['environment', 'model_family', 'tenant'], columns: ['environment', 'model_family', 'tenant', 'bundle', 'event_seq'] },
@@ -60,10 +59,10 @@ const replacedOf = (e: ParsedEvent): Ident | null => (e.beforeJson.bundle as Ide
 
 export const bundleHandlers: Record<string, Handler> = {
   'bundle.publish': (ctx, e) => {
-    const a = e.afterJson as unknown as Ident & { kind: keyof typeof BUNDLE_TYPES; model_family: string; receipts: unknown };
+    const a = e.afterJson as unknown as Ident & { kind: keyof typeof BUNDLE_TYPES; model_family: string; receipts: unknown; config: unknown };
     const id = ctx.run(
-      "INSERT INTO bundles (bundle_id, bundle_version, kind, model_family, repository, digest, artifact_type, config, receipts, state, submitted_by, submitted_at, registered_seq) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, 'REGISTERED', ?, ?, ?)",
-      a.bundle_id, a.bundle_version, a.kind, a.model_family, e.repository, e.digest, need(BUNDLE_TYPES[a.kind], e, 'bundle kind'), JSON.stringify(a.receipts), e.actor, e.time, e.seq,
+      "INSERT INTO bundles (bundle_id, bundle_version, kind, model_family, repository, digest, artifact_type, config, receipts, state, submitted_by, submitted_at, registered_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'REGISTERED', ?, ?, ?)",
+      a.bundle_id, a.bundle_version, a.kind, a.model_family, e.repository, e.digest, need(BUNDLE_TYPES[a.kind], e, 'bundle kind'), JSON.stringify(need(a.config, e, 'bundle config')), JSON.stringify(a.receipts), e.actor, e.time, e.seq,
     ).lastInsertRowid;
     history(ctx, e, Number(id), null, 'REGISTERED', null);
   },
