@@ -4,7 +4,7 @@
  * inside the delete's transaction (governance guardDelete), so it cannot race a registration.
  * Deleting a tag is allowed: the content stays addressable by digest.
  */
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { ociError } from '../errors/catalogue.js';
 import type { DeleteTarget, GovernanceHooks, Tx } from '../governance/hooks.js';
 import { manifestReferences, manifests, repositories } from '../meta/schema.js';
@@ -29,6 +29,18 @@ export function bundleDeleteGuard(store: BundleStore): GovernanceHooks {
     });
   }
 
+  let usersStatement: ReturnType<typeof prepareBlobUsers> | undefined;
+  const prepareBlobUsers = (tx: Tx) =>
+    tx
+      .select({ m: manifestReferences.manifestDigest })
+      .from(manifestReferences)
+      .innerJoin(repositories, eq(repositories.id, manifestReferences.repositoryId))
+      .where(and(eq(repositories.name, sql.placeholder('repository')), eq(manifestReferences.targetDigest, sql.placeholder('digest'))))
+      .limit(1)
+      .prepare();
+  // Prepared once on the (single, shared) connection; usable inside any later transaction.
+  const blobUsers = (tx: Tx) => (usersStatement ??= prepareBlobUsers(tx));
+
   return {
     name: 'bundles',
     guardDelete(target, tx) {
@@ -39,6 +51,8 @@ export function bundleDeleteGuard(store: BundleStore): GovernanceHooks {
         return;
       }
       if (!target.digest) return;
+      // A blob no manifest of the repository references cannot belong to a bundle (GC asks this per blob: one prepared query).
+      if (target.kind === 'blob' && blobUsers(tx).all({ repository: target.repository, digest: target.digest }).length === 0) return;
       const repoId = tx.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, target.repository)).get()?.id;
       if (repoId === undefined) return;
       if (target.kind === 'manifest') {

@@ -36,5 +36,8 @@ export function registerEvidence(deps: ModuleDeps, families: Families, options: 
     protectedReason(repository, digest, tx) {
       return policy.check(tx ?? deps.db, repository, digest)?.message ?? null;
     },
+    protectedReasons(items, tx) {
+      return new Map([...policy.checkMany(tx ?? deps.db, items)].map(([k, r]) => [k, r?.message ?? null]));
+    },
   };
 }

@@ -9,6 +9,8 @@ import type { RegistryStore } from '../meta/registry-store.js';
 import type { EvidenceRow, EvidenceStore, HoldRow } from './store.js';
 
 export const DAY_MS = 86_400_000;
+/** Pairs per checkMany query round (keeps SQL parameter lists well under SQLite's limit). */
+const BATCH = 500;
 
 export type Refusal =
   | { kind: 'hold'; hold: HoldRow; message: string }
@@ -40,16 +42,68 @@ export class ProtectionPolicy {
     return this.retainedUntil(row) > this.now();
   }
 
+  /**
+   * Answers checkMany gave inside a transaction, per transaction object: the guardDelete that GC
+   * runs for the same blob in the same transaction reuses them instead of asking again. Nothing
+   * GC does inside that transaction changes holds or evidence, and a new transaction is a new key.
+   */
+  private readonly answered = new WeakMap<object, Map<string, Refusal | null>>();
+
   /** The refusal for deleting repository@digest (digest null: the whole repository), or null. */
   check(q: Tx | RegistryStore['db'], repository: string, digest: string | null): Refusal | null {
+    if (digest !== null) {
+      const known = this.answered.get(q)?.get(`${repository} ${digest}`);
+      if (known !== undefined) return known;
+    }
     const repoId = this.registry.repositoryId(repository);
     const holds = this.store.activeHoldsCovering(q, repository, repoId, digest);
+    const rows = holds.length > 0 ? [] : digest === null ? this.store.evidenceInRepository(q, repository, repoId) : this.store.evidenceCovering(q, repository, repoId, digest);
+    return this.refusalOf(repository, digest, holds, rows);
+  }
+
+  /**
+   * check() for many repository@digest pairs with a fixed number of queries per 500 pairs (GC
+   * sweeps). Same rules as activeHoldsCovering/evidenceCovering, applied in memory to the rows
+   * of the batch. Keyed `${repository} ${digest}`.
+   */
+  checkMany(q: Tx | RegistryStore['db'], items: { repository: string; digest: string }[]): Map<string, Refusal | null> {
+    const out = new Map<string, Refusal | null>();
+    for (let i = 0; i < items.length; i += BATCH) {
+      const part = items.slice(i, i + BATCH);
+      const repos = [...new Set(part.map((p) => p.repository))];
+      const ids = new Map<string, number>();
+      for (const r of repos) {
+        const id = this.registry.repositoryId(r);
+        if (id !== undefined) ids.set(r, id);
+      }
+      const digests = [...new Set(part.map((p) => p.digest))];
+      const referencing = this.store.referencingMany(q, [...ids.values()], digests);
+      const holds = this.store.activeHoldsIn(q, repos);
+      const evDigests = new Set(digests);
+      for (const list of referencing.values()) for (const m of list) evDigests.add(m);
+      const rows = this.store.evidenceTouching(q, repos, [...evDigests]);
+      for (const { repository, digest } of part) {
+        const refs = new Set(referencing.get(`${ids.get(repository) ?? -1} ${digest}`) ?? []);
+        const h = holds.filter((x) => x.repository === repository && (x.digest === null || x.digest === digest || refs.has(x.digest)));
+        const ev = h.length > 0 ? [] : rows.filter((r) => r.repository === repository && (r.digest === digest || (r.subject === digest && r.pinsSubject) || refs.has(r.digest)));
+        out.set(`${repository} ${digest}`, this.refusalOf(repository, digest, h, ev));
+      }
+    }
+    if (q !== this.store.db) {
+      const memo = this.answered.get(q) ?? new Map<string, Refusal | null>();
+      for (const [k, v] of out) memo.set(k, v);
+      this.answered.set(q, memo);
+    }
+    return out;
+  }
+
+  /** The refusal given the active holds (oldest first) and live evidence rows covering repository@digest. */
+  private refusalOf(repository: string, digest: string | null, holds: HoldRow[], rows: EvidenceRow[]): Refusal | null {
     const hold = holds[0];
     if (hold) {
       const what = hold.digest === null ? `repository ${repository}` : hold.digest === digest ? `${repository}@${hold.digest}` : `${repository}@${hold.digest}, which references ${digest}`;
       return { kind: 'hold', hold, message: `under legal hold ${hold.id} on ${what} (reason: ${hold.reason})` };
     }
-    const rows = digest === null ? this.store.evidenceInRepository(q, repository, repoId) : this.store.evidenceCovering(q, repository, repoId, digest);
     const now = this.now();
     let best: { row: EvidenceRow; until: number } | null = null;
     for (const row of rows) {

@@ -75,6 +75,55 @@ export class EvidenceStore {
       .all();
   }
 
+  // ---- batched lookups for garbage collection (one query per batch, not per digest) ----
+
+  /** Per repository id: manifest digests referencing each of `digests` (key `repoId digest`). */
+  referencingMany(q: Q, repoIds: number[], digests: string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    if (repoIds.length === 0 || digests.length === 0) return out;
+    const rows = q
+      .select({ r: manifestReferences.repositoryId, m: manifestReferences.manifestDigest, t: manifestReferences.targetDigest })
+      .from(manifestReferences)
+      .where(and(inArray(manifestReferences.repositoryId, repoIds), inArray(manifestReferences.targetDigest, digests)))
+      .all();
+    for (const row of rows) {
+      const key = `${row.r} ${row.t}`;
+      const list = out.get(key) ?? [];
+      list.push(row.m);
+      out.set(key, list);
+    }
+    return out;
+  }
+
+  /** Live evidence rows of `repositories` that are, or have as subject, one of `digests`. */
+  evidenceTouching(q: Q, repositories: string[], digests: string[]): EvidenceRow[] {
+    if (repositories.length === 0 || digests.length === 0) return [];
+    const rows = q
+      .select()
+      .from(evidence)
+      .where(and(inArray(evidence.repository, repositories), or(inArray(evidence.digest, digests), inArray(evidence.subject, digests))))
+      .all();
+    if (rows.length === 0) return rows;
+    // Liveness (EvidenceStore.live): the evidence manifest is still stored in its repository.
+    const stored = q.all<{ name: string; digest: string }>(sql`
+      SELECT r.name AS name, m.digest AS digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+      WHERE r.name IN (${sql.join([...new Set(rows.map((r) => r.repository))].map((n) => sql`${n}`), sql`, `)})
+        AND m.digest IN (${sql.join([...new Set(rows.map((r) => r.digest))].map((d) => sql`${d}`), sql`, `)})`);
+    const live = new Set(stored.map((s) => `${s.name} ${s.digest}`));
+    return rows.filter((r) => live.has(`${r.repository} ${r.digest}`));
+  }
+
+  /** Active holds of `repositories`, oldest first. */
+  activeHoldsIn(q: Q, repositories: string[]): HoldRow[] {
+    if (repositories.length === 0) return [];
+    return q
+      .select()
+      .from(legalHolds)
+      .where(and(inArray(legalHolds.repository, repositories), isNull(legalHolds.releasedAt)))
+      .orderBy(asc(legalHolds.createdSeq))
+      .all();
+  }
+
   // ---- legal holds ----
 
   /** Active holds covering `digest` (null: anything in the repository): repository-wide, on it, or on a manifest that references it. */

@@ -46,4 +46,9 @@ export interface Trust {
 export interface Protection {
   /** Why deleting repository@digest is refused right now, or null when it is not protected. */
   protectedReason(repository: string, digest: string, tx?: Tx): string | null;
+  /**
+   * protectedReason for many pairs at once (a few queries per batch; GC sweeps use it). Keyed
+   * `${repository} ${digest}`. Inside `tx`, the module's guardDelete for the same pair reuses the answer.
+   */
+  protectedReasons?(items: { repository: string; digest: string }[], tx?: Tx): Map<string, string | null>;
 }

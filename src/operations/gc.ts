@@ -149,9 +149,10 @@ export class GarbageCollector {
   }
 
   /** Why GC may not delete this content (hold, retention, a module's guard), or null. */
-  private refusal(target: Omit<DeleteTarget, 'actor' | 'origin'>, actor: string, tx?: Tx): string | null {
+  private refusal(target: Omit<DeleteTarget, 'actor' | 'origin'>, actor: string, tx?: Tx, known?: Map<string, string | null>): string | null {
     if (target.digest) {
-      const reason = this.protection.protectedReason(target.repository, target.digest, tx);
+      const key = `${target.repository} ${target.digest}`;
+      const reason = known?.has(key) ? known.get(key)! : this.protection.protectedReason(target.repository, target.digest, tx);
       if (reason) return reason;
     }
     if (!tx) return null;
@@ -162,6 +163,13 @@ export class GarbageCollector {
       if (err instanceof AppError) return err.message;
       throw err;
     }
+  }
+
+  /** Protection answers for a batch of blobs in their linked repositories: batched when the module can, else one by one. */
+  private protectionOf(digests: string[], linked: Map<string, string[]>, tx?: Tx): Map<string, string | null> {
+    const pairs = digests.flatMap((digest) => (linked.get(digest) ?? []).map((repository) => ({ repository, digest })));
+    if (this.protection.protectedReasons) return this.protection.protectedReasons(pairs, tx);
+    return new Map(pairs.map((p) => [`${p.repository} ${p.digest}`, this.protection.protectedReason(p.repository, p.digest, tx)]));
   }
 
   private applyRetention(
@@ -292,9 +300,10 @@ export class GarbageCollector {
 
   private previewBlobs(batch: BlobCandidate[], add: (i: GcItem) => void, report: GcReport): void {
     const linked = this.store.linkedRepositories(batch.map((b) => b.digest), this.store.db);
+    const known = this.protectionOf(batch.map((b) => b.digest), linked);
     for (const b of batch) {
       const repos = linked.get(b.digest) ?? [];
-      const why = repos.map((r) => this.protection.protectedReason(r, b.digest)).find((x) => x);
+      const why = repos.map((r) => known.get(`${r} ${b.digest}`)).find((x) => x);
       if (why) {
         add({ kind: 'blob', action: 'keep', digest: b.digest, size: b.size, reason: why });
         continue;
@@ -313,10 +322,11 @@ export class GarbageCollector {
       if (still.length === 0) return { generation: 0, blobs: [] as BlobCandidate[] };
       const linked = this.store.linkedRepositories(still.map((b) => b.digest), tx);
       const generation = this.store.nextGeneration(tx);
+      const known = this.protectionOf(still.map((b) => b.digest), linked, tx);
       const out: { blob: BlobCandidate; repositories: string[] }[] = [];
       for (const b of still) {
         const repos = linked.get(b.digest) ?? [];
-        const why = repos.map((r) => this.refusal({ repository: r, kind: 'blob', digest: b.digest }, actor, tx)).find((x) => x);
+        const why = repos.map((r) => this.refusal({ repository: r, kind: 'blob', digest: b.digest }, actor, tx, known)).find((x) => x);
         if (why) {
           add({ kind: 'blob', action: 'keep', digest: b.digest, size: b.size, reason: why });
           continue;

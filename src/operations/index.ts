@@ -83,6 +83,7 @@ export function registerOperations(deps: ModuleDeps, modules: { protection: Prot
       }
     },
     guardDelete(target: DeleteTarget, tx: Tx): void {
+      if (target.kind === 'blob') return; // no tag goes with a blob: immutability cannot apply (and GC asks per blob)
       const ns = namespaceOf(target.repository);
       const policy = policyOf(ns, tx);
       if (policy.immutableTags.length === 0) return;
