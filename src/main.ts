@@ -3,7 +3,7 @@
  * log in, start, stop cleanly on SIGTERM/SIGINT. Nothing else.
  */
 import { join, resolve } from 'node:path';
-import { loadConfig, type Config } from './config/index.js';
+import { loadConfig, unknownEnvironmentVariables, type Config } from './config/index.js';
 import { ensureInitialAdmin, watchInitialPassword } from './first-run.js';
 import { createLogger } from './log.js';
 import { openDatabase } from './meta/db.js';
@@ -23,6 +23,7 @@ try {
 }
 const log = createLogger(config.logLevel);
 log.info({ version: VERSION, node: process.version }, 'artifact-store starting');
+for (const warning of unknownEnvironmentVariables()) log.warn(warning);
 
 // Before listening, so whoever waits for /readyz finds the password file already written.
 const firstRunDb = config.auth === 'token' ? openDatabase(join(resolve(config.dataDir), 'metadata.db')) : undefined;

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isCidrOrAddress } from '../ops/trusted-proxies.js';
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])], { error: 'expected true, false, 1, 0, yes or no' }).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
 
 export const configSchema = z
@@ -93,9 +93,11 @@ const ENV_PREFIX = 'ARTIFACT_STORE_';
 
 export const envName = (key: string): string => ENV_PREFIX + key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 
-function readFileConfig(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const explicit = env[`${ENV_PREFIX}CONFIG`];
-  const path = explicit ?? (existsSync('artifact-store.yaml') ? 'artifact-store.yaml' : undefined);
+function configFilePath(env: NodeJS.ProcessEnv): string | undefined {
+  return env[`${ENV_PREFIX}CONFIG`] ?? (existsSync('artifact-store.yaml') ? 'artifact-store.yaml' : undefined);
+}
+
+function readFileConfig(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
   const parsed: unknown = parseYaml(readFileSync(path, 'utf8')); // YAML is a superset of JSON
   if (parsed === null || parsed === undefined) return {};
@@ -103,19 +105,56 @@ function readFileConfig(env: NodeJS.ProcessEnv): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** Environment variables that look like settings but name none (a typo is otherwise silently ignored). */
+export function unknownEnvironmentVariables(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = new Set([`${ENV_PREFIX}CONFIG`, ...Object.keys(configSchema.shape).map(envName)]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && !known.has(name))
+    .sort()
+    .map((name) => {
+      const close = [...known].find((k) => editDistance(k, name) <= 2);
+      return `${name} is not a setting and is ignored${close ? ` (did you mean ${close}?)` : ''}`;
+    });
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v));
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
-  const raw: Record<string, unknown> = { ...readFileConfig(env) };
+  const file = configFilePath(env);
+  const raw: Record<string, unknown> = { ...readFileConfig(file) };
+  // Where each value came from, so a problem names the place the operator has to edit.
+  const source = new Map<string, string>(Object.keys(raw).map((k) => [k, `config file ${file}`]));
   for (const key of Object.keys(configSchema.shape)) {
     const v = env[envName(key)];
-    if (v !== undefined && v !== '') raw[key] = v;
+    if (v !== undefined && v !== '') {
+      raw[key] = v;
+      source.set(key, 'the environment');
+    }
   }
+  for (const key of Object.keys(overrides)) source.set(key, 'the program');
   Object.assign(raw, overrides);
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'} (${envName(String(i.path[0] ?? ''))}): ${i.message}`);
+    const problems = result.error.issues.flatMap((i) => {
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${source.get(k) ?? 'configuration'}: unknown setting "${k}"`);
+      const key = String(i.path[0] ?? '');
+      const where = source.get(key) ?? 'configuration';
+      const value = key in raw ? ` = ${shown(raw[key])}` : '';
+      return [`${key} (file key "${key}" / env ${envName(key)})${value}, set in ${where}: ${i.message}`];
+    });
     throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const cfg = result.data;
-  if (cfg.storage === 's3' && !cfg.s3Bucket) throw new Error(`invalid configuration: storage=s3 needs ${envName('s3Bucket')}`);
+  if (cfg.storage === 's3' && !cfg.s3Bucket) throw new Error(`invalid configuration: storage=s3 needs s3Bucket (file key "s3Bucket", env ${envName('s3Bucket')})`);
   return Object.freeze(cfg);
 }
