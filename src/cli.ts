@@ -25,6 +25,7 @@ const USAGE = `usage: artifact-store <command>
   events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
   events rebuild --into <new.db>                      replay the log into a fresh database
   events check                                        rebuild in a temp database and compare with the live tables (exit 1 on a difference)
+  backup <dir>                                        online copy of the database, blobs (fs storage) and signing keys into a new directory
   gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
   bundle publish <repository> <digest>                register a bundle (needs a PASS gate receipt)
   bundle transition <id> <version> <to> [--reason R]  CANDIDATE, APPROVED, REJECTED, RETIRED
@@ -150,6 +151,12 @@ async function main(argv: string[]): Promise<void> {
     return row;
   };
   try {
+    if (group === 'backup') {
+      const { backupRegistry } = await import('./ops/backup.js');
+      const report = await backupRegistry(config, db, command ?? usage('backup: into which directory? (backup <dir>)'));
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return;
+    }
     switch (`${group} ${command ?? ''}`) {
       case 'user create': {
         const name = args[0] ?? usage('user create: which user? (user create <name>)');
