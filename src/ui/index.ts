@@ -25,11 +25,14 @@ import { registerAdminPages } from './admin-routes.js';
 import { html } from './html.js';
 import { EVENTS_SCRIPT, page, SECURITY_HEADERS, STYLESHEET, type PageContext } from './layout.js';
 import { bundlesPage, eventsPage, familiesPage, keysPage, type ApiAnswer } from './pages-admin.js';
-import { repoHref, repositoryPage, searchPage } from './pages-browse.js';
+import { repoHref, repositoryPage, searchPage, type ReferrerTree } from './pages-browse.js';
 import { SessionStore, type Session } from './session.js';
 import { UiStore } from './store.js';
 
 const FORM_MAX_BYTES = 16 * 1024;
+/** Referrers per page, and how many of each one's own referrers are shown beneath it. */
+const REFERRERS_PER_PAGE = 25;
+const CHILD_REFERRERS = 5;
 const TAGS_PER_PAGE = 50;
 const CONFIG_MAX_BYTES = 64 * 1024;
 
@@ -92,6 +95,22 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
       if (err.code === 'UNAUTHORIZED' && authEnabled && !sessionOf.get(c.req.raw)) return c.redirect('/ui/login', 303);
       return page(c, ctxOf(c), 'Error', html`<p class="bad" role="alert">${err.message}</p>`, err.status);
     }
+  };
+
+  /** A page of referrers (by digest, after `rlast`), each with its first few referrers. */
+  const referrerTree = (repoId: number, subject: string, rlast: string): ReferrerTree => {
+    const after = /^[a-z0-9]+:[a-f0-9]{32,128}$/.test(rlast) ? rlast : '';
+    const rows = store.referrers(repoId, subject, REFERRERS_PER_PAGE + 1, after || undefined);
+    const page = rows.slice(0, REFERRERS_PER_PAGE);
+    return {
+      total: ui.referrerCount(repoId, subject),
+      last: after,
+      nextLast: rows.length > REFERRERS_PER_PAGE ? page[page.length - 1]!.digest : null,
+      items: page.map((row) => {
+        const children = store.referrers(repoId, row.digest, CHILD_REFERRERS + 1);
+        return { row, children: children.slice(0, CHILD_REFERRERS), childCount: children.length > CHILD_REFERRERS ? ui.referrerCount(repoId, row.digest) : children.length };
+      }),
+    };
   };
 
   const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2b5797"/><path d="M4 4h8v8H4z" fill="#fff"/></svg>';
@@ -223,7 +242,7 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
           selected,
           selectedTag: digest ? null : selectedTag,
           config,
-          referrers: selected ? store.referrers(repoId, selected.digest, 100) : [],
+          referrers: selected ? referrerTree(repoId, selected.digest, c.req.query('rlast') ?? '') : { total: 0, last: '', nextLast: null, items: [] },
           trust: selected ? await api(c, `/api/v1/trust?repository=${encodeURIComponent(repository)}&digest=${encodeURIComponent(selected.digest)}`) : null,
           downloads: search.downloads.count(repository),
           stars: search.stars.count(repository),

@@ -51,6 +51,7 @@ code,pre,.digest{font-family:ui-monospace,monospace;font-size:.85rem;word-break:
 .facets ul{list-style:none;padding:0;margin:0 0 1rem}.facets li{margin:.15rem 0}.hit{padding:.6rem 0;border-bottom:1px solid var(--line)}
 .pager{display:flex;gap:1rem;margin:1rem 0}label{display:block;margin:.4rem 0 .1rem}input[type=text],input[type=password],input[type=search],input[type=number]{width:100%;max-width:28rem;padding:.35rem}
 .inline{display:inline}button{padding:.3rem .8rem;cursor:pointer}.secret{padding:.6rem;border:2px solid var(--warn)}.pull{width:100%;max-width:40rem}
+.tree{padding-left:1.2rem}.tree li{margin:.25rem 0}.tree .kind{font-weight:600}
 .sbs{display:grid;grid-template-columns:1fr 1fr;gap:1rem}@media (max-width:700px){.sbs{grid-template-columns:1fr}}
 `;
 

@@ -23,7 +23,7 @@ ${params.get(name) ? html`<li><a href="${link({ [name]: undefined })}">× any ${
 ${result.facets[name].map((f) => html`<li><a href="${link({ [name]: f.value })}">${name === 'signed' ? (f.value === 'true' ? 'signed' : 'unsigned') : f.value}</a> <span class="muted">(${f.count})</span></li>`)}</ul>`;
   const pages = Math.max(1, Math.ceil(result.total / result.perPage));
   return html`${form}<div class="layout"><aside class="facets" aria-label="Filters">${facet('type', 'Type')}${facet('namespace', 'Namespace')}${facet('signed', 'Signed')}</aside>
-<section aria-label="Results"><p class="muted">${result.total}${result.totalExact ? '' : '+'} result${result.total === 1 ? '' : 's'} · page ${result.page} of ${pages}${result.sort === 'newest' ? ' · too many matches to rank: newest first' : ''}</p>
+<section aria-label="Results"><p class="muted">${result.total}${result.totalExact ? '' : '+'} result${result.total === 1 ? '' : 's'} · page ${result.page} of ${pages}${result.totalExact ? '' : '+'}${result.sort === 'newest' ? ' · too many matches to rank: newest first' : ''}</p>
 ${result.results.map(
   (h) => html`<div class="hit"><a href="${repoHref(h.repository, { digest: h.digest })}"><strong>${h.repository}</strong></a>
 ${h.tags.length > 0 ? html` <span>${h.tags.slice(0, 8).join(', ')}</span>` : ''} ${h.signed ? html`<span class="ok">signed</span>` : html`<span class="muted">unsigned</span>`}
@@ -32,7 +32,7 @@ ${h.annotations['org.opencontainers.image.description'] ? html`<div class="muted
 <div class="muted"><span class="digest">${h.digest}</span> · ${h.type} · ${formatBytes(h.size)} · updated ${h.updatedAt}</div></div>`,
 )}
 <div class="pager">${result.page > 1 ? html`<a href="${link({ page: String(result.page - 1) })}" rel="prev">← previous</a>` : ''}
-${result.page < pages ? html`<a href="${link({ page: String(result.page + 1) })}" rel="next">next →</a>` : ''}</div></section></div>`;
+${result.page < pages || (!result.totalExact && result.results.length === result.perPage) ? html`<a href="${link({ page: String(result.page + 1) })}" rel="next">next →</a>` : ''}</div></section></div>`;
 }
 
 export interface TrustView {
@@ -67,7 +67,7 @@ export interface RepoView {
   selected: ManifestRecord | null;
   selectedTag: string | null;
   config: string | null;
-  referrers: ReferrerRow[];
+  referrers: ReferrerTree;
   trust: TrustView | null;
   downloads: number;
   stars: number;
@@ -98,6 +98,51 @@ function platforms(m: ManifestRecord, repository: string): Html {
   )}</tbody></table>`;
 }
 
+/** One page of a manifest's referrers, each with the first few of its own referrers (one level down). */
+export interface ReferrerTree {
+  total: number;
+  /** The `rlast` this page starts after ('' for the first page). */
+  last: string;
+  nextLast: string | null;
+  items: { row: ReferrerRow; children: ReferrerRow[]; childCount: number }[];
+}
+
+const EVIDENCE_TYPE_ANNOTATION = 'dev.artifact-store.evidence.type';
+
+function evidenceType(r: ReferrerRow): string | null {
+  if (!r.annotations) return null;
+  try {
+    const v = (JSON.parse(r.annotations) as Record<string, unknown>)[EVIDENCE_TYPE_ANNOTATION];
+    return typeof v === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function referrerLine(repository: string, r: ReferrerRow): Html {
+  const et = evidenceType(r);
+  return html`<span class="kind">${referrerKind(r)}</span>${et ? html` <span class="muted">(${et})</span>` : ''} <a class="digest" href="${repoHref(repository, { digest: r.digest })}">${r.digest}</a>
+<span class="muted">${r.artifactType ?? r.mediaType} · ${formatBytes(r.size)}</span>`;
+}
+
+function referrersTree(v: RepoView): Html {
+  const t = v.referrers;
+  if (t.total === 0) return html`<p class="muted">None.</p>`;
+  const here = (rlast: string | undefined) => repoHref(v.repository, { digest: v.selected!.digest, rlast });
+  const shown = t.items.length;
+  return html`<p class="muted">${t.total} referrer${t.total === 1 ? '' : 's'}${t.total > shown ? ` · ${shown} on this page` : ''}</p>
+<ul class="tree" aria-label="Referrers">${t.items.map(
+    (i) => html`<li>${referrerLine(v.repository, i.row)}${
+      i.childCount > 0
+        ? html`<ul>${i.children.map((ch) => html`<li>${referrerLine(v.repository, ch)}</li>`)}${
+            i.childCount > i.children.length ? html`<li><a href="${repoHref(v.repository, { digest: i.row.digest })}">all ${i.childCount} referrers of this ${referrerKind(i.row)} →</a></li>` : ''
+          }</ul>`
+        : ''
+    }</li>`,
+  )}</ul>
+<div class="pager">${t.last ? html`<a href="${here(undefined)}">first referrers</a>` : ''}${t.nextLast ? html`<a href="${here(t.nextLast)}" rel="next">next referrers →</a>` : ''}</div>`;
+}
+
 function referrerKind(r: ReferrerRow): string {
   const t = r.artifactType ?? '';
   if (SIGNATURE_TYPES.includes(t) || t.startsWith('application/vnd.dev.sigstore.bundle')) return 'signature';
@@ -122,13 +167,7 @@ ${
     ? html`<h2>Manifest ${v.selectedTag ? html`<code>${v.selectedTag}</code>` : ''}</h2><p class="digest">${v.selected.digest}</p>
 <p class="muted">${v.selected.mediaType}${v.selected.artifactType ? html` · artifact type ${v.selected.artifactType}` : ''} · ${formatBytes(v.selected.size)}${v.selected.subject ? html` · refers to <a href="${repoHref(v.repository, { digest: v.selected.subject })}">${v.selected.subject}</a>` : ''}</p>
 ${platforms(v.selected, v.repository)}${trustPanel(v.trust)}
-<h2>Referrers</h2>${
-        v.referrers.length === 0
-          ? html`<p class="muted">None.</p>`
-          : html`<table><thead><tr><th>Kind</th><th>Artifact type</th><th>Digest</th><th>Size</th></tr></thead><tbody>${v.referrers.map(
-              (r) => html`<tr><td>${referrerKind(r)}</td><td>${r.artifactType ?? ''}</td><td><a class="digest" href="${repoHref(v.repository, { digest: r.digest })}">${r.digest}</a></td><td>${formatBytes(r.size)}</td></tr>`,
-            )}</tbody></table>`
-      }
+<h2>Referrers</h2>${referrersTree(v)}
 <div class="sbs"><div><h2>Manifest JSON</h2><pre>${pretty(v.selected.payload).slice(0, 256 * 1024)}</pre></div>
 ${v.config !== null ? html`<div><h2>Config JSON</h2><pre>${v.config}</pre></div>` : ''}</div>`
     : html`<p class="muted">No manifest selected.</p>`

@@ -46,6 +46,10 @@ export class UiStore {
       .all(repoId, last, limit) as TagRow[];
   }
 
+  referrerCount(repoId: number, subject: string): number {
+    return this.db.$client.prepare('SELECT count(*) FROM manifests WHERE repository_id = ? AND subject = ?').pluck().get(repoId, subject) as number;
+  }
+
   tagCount(repoId: number): number {
     return this.db.$client.prepare('SELECT count(*) FROM tags WHERE repository_id = ?').pluck().get(repoId) as number;
   }
