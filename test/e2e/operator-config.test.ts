@@ -52,3 +52,28 @@ describe('unknown ARTIFACT_STORE_* variables', () => {
     expect(loadConfig({ ARTIFACT_STORE_BANANA: '1' }).port).toBe(5000);
   });
 });
+
+describe('the server at start', () => {
+  it('logs a warning line for a misspelled ARTIFACT_STORE_* variable and still starts', async () => {
+    const { spawn } = await import('node:child_process');
+    const dataDir = mkdtempSync(join(tmpdir(), 'as-warn-'));
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { ...process.env, ARTIFACT_STORE_PORT: '0', ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_FSYNCC: 'false' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/listening|"port"/.test(out) && proc.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(lines.find((l) => l.msg.includes('ARTIFACT_STORE_FSYNCC'))).toMatchObject({ level: 40, msg: 'ARTIFACT_STORE_FSYNCC is not a setting and is ignored (did you mean ARTIFACT_STORE_FSYNC?)' });
+      expect(proc.exitCode).toBeNull(); // a warning, not a refusal
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
