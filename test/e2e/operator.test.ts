@@ -63,6 +63,18 @@ describe('/readyz includes the blob storage', () => {
     expect(await probe()).toMatch(/no answer within 100 ms/);
   });
 
+  it('is 503 naming the error when the S3 endpoint is unreachable (the S3 driver itself)', async () => {
+    const reg = await startTestRegistry({ storage: 's3', s3Bucket: 'b', s3Endpoint: 'http://127.0.0.1:9', s3ForcePathStyle: true, s3AccessKeyId: 'x', s3SecretAccessKey: 'y' });
+    try {
+      const res = await fetch(`${reg.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: 'storage unavailable', reason: expect.stringMatching(/ECONNREFUSED|no answer within/) });
+      expect((await fetch(`${reg.url}/healthz`)).status).toBe(200); // liveness is not storage
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('is 200 on a healthy registry', async () => {
     const reg = await startTestRegistry();
     try {
