@@ -5,6 +5,8 @@
  */
 import type { Context } from 'hono';
 import { isValidName } from '../core/names.js';
+import { EvidenceStore } from '../evidence/store.js';
+import { readSmallBlob } from '../governance/content.js';
 import type { ModuleDeps } from '../governance/module.js';
 import type { AppEnv } from '../http/env.js';
 import type { SearchModule } from '../search/index.js';
@@ -14,6 +16,10 @@ export const BADGES = ['downloads', 'stars', 'signed', 'health'] as const;
 type Badge = (typeof BADGES)[number];
 
 const RECENT_MS = 90 * 24 * 3600 * 1000;
+const SCAN_REPORT_TYPE = 'scan-report';
+const SCAN_REPORT_MEDIA_TYPE = 'application/vnd.artifact-store.scan-report.v1+json';
+const SCAN_RESULT_ANNOTATION = 'dev.artifact-store.scan.result';
+const REPORT_MAX_BYTES = 4 * 1024 * 1024;
 const SIGNATURE_TYPES_SQL = "(artifact_type = 'application/vnd.dev.cosign.artifact.sig.v1+json' OR artifact_type LIKE 'application/vnd.dev.sigstore.bundle%')";
 
 /** A flat two-part badge; widths from a per-character estimate (no font metrics offline). */
@@ -38,7 +44,36 @@ export function registerBadges(deps: ModuleDeps, search: SearchModule): void {
   const newestStmt = sqlite.prepare('SELECT digest, signed, updated_at, repository_id FROM search_docs WHERE repository = ? AND subject IS NULL ORDER BY updated_at DESC, id DESC LIMIT 1');
   const evidenceStmt = sqlite.prepare(`SELECT 1 FROM manifests WHERE repository_id = ? AND subject = ? AND NOT ${SIGNATURE_TYPES_SQL} LIMIT 1`);
 
-  const value = (badge: Badge, repository: string, newest: Newest | undefined): [string, string, string] => {
+  const evidence = new EvidenceStore(deps.db);
+
+  /**
+   * Whether the latest scan report (evidence of type scan-report) of this manifest lists a
+   * critical finding. The report manifest's `scan.result` annotation says `pass`/`warn` when
+   * there is nothing critical or high; only on `fail` (or a report without it) is the report blob
+   * read to tell critical from high. Unreadable or malformed reports count as not clean: a badge
+   * must not call a manifest healthy because its report could not be checked.
+   */
+  const criticalFinding = async (repository: string, newest: Newest): Promise<boolean> => {
+    const reports = evidence.evidenceOfSubject(deps.db, repository, newest.repository_id, newest.digest).filter((e) => e.type === SCAN_REPORT_TYPE || e.declaredType === SCAN_REPORT_TYPE);
+    const latest = reports[reports.length - 1];
+    if (!latest) return false;
+    const m = deps.store.manifestByDigest(repository, latest.digest);
+    if (!m) return false;
+    try {
+      const doc = JSON.parse(m.payload.toString('utf8')) as { annotations?: Record<string, string>; layers?: { mediaType?: string; digest?: string; size?: number }[] };
+      const result = doc.annotations?.[SCAN_RESULT_ANNOTATION];
+      if (result === 'pass' || result === 'warn') return false;
+      const layer = doc.layers?.find((l) => l.mediaType === SCAN_REPORT_MEDIA_TYPE && typeof l.digest === 'string');
+      if (!layer || (layer.size ?? 0) > REPORT_MAX_BYTES) return true;
+      const report = JSON.parse((await readSmallBlob(deps.driver, layer.digest!, REPORT_MAX_BYTES)).toString('utf8')) as { counts?: { critical?: unknown }; blobs?: { findings?: { severity?: unknown }[] }[] };
+      if (typeof report.counts?.critical === 'number') return report.counts.critical > 0;
+      return (report.blobs ?? []).some((b) => (b.findings ?? []).some((f) => f.severity === 'critical'));
+    } catch {
+      return true;
+    }
+  };
+
+  const value = async (badge: Badge, repository: string, newest: Newest | undefined): Promise<[string, string, string]> => {
     switch (badge) {
       case 'downloads':
         return ['downloads', String(search.downloads.count(repository)), '#007ec6'];
@@ -52,12 +87,13 @@ export function registerBadges(deps: ModuleDeps, search: SearchModule): void {
         if (Date.now() - newest.updated_at > RECENT_MS) missing.push('stale');
         if (!newest.signed) missing.push('unsigned');
         if (evidenceStmt.get(newest.repository_id, newest.digest) === undefined) missing.push('no evidence');
-        return missing.length === 0 ? ['health', 'healthy', '#4c1'] : ['health', missing.join(', '), missing.length === 1 ? '#dfb317' : '#e05d44'];
+        if (await criticalFinding(repository, newest)) missing.push('critical finding');
+        return missing.length === 0 ? ['health', 'healthy', '#4c1'] : ['health', missing.join(', '), missing.length === 1 && !missing.includes('critical finding') ? '#dfb317' : '#e05d44'];
       }
     }
   };
 
-  deps.app.get('/badges/*', (c: Context<AppEnv>) => {
+  deps.app.get('/badges/*', async (c: Context<AppEnv>) => {
     const rest = c.req.path.slice('/badges/'.length);
     const slash = rest.lastIndexOf('/');
     const repository = slash > 0 ? rest.slice(0, slash) : '';
@@ -67,7 +103,7 @@ export function registerBadges(deps: ModuleDeps, search: SearchModule): void {
     if (!(BADGES as readonly string[]).includes(badge) || !isValidName(repository)) return notFound();
     // Existence is only checked after the right to see it: a private name and a missing one look alike.
     if (!deps.access.can(c, { kind: 'repository', repository, action: 'pull' }) || deps.store.repositoryId(repository) === undefined) return notFound();
-    const [label, text, color] = value(badge as Badge, repository, newestStmt.get(repository) as Newest | undefined);
+    const [label, text, color] = await value(badge as Badge, repository, newestStmt.get(repository) as Newest | undefined);
     return c.body(badgeSvg(label, text, color), 200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-cache, private', 'Content-Security-Policy': "default-src 'none'" });
   });
 }
