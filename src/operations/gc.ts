@@ -17,6 +17,7 @@ import type { DeleteTarget, Governance } from '../governance/hooks.js';
 import { isFallbackTag, selectRetention, type NamespacePolicy } from './policy.js';
 import { chunks, type BlobCandidate, type OperationsStore, type Tx } from './store.js';
 import type { PullRecorder } from './pulls.js';
+import { holderIsDead, PROCESS_ID } from './lease.js';
 
 export interface GcItem {
   kind: 'blob' | 'manifest' | 'tag';
@@ -56,7 +57,7 @@ const yieldToRequests = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 export class GarbageCollector {
   private running: Promise<unknown> | null = null;
-  private readonly holder = randomUUID();
+  private readonly holder = `${PROCESS_ID}/${randomUUID()}`;
 
   constructor(
     private readonly store: OperationsStore,
@@ -88,7 +89,7 @@ export class GarbageCollector {
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.running) return Promise.reject(ociError('CONFLICT', 'a garbage collection is already running'));
-    if (!this.store.acquireLease(this.holder, LEASE_MS)) return Promise.reject(ociError('CONFLICT', 'another process is running a garbage collection'));
+    if (!this.store.acquireLease(this.holder, LEASE_MS, holderIsDead)) return Promise.reject(ociError('CONFLICT', 'another process is running a garbage collection'));
     const p = fn().finally(() => {
       this.running = null;
       this.store.releaseLease(this.holder);

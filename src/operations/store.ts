@@ -195,13 +195,14 @@ export class OperationsStore {
   }
 
   /** Takes (or renews) the collector lease unless another holder's is live. */
-  acquireLease(holder: string, ttlMs: number): boolean {
+  /** Takes or renews the lease; also takes it from a holder `isDead` says crashed (compare-and-set on that holder). */
+  acquireLease(holder: string, ttlMs: number, isDead: (holder: string) => boolean = () => false): boolean {
     const now = Date.now();
-    return (
-      this.db.$client
-        .prepare('UPDATE gc_state SET holder = ?, held_until = ? WHERE id = 1 AND (holder IS NULL OR held_until < ? OR holder = ?)')
-        .run(holder, now + ttlMs, now, holder).changes > 0
-    );
+    const raw = this.db.$client;
+    if (raw.prepare('UPDATE gc_state SET holder = ?, held_until = ? WHERE id = 1 AND (holder IS NULL OR held_until < ? OR holder = ?)').run(holder, now + ttlMs, now, holder).changes > 0) return true;
+    const current = (raw.prepare('SELECT holder FROM gc_state WHERE id = 1').get() as { holder: string | null } | undefined)?.holder;
+    if (!current || !isDead(current)) return false;
+    return raw.prepare('UPDATE gc_state SET holder = ?, held_until = ? WHERE id = 1 AND holder = ?').run(holder, now + ttlMs, current).changes > 0;
   }
 
   releaseLease(holder: string): void {
