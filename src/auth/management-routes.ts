@@ -15,18 +15,18 @@ import { namespaceOf, type Principal } from './permissions.js';
 import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
 import { hashPassword } from './secrets.js';
 
-const userBody = z.object({ name: z.string(), password: z.string().min(12, 'password must have at least 12 characters'), admin: z.boolean().default(false) });
-const orgBody = z.object({ name: z.string() });
-const passwordBody = z.object({ password: z.string().min(12, 'password must have at least 12 characters') });
-const disabledBody = z.object({ disabled: z.boolean() });
-const memberBody = z.object({ role: z.enum(['owner', 'maintainer', 'reader']) });
-const keyBody = z.object({
+export const userBody = z.object({ name: z.string(), password: z.string().min(12, 'password must have at least 12 characters'), admin: z.boolean().default(false) });
+export const orgBody = z.object({ name: z.string() });
+export const passwordBody = z.object({ password: z.string().min(12, 'password must have at least 12 characters') });
+export const disabledBody = z.object({ disabled: z.boolean() });
+export const memberBody = z.object({ role: z.enum(['owner', 'maintainer', 'reader']) });
+export const keyBody = z.object({
   name: z.string().min(1).max(100),
   scopes: z.array(z.enum(['read', 'publish', 'admin'])).min(1),
   repositories: z.array(z.string().min(1).max(255)).min(1).max(100).optional(),
   expiresInSeconds: z.number().int().positive().optional(),
 });
-const visibilityBody = z.object({ repository: z.string(), visibility: z.enum(['public', 'private']) });
+export const visibilityBody = z.object({ repository: z.string(), visibility: z.enum(['public', 'private']) });
 
 /** Management requests are small JSON documents. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -55,6 +55,9 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     access.require(c, { kind: 'account.read' });
     return c.get('caller').principal!;
   };
+
+  // The description of these routes, not of any data: public, like /healthz.
+  app.get('/api/v1/openapi.json', async (c) => c.json((await import('./management-openapi.js')).managementOpenApi()));
 
   app.get('/api/v1/whoami', (c) => {
     const p = self(c);
