@@ -34,8 +34,8 @@ export function bundleDeleteGuard(store: BundleStore): GovernanceHooks {
     tx
       .select({ m: manifestReferences.manifestDigest })
       .from(manifestReferences)
-      .innerJoin(repositories, eq(repositories.id, manifestReferences.repositoryId))
-      .where(and(eq(repositories.name, sql.placeholder('repository')), eq(manifestReferences.targetDigest, sql.placeholder('digest'))))
+      // `+repository_id`: without it SQLite walks every reference of the repository (primary key prefix) instead of the target index.
+      .where(and(eq(manifestReferences.targetDigest, sql.placeholder('digest')), sql`+${manifestReferences.repositoryId} = (SELECT ${repositories.id} FROM ${repositories} WHERE ${repositories.name} = ${sql.placeholder('repository')})`))
       .limit(1)
       .prepare();
   // Prepared once on the (single, shared) connection; usable inside any later transaction.

@@ -84,7 +84,8 @@ export class EvidenceStore {
     const rows = q
       .select({ r: manifestReferences.repositoryId, m: manifestReferences.manifestDigest, t: manifestReferences.targetDigest })
       .from(manifestReferences)
-      .where(and(inArray(manifestReferences.repositoryId, repoIds), inArray(manifestReferences.targetDigest, digests)))
+      // `+repository_id`: search by target digest (SQLite would otherwise scan each repository's references by primary key prefix).
+      .where(and(inArray(manifestReferences.targetDigest, digests), sql`+${manifestReferences.repositoryId} IN (${sql.join(repoIds.map((id) => sql`${id}`), sql`, `)})`))
       .all();
     for (const row of rows) {
       const key = `${row.r} ${row.t}`;
