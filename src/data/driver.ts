@@ -43,6 +43,12 @@ export interface BlobDriver {
   redirectUrl(digest: string, ttlSeconds: number): Promise<string | null>;
   /** Removes committed bytes; absent is not an error. */
   delete(digest: string): Promise<void>;
+  /**
+   * delete() for many blobs in few requests (S3: DeleteObjects, up to 1000 keys each). Returns the
+   * digests whose bytes could not be removed (absent counts as removed); throws only when
+   * nothing could be attempted. Optional: callers fall back to delete() per digest.
+   */
+  deleteMany?(digests: string[]): Promise<string[]>;
 
   createUpload(id: string): Promise<UploadState>;
   /**

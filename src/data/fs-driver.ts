@@ -80,6 +80,19 @@ export class FsDriver implements BlobDriver {
     await rm(this.path(keys.blob(digest)), { force: true });
   }
 
+  async deleteMany(digests: string[]): Promise<string[]> {
+    const failed: string[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < digests.length) {
+        const d = digests[next++]!;
+        await this.delete(d).catch(() => failed.push(d));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, digests.length) }, worker));
+    return failed;
+  }
+
   async createUpload(id: string): Promise<UploadState> {
     const file = this.path(keys.uploadData(id));
     const created = await mkdir(dirname(file), { recursive: true });

@@ -309,6 +309,35 @@ export class S3Driver implements BlobDriver {
     await this.run(this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.k(keys.blob(digest)) })));
   }
 
+  async deleteMany(digests: string[]): Promise<string[]> {
+    const failed: string[] = [];
+    for (let i = 0; i < digests.length; i += 1000) {
+      const batch = digests.slice(i, i + 1000);
+      const digestOf = new Map(batch.map((d) => [this.k(keys.blob(d)), d]));
+      try {
+        const res = await this.run(this.client.send(new DeleteObjectsCommand({
+          Bucket: this.bucket, Delete: { Objects: [...digestOf.keys()].map((Key) => ({ Key })), Quiet: true },
+        })));
+        // Quiet mode lists only failures; a failure without a known key fails the whole batch (retried next run).
+        for (const e of res.Errors ?? []) {
+          const d = e.Key === undefined ? undefined : digestOf.get(e.Key);
+          if (d === undefined) return [...failed, ...batch];
+          failed.push(d);
+        }
+      } catch {
+        // The request itself failed or the server rejects batch deletes: one request per key.
+        await mapLimit(batch, 8, async (d) => {
+          try {
+            await this.delete(d);
+          } catch {
+            failed.push(d);
+          }
+        });
+      }
+    }
+    return [...new Set(failed)];
+  }
+
   async createUpload(id: string): Promise<UploadState> {
     await this.put(this.marker(id), Buffer.from(JSON.stringify({ created: new Date().toISOString() })));
     const driver: Session = { partSize: this.partSize, runs: [], tail: [] };

@@ -349,6 +349,17 @@ export class GarbageCollector {
   /** Deletes the bytes of `deleting` tombstones, then marks them `deleted`; failures stay `deleting` for the next run. */
   private async deleteBytes(items: { digest: string; generation: number }[]): Promise<void> {
     this.renew();
+    if (this.driver.deleteMany) {
+      let failed = new Set<string>(items.map((i) => i.digest));
+      try {
+        failed = new Set(await this.driver.deleteMany(items.map((i) => i.digest)));
+      } catch (err) {
+        this.log.warn({ err, blobs: items.length }, 'gc: deleting bytes failed; retried next run');
+      }
+      if (failed.size > 0 && failed.size < items.length) this.log.warn({ failed: failed.size }, 'gc: some bytes not deleted; retried next run');
+      this.store.markDeleted(items.filter((i) => !failed.has(i.digest)));
+      return;
+    }
     const done: { digest: string; generation: number }[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {

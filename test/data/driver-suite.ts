@@ -61,6 +61,32 @@ export function driverSuite(name: string, make: () => Promise<DriverFixture>): v
   };
 
   describe(`BlobDriver: ${name}`, () => {
+    withDriver('deleteMany removes many blobs in batches (S3: DeleteObjects, 1000 keys a request), absent ones included', async ({ driver }) => {
+      expect(driver.deleteMany).toBeTypeOf('function');
+      const engine = new UploadEngine(driver);
+      const stored: string[] = [];
+      for (let i = 0; i < 3; i++) stored.push(await push(engine, [randomBytes(1024 + i)]));
+      const keep = await push(engine, [randomBytes(2048)]);
+      // 1500 absent digests around the stored ones: crosses the 1000-key request boundary.
+      const absent = Array.from({ length: 1500 }, () => sha256Of(randomBytes(16)));
+      const list = [...absent.slice(0, 999), stored[0]!, stored[1]!, ...absent.slice(999), stored[2]!];
+      // On S3, count the requests: two DeleteObjects, no per-key DeleteObject (which would also pass the checks below).
+      const client = (driver as { client?: { send: (cmd: object) => Promise<unknown> } }).client;
+      const sent: string[] = [];
+      if (client) {
+        const send = client.send.bind(client);
+        client.send = (cmd: object) => (sent.push(cmd.constructor.name), send(cmd));
+      }
+      expect(await driver.deleteMany!(list)).toEqual([]);
+      for (const d of stored) expect(await driver.stat(d)).toBeNull();
+      expect(await driver.stat(keep)).toEqual({ size: 2048 });
+      expect(await driver.deleteMany!([])).toEqual([]);
+      if (client) {
+        expect(sent.filter((n) => n === 'DeleteObjectsCommand')).toHaveLength(2);
+        expect(sent).not.toContain('DeleteObjectCommand');
+      }
+    });
+
     withDriver('stores, stats, reads whole and ranges, redirects and deletes', async ({ driver }) => {
       const engine = new UploadEngine(driver);
       const bytes = randomBytes(100 * 1024);
