@@ -119,6 +119,26 @@ describe.runIf(available || !!process.env.CI)('web UI in chromium', () => {
     expect(await page.textContent('main')).toContain('revoked');
     expect(await page.textContent('main')).not.toContain(token);
     await page.screenshot({ path: `${SHOTS}/keys.png`, fullPage: true });
+    // Admin pages by keyboard: labelled fields, Enter submits, the row's button disables the user.
+    await page.goto(`${reg.url}/ui/admin/users`);
+    await page.getByLabel('User name').fill('carol');
+    await page.getByLabel(/Initial password/).fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('text=User carol created.');
+    await page.getByRole('button', { name: 'Disable user carol' }).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('role=button[name="Enable user carol"]');
+    await page.screenshot({ path: `${SHOTS}/admin-users.png`, fullPage: true });
+    await page.goto(`${reg.url}/ui/admin/orgs`);
+    await page.getByLabel('Organisation name').fill('storefront-team');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('text=Members of storefront-team');
+    await page.getByLabel('User name').fill('carol');
+    await page.getByLabel('Role').selectOption('maintainer');
+    await page.getByRole('button', { name: 'Set role' }).click();
+    await page.waitForSelector('text=maintainer');
+    expect(await page.textContent('main')).toMatch(/carol\s*maintainer/);
+    await page.screenshot({ path: `${SHOTS}/admin-orgs.png`, fullPage: true });
     // The CSP held: nothing was refused or thrown in the page.
     expect(violations).toEqual([]);
   }, 120_000);
