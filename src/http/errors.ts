@@ -11,7 +11,7 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof SizeMismatchError) return ociError('SIZE_INVALID', err.message, { detail: { expected: err.expected, actual: err.actual } });
   if (err instanceof BlobNotFoundError) return ociError('BLOB_UNKNOWN', 'blob content is missing from storage');
   if (err instanceof UploadNotFoundError) return ociError('BLOB_UPLOAD_UNKNOWN');
-  if (err instanceof UploadTooLargeError) return ociError('SIZE_INVALID', err.message, { status: 413 });
+  if (err instanceof UploadTooLargeError) return ociError('SIZE_INVALID', `${err.message}: this registry's maxBlobSize (ARTIFACT_STORE_MAX_BLOB_SIZE)`, { status: 413 });
   if (err instanceof StorageUnavailableError) return ociError('UNAVAILABLE', 'storage temporarily unavailable', { headers: { 'Retry-After': '1' } });
   if (isClientAbort(err)) return ociError('BLOB_UPLOAD_INVALID', 'request body ended early');
   return ociError('INTERNAL');

@@ -134,7 +134,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     if (v === undefined) return undefined;
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 0) throw ociError('SIZE_INVALID', 'invalid Content-Length');
-    if (maxSize !== undefined && n > maxSize) throw ociError('SIZE_INVALID', `blob exceeds ${maxSize} bytes`, { status: 413 });
+    if (maxSize !== undefined && n > maxSize) throw ociError('SIZE_INVALID', `blob exceeds this registry's maxBlobSize of ${maxSize} bytes (ARTIFACT_STORE_MAX_BLOB_SIZE)`, { status: 413, detail: { maxBlobSize: maxSize, size: n } });
     return n;
   }
 
