@@ -146,7 +146,11 @@ describe('scheduled GC', () => {
         expect(i).toBeLessThan(100);
         await sleep(100);
       }
-      expect(existsSync(blobPath(reg.dataDir, orphan))).toBe(false);
+      // The metadata goes first (T1), the bytes right after: wait for them rather than race them.
+      for (let i = 0; existsSync(blobPath(reg.dataDir, orphan)); i++) {
+        expect(i).toBeLessThan(100);
+        await sleep(50);
+      }
     } finally {
       await reg.stop();
     }
