@@ -157,11 +157,13 @@ export class RegistryStore {
    */
   unlinkBlob(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
     return this.db.transaction((tx) => {
+      // Holds, retention and registered bundles first: their 403 names what protects the blob,
+      // which says more than "still referenced".
+      hooks.guard?.(tx);
       const users = this.blobReferrers(repoId, digest, tx);
       if (users.length > 0) {
         throw ociError('DENIED', 'blob is referenced by manifests in this repository; delete them first', { status: 409, detail: { manifests: users } });
       }
-      hooks.guard?.(tx);
       const res = tx.delete(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), eq(repositoryBlobs.digest, digest))).run();
       if (res.changes > 0) appendEvent(tx, { actor, action: 'oci.blob.delete', repository: name, digest });
       return res.changes > 0;
