@@ -31,7 +31,8 @@ function assertNamespace(ns: string): string {
   return ns;
 }
 
-const gcBody = z.object({ dryRun: z.boolean().default(false) }).strict();
+// dryRun is required: an empty body must never delete by accident.
+const gcBody = z.object({ dryRun: z.boolean() }).strict();
 
 export function registerOperations(deps: ModuleDeps, modules: { protection: Protection }): void {
   const { app, access, config, db, governance, log } = deps;

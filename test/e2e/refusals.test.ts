@@ -1,4 +1,4 @@
-/** A held blob that manifests still use is refused for the hold (403 naming it), not only as "referenced" (409). */
+/** Refusals that must say the right thing: a held, referenced blob names its hold; GC never runs on an empty body. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pushImage } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -21,4 +21,10 @@ it('names the hold when a held, referenced blob is deleted; after release the re
   expect(e.message).toContain(hold.id);
   expect((await fetch(`${reg.url}/api/v1/holds/${hold.id}`, { method: 'DELETE' })).status).toBe(200);
   expect((await fetch(`${reg.url}/v2/court/app/blobs/${img.layer}`, { method: 'DELETE' })).status).toBe(409);
+});
+
+it('POST /api/v1/gc needs an explicit dryRun: an empty body is 400 and deletes nothing', async () => {
+  const res = await fetch(`${reg.url}/api/v1/gc`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  expect(res.status).toBe(400);
+  expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('INVALID_PAYLOAD');
 });
