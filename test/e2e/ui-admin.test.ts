@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { cookieOf, csrfOf, uiClient } from '../helpers/ui.js';
 
 describe('UI admin pages (auth: token)', () => {
   let reg: TestRegistry;
@@ -21,13 +22,7 @@ describe('UI admin pages (auth: token)', () => {
     await reg.stop();
   });
 
-  const login = async (user: string, password = PASSWORD) =>
-    fetch(`${reg.url}/ui/login`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ username: user, password }), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
-  const cookieOf = (res: Response) => (res.headers.get('set-cookie') ?? '').split(';')[0]!;
-  const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-  const get = (path: string, cookie: string) => fetch(`${reg.url}${path}`, { headers: { Cookie: cookie }, redirect: 'manual' });
-  const post = (path: string, cookie: string, form: Record<string, string>) =>
-    fetch(`${reg.url}${path}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams(form), headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' } });
+  const { login, get, post } = uiClient(() => reg.url);
 
   it('pages need a session', async () => {
     for (const path of ['/ui/admin/users', '/ui/admin/orgs']) expect((await fetch(`${reg.url}${path}`, { redirect: 'manual' })).status, path).toBe(303);

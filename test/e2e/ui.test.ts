@@ -8,6 +8,7 @@ import { api, bundleConfig, passReceipt, pushBundle, pushReceipt } from '../help
 import { pushImage } from '../helpers/http.js';
 import { PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { cookieOf, csrfOf, uiClient } from '../helpers/ui.js';
 
 const EVIL = '<script>alert(1)</script>"\'&<img src=x onerror=alert(2)>';
 
@@ -92,15 +93,7 @@ describe('UI with auth: token', () => {
     await reg.stop();
   });
 
-  const login = async (user: string, password = PASSWORD) =>
-    fetch(`${reg.url}/ui/login`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ username: user, password }), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
-  const cookieOf = (res: Response) => (res.headers.get('set-cookie') ?? '').split(';')[0]!;
-  const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-  const post = (path: string, cookie: string, form: Record<string, string | string[]>) => {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(form)) for (const x of Array.isArray(v) ? v : [v]) body.append(k, x);
-    return fetch(`${reg.url}${path}`, { method: 'POST', redirect: 'manual', body, headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' } });
-  };
+  const { login, post } = uiClient(() => reg.url);
 
   it('refuses a wrong password without a cookie; a right one sets an HttpOnly, SameSite=Strict session', async () => {
     const bad = await login('alice', 'wrong password!!');
