@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeLayout } from '../helpers/oci-layout.js';
 import { removeDir } from '../helpers/registry.js';
+import { hasBinary } from '../helpers/clients.js';
 
 const work = mkdtempSync(join(tmpdir(), 'as-quickstart-'));
 afterAll(() => removeDir(work));
@@ -32,14 +33,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-function hasSkopeo(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v skopeo'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const hasSkopeo = (): boolean => hasBinary('skopeo');
 
 describe('README quick start', () => {
   it('is what the test runs: npm ci, npm start &, wait for /readyz, log in with the initial password', () => {

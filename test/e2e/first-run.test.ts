@@ -4,7 +4,7 @@
  * changing the password removes the file; the CLI bootstrap run first disables all of it; the
  * data dir and everything in it are private (0700 / 0600) whichever writer creates them.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { basic } from '../helpers/identities.js';
 import { randomBlob, sha256 } from '../helpers/http.js';
 import { writeLayout } from '../helpers/oci-layout.js';
 import { removeDir, startRegistryProcess } from '../helpers/registry.js';
+import { hasBinary } from '../helpers/clients.js';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'as-first-run-'));
@@ -28,14 +29,7 @@ function modes(dir: string): { path: string; mode: number; dir: boolean }[] {
     return { path: p, mode: st.mode & 0o777, dir: st.isDirectory() };
   });
 }
-function hasSkopeo(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v skopeo'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const hasSkopeo = (): boolean => hasBinary('skopeo');
 const tokenAuth = { ARTIFACT_STORE_AUTH: 'token', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0' };
 
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {

@@ -4,7 +4,7 @@
  * revocation quarantines; enforceOnPull refuses untrusted manifests while signatures stay
  * readable; keyless through a test-made CA and trusted root. Vectors come from helpers/cosign.ts.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { attestDigestLegacyTag, generateKey, legacyTag, makeTestSigstore, signDi
 import { expectError, pushBlob, pushImage, sha256 } from '../helpers/http.js';
 import { writeLayout } from '../helpers/oci-layout.js';
 import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { hasBinary } from '../helpers/clients.js';
 
 let reg: TestRegistry;
 const work = mkdtempSync(join(tmpdir(), 'as-trust-'));
@@ -321,14 +322,7 @@ describe('bad queries', () => {
   });
 });
 
-const hasSkopeo = (): boolean => {
-  try {
-    execFileSync('sh', ['-c', 'command -v skopeo'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const hasSkopeo = (): boolean => hasBinary('skopeo');
 
 describe('real client', () => {
   it.runIf(process.env.CI || hasSkopeo())('skopeo pulls a signed image under enforceOnPull and is refused an unsigned one', async () => {

@@ -33,6 +33,16 @@ export function runCommand(cmd: string, args: string[], opts: { timeout?: number
   });
 }
 
+/** Whether a client binary is on PATH (tests that run without it outside CI ask this). */
+export function hasBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Absolute path of a client binary, or throws with the Debian package to install (tests fail, never skip). */
 export function requireBinary(name: string, debianPackage: string): string {
   try {
