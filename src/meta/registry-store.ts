@@ -268,9 +268,9 @@ export class RegistryStore {
   }
 
   /**
-   * The caller checked the references before its (async) governance checks; a delete may have
-   * run since. Re-checked here, in the write transaction, so a manifest never lands pointing at
-   * content that is gone.
+   * The caller checked the references before its (async) governance checks; a delete or a GC
+   * sweep may have run since. Re-checked here, in the write transaction, so a manifest never
+   * lands pointing at content that is gone (this is also GC's fence for manifest pushes).
    */
   private requireReferences(tx: Tx, repoId: number, refs: NewManifest['references']): void {
     const blobDigests = refs.filter((r) => r.kind === 'blob').map((r) => r.digest);
@@ -278,7 +278,7 @@ export class RegistryStore {
     const blobsThere = this.linkedBlobSizes(repoId, blobDigests, tx);
     const childrenThere = this.manifestSizes(repoId, childDigests, tx);
     const gone = [...blobDigests.filter((d) => !blobsThere.has(d)), ...childDigests.filter((d) => !childrenThere.has(d))];
-    if (gone.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: gone[0] } });
+    if (gone.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob or manifest is gone since it was checked (deleted or garbage-collected): push it again', { detail: { digest: gone[0] } });
   }
 
   /**

@@ -4,7 +4,7 @@
  *   POST /api/v1/gc {dryRun}                       registry.admin
  *   PUT|GET /api/v1/namespaces/{ns}/policies       namespace.manage
  *   GET /api/v1/namespaces/{ns}/usage              namespace.manage
- * Hooks: guardPush (blobs still linked — the GC fence —, immutable tags, quota), guardDelete
+ * Hooks: guardPush (immutable tags, quota; references are re-checked by the store), guardDelete
  * (immutable tags), checkPull (pull times for retention).
  */
 import { z } from 'zod';
@@ -48,14 +48,8 @@ export function registerOperations(deps: ModuleDeps, modules: { protection: Prot
     name: 'operations',
     guardPush(push: ManifestPush, tx: Tx): void {
       const repoId = store.repositoryId(push.repository, tx);
-      // GC fence: the blobs and child manifests checked before this transaction must still be
-      // there now (a sweep may have removed them since): otherwise the client uploads again.
-      if (repoId !== undefined) {
-        const unlinked = store.unlinkedBlobs(repoId, [...new Set(push.parsed.blobs.map((b) => b.digest))], tx);
-        if (unlinked.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was garbage-collected; push it again', { detail: { digest: unlinked[0] } });
-        const missing = store.missingManifests(repoId, [...new Set(push.parsed.children.map((d) => d.digest))], tx);
-        if (missing.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', 'index references an unknown manifest', { detail: { digest: missing[0] } });
-      }
+      // The GC fence for references (blobs and child manifests still there) is
+      // RegistryStore.putManifest's own re-check in this same transaction.
       const ns = namespaceOf(push.repository);
       const policy = policyOf(ns, tx);
       if (repoId !== undefined) {

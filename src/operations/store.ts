@@ -107,23 +107,6 @@ export class OperationsStore {
     return q.select({ n: tags.name }).from(tags).where(where).all().map((r) => r.n);
   }
 
-  /** Which of `digests` are not linked to the repository (blobs) right now. */
-  unlinkedBlobs(repoId: number, digests: string[], q: Q): string[] {
-    const linked = new Set<string>();
-    for (const part of chunks(digests)) {
-      for (const r of q.select({ d: repositoryBlobs.digest }).from(repositoryBlobs).where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, part))).all()) linked.add(r.d);
-    }
-    return digests.filter((d) => !linked.has(d));
-  }
-
-  missingManifests(repoId: number, digests: string[], q: Q): string[] {
-    const present = new Set<string>();
-    for (const part of chunks(digests)) {
-      for (const r of q.select({ d: manifests.digest }).from(manifests).where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, part))).all()) present.add(r.d);
-    }
-    return digests.filter((d) => !present.has(d));
-  }
-
   // ---- GC: blobs -----------------------------------------------------------------------------
 
   /**
