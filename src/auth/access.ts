@@ -7,9 +7,10 @@
 import type { Context } from 'hono';
 import { ociError, type AppError } from '../errors/catalogue.js';
 import type { AppEnv } from '../http/env.js';
+import { isAssignableName } from './accounts.js';
 import type { Caller } from './authenticate.js';
 import type { IdentityStore } from './identity-store.js';
-import type { Action } from './permissions.js';
+import { namespaceOf, type Action } from './permissions.js';
 import { capabilityName, catalogScope, decide, type Capability } from './capabilities.js';
 
 export interface AccessControl {
@@ -116,10 +117,13 @@ export class TokenAccess implements AccessControl {
     return scope.all ? listAll(limit, last) : this.identities.visibleRepositories(scope, limit, last);
   }
 
-  private challenge(c: Context<AppEnv>, scope: string, insufficient: boolean, detail: unknown): AppError {
+  private challenge(c: Context<AppEnv>, scope: string, insufficient: boolean, detail: unknown, hint?: string): AppError {
     const params: Record<string, string> = { realm: realmOf(c, this.realm), service: this.service, scope };
     if (insufficient) params.error = 'insufficient_scope';
-    return ociError('UNAUTHORIZED', undefined, { detail, headers: { 'WWW-Authenticate': bearerChallenge(params) } });
+    // RFC 6750 §3: docker/containers clients print error_description; it is also the only place
+    // a HEAD refusal (no body) can say anything.
+    if (insufficient && hint) params.error_description = hint;
+    return ociError('UNAUTHORIZED', hint, { detail, headers: { 'WWW-Authenticate': bearerChallenge(params) } });
   }
 
   authorizeAdmin(c: Context<AppEnv>): void {
@@ -129,12 +133,28 @@ export class TokenAccess implements AccessControl {
   authorize(c: Context<AppEnv>, repository: string, action: Action): void {
     const caller = c.get('caller');
     if (this.allowed(caller, repository, action)) return;
+    const detail = [{ Type: 'repository', Name: repository, Action: action }];
+    const hint = this.refusalHint(caller, repository);
     // Anonymous callers and tokens without the scope are asked to (re)authenticate, as docker
     // clients expect; a user who authenticated directly and lacks the right is refused.
     if (caller.principal === null || caller.grants) {
-      throw this.challenge(c, `repository:${repository}:${CHALLENGE_ACTIONS[action]}`, caller.grants !== undefined, [{ Type: 'repository', Name: repository, Action: action }]);
+      throw this.challenge(c, `repository:${repository}:${CHALLENGE_ACTIONS[action]}`, caller.grants !== undefined, detail, hint);
     }
-    if (action !== 'pull') this.identities.recordDenial(caller.actor, capabilityName({ kind: 'repository', repository, action }), repository, 'insufficient permission');
-    throw ociError('DENIED', undefined, { detail: [{ Type: 'repository', Name: repository, Action: action }] });
+    if (action !== 'pull') this.identities.recordDenial(caller.actor, capabilityName({ kind: 'repository', repository, action }), repository, hint ?? 'insufficient permission');
+    throw ociError('DENIED', hint, { detail });
+  }
+
+  /**
+   * What to do about a refusal, told only to an authenticated caller (issue #19: skopeo showed
+   * "unexpected end of JSON input" and nothing else). Only when the namespace has no owner at
+   * all: that says nothing about the repositories in it (whether any exist, public or not), and
+   * whether a name is taken is what creating an organisation tells any signed-in user anyway.
+   * Anonymous callers, and namespaces someone owns, get the generic refusal.
+   */
+  private refusalHint(caller: Caller, repository: string): string | undefined {
+    if (caller.principal === null) return undefined;
+    const ns = namespaceOf(repository);
+    if (!isAssignableName(ns) || this.identities.principalByName(ns)) return undefined;
+    return `namespace '${ns}' has no owner: create the organisation first (POST /api/v1/orgs with name '${ns}', or an administrator runs \`artifact-store org create ${ns} --owner <user>\`), then push`;
   }
 }

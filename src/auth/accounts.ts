@@ -13,6 +13,11 @@ const PRINCIPAL_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
  */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set(['anonymous', 'system', 'registry', 'cli', 'gc', 'scheduler', 'unknown', 'token', 'v2', 'api']);
 
+/** Whether a user or organisation could ever be created under this name (format, not reserved). */
+export function isAssignableName(name: string): boolean {
+  return name.length <= 64 && PRINCIPAL_RE.test(name) && !RESERVED_NAMES.has(name);
+}
+
 /**
  * A new user or organisation name must be free, and — unless an administrator is creating it —
  * must not already have repositories under it: claiming the name would take them over.
