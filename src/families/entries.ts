@@ -4,6 +4,7 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
+import { RE2 } from 're2-wasm';
 import { z } from 'zod';
 import { ociError } from '../errors/catalogue.js';
 import { FAMILIES, type Family } from '../governance/contracts.js';
@@ -53,7 +54,14 @@ export const entrySchema = (family: Family): z.ZodType<EntryDoc> => FAMILY_FIELD
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv2020) => Ajv2020;
 // addUsedSchema: false — entries may reuse `$id`s; each version is compiled on its own.
-const ajv = addFormats(new Ajv2020({ allErrors: true, strict: false, addUsedSchema: false, validateSchema: true }));
+/**
+ * `pattern` and `patternProperties` come from admins' schemas and run against every pushed
+ * manifest: with JavaScript's backtracking engine one `^(a+)+$` could pin the process for
+ * minutes (ReDoS). RE2 matches in linear time; it refuses backreferences and lookarounds, which
+ * then fail the schema's compilation with a clear 400 instead of running.
+ */
+const re2Engine = Object.assign((pattern: string, flags: string) => new RE2(pattern, flags.includes('u') ? flags : `${flags}u`), { code: 'new RE2' });
+const ajv = addFormats(new Ajv2020({ allErrors: true, strict: false, addUsedSchema: false, validateSchema: true, code: { regExp: re2Engine } }));
 
 const REF_KEYWORDS = new Set(['$ref', '$dynamicRef', '$recursiveRef']);
 const META_2020 = 'https://json-schema.org/draft/2020-12/schema';

@@ -48,6 +48,22 @@ describe('schema admission', () => {
     compileSchema({ $id: 'https://acme.example/s', type: 'object' }, 'configSchema');
     compileSchema({ $id: 'https://acme.example/s', type: 'string' }, 'configSchema');
   });
+
+  it('runs admins\' patterns in linear time (RE2): a catastrophic pattern answers at once, backreferences are refused', () => {
+    const v = compileSchema({ properties: { title: { type: 'string', pattern: '^(a+)+$' } }, patternProperties: { '^(x+x+)+y$': { type: 'integer' } } }, 'configSchema');
+    // Backtracking needs ~2^n steps here (JavaScript's engine takes >10 s at n = 28).
+    const evil = `${'a'.repeat(100_000)}!`;
+    const started = performance.now();
+    expect(v({ title: evil })).toBe(false);
+    expect(v({ [`${'x'.repeat(50_000)}`]: 'not checked: the key does not match' })).toBe(true);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(v({ title: 'aaa' })).toBe(true);
+    expect(v({ xxy: 'no' })).toBe(false);
+    // Unicode classes still work; what RE2 cannot run in linear time is a clear refusal.
+    expect(compileSchema({ type: 'string', pattern: '^\\p{L}+$' }, 'configSchema')('héllo')).toBe(true);
+    expect(refusal({ type: 'string', pattern: '(a)\\1' }).message).toMatch(/^configSchema is not a valid JSON Schema 2020-12: .*invalid escape/);
+    expect(refusal({ type: 'string', pattern: '^(?=a)' }).message).toMatch(/^configSchema is not a valid JSON Schema 2020-12: /);
+  });
 });
 
 describe('failure paths', () => {
