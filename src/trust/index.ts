@@ -9,6 +9,7 @@ import type { Families, Trust } from '../governance/contracts.js';
 import type { PullTarget } from '../governance/hooks.js';
 import type { ModuleDeps } from '../governance/module.js';
 import { COSIGN_ATT_ARTIFACT, COSIGN_SIG_ARTIFACT, isSignatureManifest } from './discovery.js';
+import { carriesDeployableLayers } from './deployable.js';
 import { TrustEvaluator, type TrustExplanation } from './evaluator.js';
 import { TrustPolicyStore } from './policy-store.js';
 import { registerTrustRoutes } from './routes.js';
@@ -40,13 +41,14 @@ export function registerTrust(deps: ModuleDeps, _families: Families): TrustModul
     checkPull: async (target) => {
       const policy = policies.get(namespaceOf(target.repository));
       if (policy.mode === 'off' || !policy.enforceOnPull) return;
-      // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify.
-      if (target.subject !== null || isSignatureArtifact(target)) return;
+      // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify;
+      // legacy `.sig`/`.att` manifests have no subject and are recognised by their layers. None
+      // of them may carry a layer a runtime would deploy (deployable.ts).
+      const exemptShape = target.subject !== null || isSignatureArtifact(target);
+      const m = deps.store.manifestByDigest(target.repository, target.digest);
+      if (m && (exemptShape || isSignatureManifest(m.payload)) && !carriesDeployableLayers(m.payload)) return;
       const verdict = await evaluator.explain(target.repository, target.digest, policy);
       if (verdict.trusted) return;
-      // Legacy `.sig`/`.att` manifests have no subject: recognise them by their layers.
-      const m = deps.store.manifestByDigest(target.repository, target.digest);
-      if (m && isSignatureManifest(m.payload)) return;
       const label = `trust policy of namespace ${policy.namespace} (version ${policy.version}, mode ${policy.mode}, enforceOnPull)`;
       if (policy.mode === 'warn') {
         deps.log.warn({ repository: target.repository, digest: target.digest, decision: verdict.decision }, `pull of ${verdict.decision} content allowed by the ${label}`);

@@ -255,6 +255,33 @@ describe('revocation and enforcement', () => {
     expect((await fetch(`${reg.url}/v2/idx/app/manifests/${child.digest}`)).status).toBe(200);
     expect((await explain('idx/app', child.digest)).inheritedFrom).toBe(sha256(index));
   });
+
+  it('a referrer or self-declared signature that carries image layers is judged like any image', async () => {
+    await setPolicy('smuggle', { mode: 'enforce', enforceOnPull: true, keys: keys(['k1', k1]) });
+    const signed = await pushImage(reg.url, 'smuggle/app', 'signed');
+    await signDigestBundle(reg.url, 'smuggle/app', subjectOf(signed), k1);
+    // Pushers choose subject, artifactType and media types: neither makes unsigned layers pullable.
+    const withSubject = await pushImage(reg.url, 'smuggle/app', 'with-subject', { subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...subjectOf(signed) } });
+    const calledSig = await pushImage(reg.url, 'smuggle/app', 'called-sig', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' });
+    for (const img of [withSubject, calledSig]) {
+      const res = await fetch(`${reg.url}/v2/smuggle/app/manifests/${img.digest}`);
+      expect(res.status, img.digest).toBe(403);
+      expect(((await res.json()) as { errors: { detail: { decision: string } }[] }).errors[0]!.detail.decision).toBe('unsigned');
+    }
+    // A real referrer without deployable layers (an SBOM) stays readable, and so does the signature.
+    const sbomBlob = Buffer.from('{"spdxVersion":"SPDX-2.3"}');
+    const sbomLayer = await pushBlob(reg.url, 'smuggle/app', sbomBlob);
+    const emptyConfig = await pushBlob(reg.url, 'smuggle/app', Buffer.from('{}'));
+    const sbom = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/spdx+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyConfig, size: 2 },
+      layers: [{ mediaType: 'application/spdx+json', digest: sbomLayer, size: sbomBlob.length }],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...subjectOf(signed) },
+    }));
+    expect((await fetch(`${reg.url}/v2/smuggle/app/manifests/${sha256(sbom)}`, { method: 'PUT', body: sbom, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } })).status).toBe(201);
+    expect((await fetch(`${reg.url}/v2/smuggle/app/manifests/${sha256(sbom)}`)).status).toBe(200);
+    expect((await fetch(`${reg.url}/v2/smuggle/app/manifests/signed`)).status).toBe(200);
+  });
 });
 
 describe('keyless', () => {
