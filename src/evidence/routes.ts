@@ -107,14 +107,19 @@ export function registerEvidenceRoutes(app: Hono<AppEnv>, { db, registry, store,
   app.get('/api/v1/holds', (c) => {
     const repository = c.req.query('repository');
     const includeReleased = c.req.query('includeReleased') === 'true';
-    if (repository === undefined) {
-      access.require(c, { kind: 'registry.admin' });
-      return c.json({ holds: store.listHolds(db, undefined, includeReleased, MAX_LIST).map(holdView) });
+    const limit = Number(c.req.query('limit') === undefined ? MAX_LIST : query(c, 'limit', (v) => /^\d{1,4}$/.test(v) && +v >= 1 && +v <= MAX_LIST, `an integer from 1 to ${MAX_LIST}`));
+    const afterSeq = c.req.query('cursor') === undefined ? 0 : Number(query(c, 'cursor', (v) => /^\d{1,15}$/.test(v), 'a cursor from a previous page (`next`)'));
+    if (repository === undefined) access.require(c, { kind: 'registry.admin' });
+    else {
+      if (!isValidName(repository)) query(c, 'repository', () => false, 'a valid repository name');
+      access.require(c, { kind: 'repository', repository, action: 'pull' });
+      requireRepository(repository);
     }
-    if (!isValidName(repository)) query(c, 'repository', () => false, 'a valid repository name');
-    access.require(c, { kind: 'repository', repository, action: 'pull' });
-    requireRepository(repository);
-    return c.json({ repository, holds: store.listHolds(db, repository, includeReleased, MAX_LIST).map(holdView) });
+    // One row more than the page says whether another page follows; `next` is its cursor.
+    const rows = store.listHolds(db, repository, includeReleased, limit + 1, afterSeq);
+    const page = rows.slice(0, limit);
+    const next = rows.length > limit ? String(page[page.length - 1]!.createdSeq) : null;
+    return c.json({ ...(repository === undefined ? {} : { repository }), holds: page.map(holdView), next });
   });
 
   app.get('/api/v1/evidence', (c) => {

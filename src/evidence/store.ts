@@ -1,5 +1,5 @@
 /** SQL for the evidence index, legal holds and the scan queue. Every method is synchronous. */
-import { and, asc, count, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { events, manifestReferences, manifests } from '../meta/schema.js';
 import type { Tx } from '../governance/hooks.js';
@@ -146,8 +146,13 @@ export class EvidenceStore {
     q.update(legalHolds).set({ releasedBy: by, releasedAt: at, releaseReason: reason }).where(eq(legalHolds.id, id)).run();
   }
 
-  listHolds(q: Q, repository: string | undefined, includeReleased: boolean, limit: number): HoldRow[] {
-    const conds = [repository !== undefined ? eq(legalHolds.repository, repository) : undefined, includeReleased ? undefined : isNull(legalHolds.releasedAt)].filter((c) => c !== undefined);
+  /** Holds in creation order, `limit` after the one created at event `afterSeq` (a page cursor). */
+  listHolds(q: Q, repository: string | undefined, includeReleased: boolean, limit: number, afterSeq = 0): HoldRow[] {
+    const conds = [
+      repository !== undefined ? eq(legalHolds.repository, repository) : undefined,
+      includeReleased ? undefined : isNull(legalHolds.releasedAt),
+      afterSeq > 0 ? gt(legalHolds.createdSeq, afterSeq) : undefined,
+    ].filter((c) => c !== undefined);
     return q
       .select()
       .from(legalHolds)

@@ -157,6 +157,29 @@ describe('who may hold', () => {
   });
 });
 
+describe('listing holds', () => {
+  it('pages in creation order with a cursor; bad paging parameters are 400', async () => {
+    const repo = 'acme/paged';
+    await pushImage(reg.url, repo, 'v1', {}, as.olive);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await json(await hold({ repository: repo, reason: `matter ${i}` }))).id);
+    const seen: string[] = [];
+    let cursor: string | null = '';
+    for (let pages = 0; cursor !== null; pages++) {
+      expect(pages).toBeLessThan(5);
+      const page = await json(await fetch(`${reg.url}/api/v1/holds?repository=${repo}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { headers: as.rita }));
+      expect(page.holds.length).toBeLessThanOrEqual(2);
+      seen.push(...page.holds.map((h: { id: string }) => h.id));
+      cursor = page.next;
+    }
+    expect(seen).toEqual(ids);
+    await expectError(await fetch(`${reg.url}/api/v1/holds?repository=${repo}&limit=0`, { headers: as.rita }), 400, 'INVALID_PAYLOAD');
+    await expectError(await fetch(`${reg.url}/api/v1/holds?repository=${repo}&limit=1001`, { headers: as.rita }), 400, 'INVALID_PAYLOAD');
+    await expectError(await fetch(`${reg.url}/api/v1/holds?repository=${repo}&cursor=abc`, { headers: as.rita }), 400, 'INVALID_PAYLOAD');
+    for (const id of ids) expect((await del(`/api/v1/holds/${id}`)).status).toBe(200);
+  });
+});
+
 describe('governed namespace and restart', () => {
   it('fails closed on unknown or disabled evidence types; holds survive a restart', async () => {
     const gov = await fetch(`${reg.url}/api/v1/namespaces/acme/governance`, { method: 'PUT', headers: { ...as.olive, 'Content-Type': 'application/json' }, body: JSON.stringify({ governed: true }) });
