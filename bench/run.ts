@@ -2,10 +2,11 @@
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { loadavg, totalmem } from "node:os";
+import { loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { measureCeilings, type Ceilings } from "./ceiling.js";
 import { markdownReport, summarize, fmtNum, type EnvInfo, type MetricResult } from "./stats.js";
 import { machineCpuSeconds, processCpuSeconds, startTarget, stopAllStarted, type RunningTarget, type TargetSpec } from "./targets.js";
 import { sizes, workloads, type Ctx, type Sample } from "./workloads.js";
@@ -27,6 +28,7 @@ const HELP = `usage: npx tsx bench/run.ts [options]
   --out=DIR               results directory (default bench/results) [BENCH_OUT]
   --distribution-bin=PATH (default /usr/bin/docker-registry)      [BENCH_DISTRIBUTION_BIN]
   --no-sync               do not run sync(1) before each timed run
+  --no-ceiling            skip measuring the disk/SHA-256 ceilings before push workloads
   --timeout-min=N         abort the whole run after N minutes (default 40, quick 10)
 `;
 
@@ -149,6 +151,13 @@ async function main(): Promise<number> {
   }, timeoutMin * 60_000);
   watchdog.unref();
 
+  // Ceilings in the same run as the pushes (the same disk, the same load), printed beside the ratios.
+  let ceilings: Ceilings | undefined;
+  if (!args.has("no-ceiling") && selected.some((w) => w.name.startsWith("push-"))) {
+    execFileSync("sync");
+    ceilings = await measureCeilings(tmpdir(), s.bigBlob);
+    log(`ceilings: write+fdatasync ${ceilings.diskMiBps.toFixed(0)} MiB/s, 4 KiB write+fdatasync ${ceilings.smallSyncsPerSec.toFixed(0)}/s, SHA-256 ${ceilings.sha256MiBps.toFixed(0)} MiB/s`);
+  }
   const samples = new Map<string, Record<string, number[]>>(); // metric id -> label -> values
   const errors: Array<{ workload: string; target: string; round: number; error: string }> = [];
   const extra: Record<string, Record<string, number[]>> = {};
@@ -244,6 +253,19 @@ async function main(): Promise<number> {
     notes.push(`Tag listing requests per full listing — ${desc.join("; ")}.`);
   }
   if (cpuNote) notes.push(cpuNote);
+  if (ceilings) {
+    const c = ceilings;
+    const share = (id: string): string => {
+      const r = results.find((x) => x.id === id);
+      const v = labelA ? r?.medians[labelA] : undefined;
+      return v ? `${id} ${labelA} = ${((100 * v) / c.diskMiBps).toFixed(0)}% of it` : "";
+    };
+    const shares = ["push.mono", "push.chunked"].map(share).filter(Boolean).join(", ");
+    notes.push(
+      `Ceilings measured in this run (${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
+        `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
+    );
+  }
   notes.push("Times cover only the HTTP exchange; data generation and digest precomputation happen before the clock starts, but the client generates/hashes bytes while streaming, sharing the CPUs with the server.");
   notes.push("Each upload is checked against Docker-Content-Digest and a HEAD afterwards (untimed); every pulled blob is hashed and compared in an untimed pull (the timed throughput pulls count bytes, so the client's SHA-256 speed does not cap the servers).");
   for (const e of errors) notes.push(`ERROR in ${e.workload} (${e.target}, round ${e.round}): ${e.error.split("\n")[0]}`);
@@ -259,6 +281,10 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${md}`);
   log(`wrote ${join(outDir, "latest.md")} and latest.json (${env.totalSeconds.toFixed(0)} s total)`);
   return errors.length ? 1 : 0;
+}
+
+function formatCeilingSize(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / 2 ** 20} MiB`;
 }
 
 main().then(

@@ -9,7 +9,7 @@ import {
   SMALL_TIMEOUT, checkDigestHeader, expect, manifestBase, pullBlob, pushChunked, pushMonolithic, putManifest, verifyBlob,
 } from "./oci.js";
 import { latencySummary, type MetricDef } from "./stats.js";
-import { RssSampler, type RssReport, type RunningTarget } from "./targets.js";
+import { RssSampler, processCpuSeconds, type RssReport, type RunningTarget } from "./targets.js";
 
 export interface Sizes {
   bigBlob: number;
@@ -67,6 +67,14 @@ export interface Workload {
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 const mibps = (bytes: number, s: number): number => bytes / MiB / s;
+/** Server CPU seconds (user + system) spent in `fn`, or NaN when the PID is unknown. */
+async function serverCpu<T>(t: RunningTarget, fn: () => Promise<T>): Promise<{ value: T; cpu: number }> {
+  const before = t.pid !== undefined ? processCpuSeconds(t.pid) : undefined;
+  const value = await fn();
+  const after = t.pid !== undefined ? processCpuSeconds(t.pid) : undefined;
+  return { value, cpu: before !== undefined && after !== undefined ? after - before : NaN };
+}
+const cpuMetric = (id: string, what: string): MetricDef => ({ id, workload: `server CPU per GiB pushed, ${what}`, unit: "s/GiB", better: "lower", target: { kind: "absolute", max: 2 } });
 
 // ---------------------------------------------------------------------------
 // Workload definitions
@@ -80,44 +88,47 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
 
   list.push({
     name: "push-monolithic",
-    metrics: [{ id: "push.mono", workload: `blob push, monolithic ${big} (POST + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }],
+    metrics: [{ id: "push.mono", workload: `blob push, monolithic ${big} (POST + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.mono.cpu", "monolithic")],
     async run({ t }, round) {
       const blob = new BlobSource(`mono:${round}`, s.bigBlob);
       const digest = blob.digest();
       const t0 = performance.now();
-      await pushMonolithic(t.client, "bench/push", blob, digest);
+      const { cpu } = await serverCpu(t, () => pushMonolithic(t.client, "bench/push", blob, digest));
       const el = seconds(t0);
       await verifyBlob(t.client, "bench/push", digest, s.bigBlob);
-      return { "push.mono": mibps(s.bigBlob, el) };
+      return { "push.mono": mibps(s.bigBlob, el), "push.mono.cpu": cpu / (s.bigBlob / GiB) };
     },
   });
 
   list.push({
     name: "push-chunked",
-    metrics: [{ id: "push.chunked", workload: `blob push, chunked ${big} (${formatBytes(s.patchChunk)} PATCHes + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }],
+    metrics: [{ id: "push.chunked", workload: `blob push, chunked ${big} (${formatBytes(s.patchChunk)} PATCHes + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.chunked.cpu", "chunked")],
     async run({ t }, round) {
       const blob = new BlobSource(`chunked:${round}`, s.bigBlob);
       const digest = blob.digest();
       const t0 = performance.now();
-      await pushChunked(t.client, "bench/push", blob, digest, s.patchChunk);
+      const { cpu } = await serverCpu(t, () => pushChunked(t.client, "bench/push", blob, digest, s.patchChunk));
       const el = seconds(t0);
       await verifyBlob(t.client, "bench/push", digest, s.bigBlob);
-      return { "push.chunked": mibps(s.bigBlob, el) };
+      return { "push.chunked": mibps(s.bigBlob, el), "push.chunked.cpu": cpu / (s.bigBlob / GiB) };
     },
   });
 
   list.push({
     name: "push-small",
-    metrics: [{ id: "push.small", workload: `small blob push, ${n(s.smallCount)} × ${formatBytes(s.smallSize)} @ c${c} (POST + PUT)`, unit: "blobs/s", better: "higher", target: { kind: "ratio", min: 1.0 } }],
+    metrics: [
+      { id: "push.small", workload: `small blob push, ${n(s.smallCount)} × ${formatBytes(s.smallSize)} @ c${c} (POST + PUT)`, unit: "blobs/s", better: "higher", target: { kind: "ratio", min: 1.0 } },
+      { id: "push.small.cpu", workload: `server CPU per small blob pushed`, unit: "ms/blob", better: "lower" },
+    ],
     async run({ t }, round) {
       const repo = `bench/small-r${round}`;
       const blobs = Array.from({ length: s.smallCount }, (_, i) => new BlobSource(`small:${round}:${i}`, s.smallSize).bytes());
       const digests = blobs.map((b) => sha256(b));
       const t0 = performance.now();
-      await pool(s.smallCount, c, (i) => pushMonolithic(t.client, repo, blobs[i]!, digests[i]!));
+      const { cpu } = await serverCpu(t, () => pool(s.smallCount, c, (i) => pushMonolithic(t.client, repo, blobs[i]!, digests[i]!)));
       const el = seconds(t0);
       await pool(s.smallCount, c, (i) => verifyBlob(t.client, repo, digests[i]!, s.smallSize));
-      return { "push.small": s.smallCount / el };
+      return { "push.small": s.smallCount / el, "push.small.cpu": (cpu * 1000) / s.smallCount };
     },
   });
 

@@ -1,13 +1,13 @@
 /** Local-filesystem driver: the embedded default. Layout in keys.ts. */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { BlobDriver, BlobSource, ByteRange, UploadState } from './driver.js';
 import { BlobNotFoundError, SizeMismatchError, UploadNotFoundError } from './errors.js';
 import { keys } from './keys.js';
 import { sendFileRange } from './file-sender.js';
+import { writeAt } from './file-writer.js';
 
 export interface FsDriverOptions {
   root: string;
@@ -20,7 +20,6 @@ export interface FsDriverOptions {
 }
 
 const READ_CHUNK = 1 << 20;
-const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
 
 const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -164,44 +163,26 @@ export class FsDriver implements BlobDriver {
   }
 
   async append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState> {
-    const file = await this.uploadFile(id);
+    const file = this.path(keys.uploadData(id));
     // truncate() would extend a short file with zeros: bytes the session hashed but lost (a
     // crash without fsync) must be re-sent, not invented. Callers check with verifyUpload first.
     const onDisk = await this.uploadFileSize(id);
     if (onDisk < state.size) throw new SizeMismatchError(state.size, onDisk);
+    const fh = await open(file, 'r+');
     let written = 0;
-    // With fsync on, flush to disk in the background while bytes still arrive, so the fsync at
-    // commit has little left to do. fdatasync on a second descriptor flushes the file's pages
-    // whichever descriptor wrote them.
-    const syncer = this.fsync ? await open(file, 'r') : undefined;
-    let unsynced = 0;
-    let syncing: Promise<void> | undefined;
-    const counted = async function* (): AsyncGenerator<Uint8Array> {
-      for await (const chunk of source) {
-        written += chunk.length;
-        unsynced += chunk.length;
-        if (syncer && unsynced >= BACKGROUND_SYNC_BYTES && !syncing) {
-          unsynced = 0;
-          syncing = syncer.datasync().finally(() => (syncing = undefined));
-        }
-        yield chunk;
-      }
-    };
     try {
       // Bytes past the acknowledged size belong to an append that failed (or a process that died
       // mid-append): drop them so the file is exactly what the session state says.
-      await truncate(file, state.size);
-      await pipeline(counted(), createWriteStream(file, { flags: 'r+', start: state.size }));
-      await syncing;
+      if (onDisk > state.size) await fh.truncate(state.size);
+      written = await writeAt(fh, source, state.size, this.fsync);
       // Acknowledged means durable: the background syncs leave little for this one.
-      if (syncer && written > 0) await syncer.datasync();
+      if (this.fsync && written > 0) await fh.datasync();
     } catch (err) {
-      await syncing?.catch(() => undefined);
       // Roll back to the last acknowledged size so the session stays consistent with its hash.
-      await truncate(file, state.size).catch(() => undefined);
+      await fh.truncate(state.size).catch(() => undefined);
       throw err;
     } finally {
-      await syncer?.close().catch(() => undefined);
+      await fh.close().catch(() => undefined);
     }
     return { size: state.size + written, driver: state.driver };
   }
