@@ -17,7 +17,12 @@ import { isValidName } from './core/names.js';
 const USAGE = `usage: artifact-store <command>
   serve                                               run the registry (same as \`npm start\`)
   user create <name> [--admin] [--password-stdin]   prompted without echo on a terminal; --password-stdin reads it from stdin
+  user list                                           every user: name, administrator, disabled, created
+  user password <name> [--password-stdin]             set a new password (the reset; voids the user's tokens)
+  user delete <name>                                  delete a user with their API keys and memberships (refused while their namespace has content or they alone own an organisation)
   org create <name> --owner <user>
+  org list                                            every organisation with its owners
+  org delete <name>                                   delete an organisation (refused while it has repositories with content, delegated families or webhooks)
   org member <org> <user> <owner|maintainer|reader|remove>
   key create <user> --name <label> --scope <read,publish,admin> [--repo <pattern>]... [--expires-in <seconds>]
   key revoke <id>
@@ -102,6 +107,13 @@ function hiddenLines(): { next(): Promise<string>; close(): void } {
   };
 }
 
+/** Columns padded to their widest cell: readable, and `awk`/`cut` friendly. */
+function table(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
 async function main(argv: string[]): Promise<void> {
   // metadata.db holds password and key hashes: whoever creates the data dir makes it 0700/0600.
   process.umask(0o077);
@@ -164,6 +176,44 @@ async function main(argv: string[]): Promise<void> {
         if (password.length < 12) fail('the password must have at least 12 characters');
         const row = await createUserAccount(identities, name, password, values.admin, actor, true);
         process.stdout.write(`created user ${row.name}${row.isAdmin ? ' (administrator)' : ''}\n`);
+        break;
+      }
+      case 'user list': {
+        const rows = identities.listUsers().map((u) => [u.name, u.admin ? 'admin' : '-', u.disabled ? 'disabled' : 'enabled', new Date(u.createdAt).toISOString()]);
+        process.stdout.write(table(['USER', 'ADMIN', 'STATE', 'CREATED'], rows));
+        break;
+      }
+      case 'user password': {
+        const row = user(args[0] ?? usage('user password: which user? (user password <name>)'));
+        const password = await readNewPassword(values['password-stdin']);
+        if (password.length < 12) fail('the password must have at least 12 characters');
+        const { hashPassword } = await import('./auth/secrets.js');
+        identities.setPassword(row, await hashPassword(password), actor);
+        process.stdout.write(`password of ${row.name} changed; tokens issued before it no longer work\n`);
+        break;
+      }
+      case 'user delete': {
+        const { deleteUser } = await import('./auth/account-deletion.js');
+        const done = deleteUser(identities, user(args[0] ?? usage('user delete: which user? (user delete <name>)')), actor, null);
+        process.stdout.write(`deleted user ${done.user}: ${done.keysRevoked} API key(s) revoked, removed from ${done.memberships} organisation(s)\n`);
+        break;
+      }
+      case 'org list': {
+        const rows = identities.listOrgs().map((o) => {
+          const id = identities.principalByName(o.name)!.id;
+          const owners = identities.members(id).filter((m) => m.role === 'owner').map((m) => m.user);
+          return [o.name, owners.join(',') || '(none)', new Date(o.createdAt).toISOString()];
+        });
+        process.stdout.write(table(['ORGANISATION', 'OWNERS', 'CREATED'], rows));
+        break;
+      }
+      case 'org delete': {
+        const name = args[0] ?? usage('org delete: which organisation? (org delete <name>)');
+        const org = identities.principalByName(name);
+        if (!org || org.kind !== 'org') fail(`no such organisation: ${name}`);
+        const { deleteOrg } = await import('./auth/account-deletion.js');
+        const done = deleteOrg(identities, org, actor);
+        process.stdout.write(`deleted organisation ${done.org} (${done.members} member(s) removed)\n`);
         break;
       }
       case 'org create': {

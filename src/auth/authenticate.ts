@@ -118,10 +118,13 @@ export class Authenticator {
    * is void once its user's password changed: its generation is older (or, for tokens without a
    * generation, it was issued at or before the change).
    */
-  principalFor(sub: string, keyId: string | undefined, issuedAt: number, generation?: number): Principal | null | undefined {
+  principalFor(sub: string, keyId: string | undefined, issuedAt: number, generation?: number, userId?: number): Principal | null | undefined {
     if (sub === ANONYMOUS_SUBJECT) return null;
     const user = this.identities.principalByName(sub);
     if (!user || user.disabled || user.kind !== 'user') return undefined;
+    // A deleted user's name may be given again: its tokens name the old id (or, from versions
+    // without `uid`, predate the new account by more than the second iat is rounded to).
+    if (userId !== undefined ? userId !== user.id : issuedAt < user.createdAt - 1000) return undefined;
     if (generation === undefined ? issuedAt <= user.tokensValidAfter : generation !== user.tokenGeneration) return undefined;
     if (keyId === undefined) return this.identities.loadPrincipal(user);
     const key = this.identities.keyById(keyId);
@@ -145,7 +148,7 @@ export class Authenticator {
     if (scheme === 'bearer') {
       const claims = await this.tokens.verifyAccess(value);
       if (!claims) throw ociError('UNAUTHORIZED', 'invalid or expired token');
-      const principal = this.principalFor(claims.sub, claims.kid, claims.issuedAt ?? 0, claims.gen);
+      const principal = this.principalFor(claims.sub, claims.kid, claims.issuedAt ?? 0, claims.gen, claims.uid);
       if (principal === undefined) throw ociError('UNAUTHORIZED', 'the token\'s user or key is no longer valid');
       return principal === null
         ? { principal: null, grants: claims.access, actor: ANONYMOUS_SUBJECT, bucket: `ip:${clientAddress}` }

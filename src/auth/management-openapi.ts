@@ -21,6 +21,8 @@ export const responses = {
   users: z.object({ users: z.array(z.object({ name: z.string(), admin: z.boolean(), disabled: z.boolean(), createdAt: z.number() })) }),
   userCreated: z.object({ name: z.string(), admin: z.boolean() }),
   disabled: z.object({ user: z.string(), disabled: z.boolean() }),
+  userDeleted: z.object({ user: z.string(), keysRevoked: z.number().int(), memberships: z.number().int() }),
+  orgDeleted: z.object({ org: z.string(), members: z.number().int() }),
   orgs: z.object({ orgs: z.array(z.object({ name: z.string(), createdAt: z.number(), role: role.nullable() })) }),
   orgCreated: z.object({ name: z.string(), owner: z.string() }),
   members: z.object({ members: z.array(z.object({ user: z.string(), role })) }),
@@ -37,12 +39,14 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
     get: { summary: 'Every user (administrators)', ok: { status: 200, schema: responses.users } },
     post: { summary: 'Create a user (administrators, password login)', body: userBody, ok: { status: 201, schema: responses.userCreated } },
   },
+  '/api/v1/users/{user}': { delete: { summary: 'Delete a user with their API keys and memberships (administrators, password login); 409 while their namespace has content or they alone own an organisation', ok: { status: 200, schema: responses.userDeleted } } },
   '/api/v1/users/{user}/password': { put: { summary: 'Change a password: the user, or an administrator (reset); voids earlier tokens', body: passwordBody, ok: { status: 204 } } },
   '/api/v1/users/{user}/disabled': { put: { summary: 'Disable or enable a user (administrators)', body: disabledBody, ok: { status: 200, schema: responses.disabled } } },
   '/api/v1/orgs': {
     get: { summary: 'Organisations: all for administrators, else those the caller belongs to', ok: { status: 200, schema: responses.orgs } },
     post: { summary: 'Create an organisation owned by the caller', body: orgBody, ok: { status: 201, schema: responses.orgCreated } },
   },
+  '/api/v1/orgs/{org}': { delete: { summary: 'Delete an organisation (administrators); 409 while it has repositories with content, delegated families or webhooks limited to it', ok: { status: 200, schema: responses.orgDeleted } } },
   '/api/v1/orgs/{org}/members': { get: { summary: 'Members of an organisation (members, administrators)', ok: { status: 200, schema: responses.members } } },
   '/api/v1/orgs/{org}/members/{user}': {
     put: { summary: 'Grant a role (owners)', body: memberBody, ok: { status: 200, schema: responses.member } },

@@ -14,6 +14,7 @@ import type { AccessControl } from './access.js';
 import { namespaceOf, type Principal } from './permissions.js';
 import { createApiKey, createUserAccount, validatePrincipalName } from './accounts.js';
 import { hashPassword } from './secrets.js';
+import { deleteOrg, deleteUser } from './account-deletion.js';
 
 export const userBody = z.object({ name: z.string(), password: z.string().min(12, 'password must have at least 12 characters'), admin: z.boolean().default(false) });
 export const orgBody = z.object({ name: z.string() });
@@ -105,6 +106,14 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     return c.json({ user: user.name, disabled });
   });
 
+  // Deleting a user removes their keys (and so their tokens and web sessions) and memberships;
+  // 409 while their namespace has content or they alone own an organisation (account-deletion.ts).
+  app.delete('/api/v1/users/:user', (c) => {
+    const who = self(c);
+    access.require(c, { kind: 'user.manage' });
+    return c.json(deleteUser(identities, userNamed(c.req.param('user')), actorOf(who), who.id));
+  });
+
   app.post('/api/v1/orgs', async (c) => {
     const who = self(c);
     access.require(c, { kind: 'org.create' });
@@ -128,6 +137,12 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
     if (!row || row.kind !== 'org') throw ociError('NOT_FOUND', 'no such organisation');
     return row;
   };
+
+  app.delete('/api/v1/orgs/:org', (c) => {
+    const who = self(c);
+    access.require(c, { kind: 'registry.admin' });
+    return c.json(deleteOrg(identities, org(c.req.param('org')), actorOf(who)));
+  });
 
   app.get('/api/v1/orgs/:org/members', (c) => {
     self(c);

@@ -54,9 +54,9 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
   async function respond(c: Context<AppEnv>, principal: Principal | null, scopes: string[], service: string | undefined, withRefresh: boolean): Promise<Response> {
     if (service !== undefined && service !== tokens.service) throw ociError('DENIED', `this server issues tokens for service "${tokens.service}"`, { status: 400 });
     const sub = principal ? principal.name : ANONYMOUS_SUBJECT;
-    const { token, issuedAt, expiresIn } = await tokens.issueAccess({ sub, kid: principal?.key?.id, gen: principal?.tokenGeneration, access: grant(principal, scopes) });
+    const { token, issuedAt, expiresIn } = await tokens.issueAccess({ sub, kid: principal?.key?.id, gen: principal?.tokenGeneration, uid: principal?.id, access: grant(principal, scopes) });
     const body: Record<string, unknown> = { token, access_token: token, expires_in: expiresIn, issued_at: issuedAt.toISOString() };
-    if (withRefresh && principal) body.refresh_token = await tokens.issueRefresh(sub, principal.key?.id, principal.tokenGeneration);
+    if (withRefresh && principal) body.refresh_token = await tokens.issueRefresh(sub, principal.key?.id, principal.tokenGeneration, principal.id);
     return c.json(body, 200, { 'Cache-Control': 'no-store' });
   }
 
@@ -83,7 +83,7 @@ export function registerTokenRoutes(app: Hono<AppEnv>, deps: { auth: Authenticat
         if (!principal) throw ociError('UNAUTHORIZED', 'invalid username, password or API key');
       } else if (field('grant_type') === 'refresh_token') {
         const refresh = await tokens.verifyRefresh(field('refresh_token') ?? '');
-        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid, refresh.issuedAt, refresh.gen) : undefined;
+        const found = refresh ? auth.principalFor(refresh.sub, refresh.kid, refresh.issuedAt, refresh.gen, refresh.uid) : undefined;
         if (!found) throw ociError('UNAUTHORIZED', 'invalid or expired refresh token');
         principal = found;
       } else {

@@ -22,6 +22,8 @@ export interface AccessClaims {
   kid?: string;
   /** The user's token generation at issue (a password change bumps it); absent in tokens from older versions. */
   gen?: number;
+  /** The user's id at issue: a later user given a deleted user's name is a different id. Absent in older tokens. */
+  uid?: number;
   access: AccessEntry[];
 }
 
@@ -59,7 +61,7 @@ export class TokenService {
 
   async issueAccess(claims: AccessClaims): Promise<{ token: string; issuedAt: Date; expiresIn: number }> {
     const issuedAt = new Date();
-    const jwt = new SignJWT({ access: claims.access, ...(claims.kid ? { key: claims.kid } : {}), ...(claims.gen !== undefined ? { gen: claims.gen } : {}) })
+    const jwt = new SignJWT({ access: claims.access, ...(claims.kid ? { key: claims.kid } : {}), ...(claims.gen !== undefined ? { gen: claims.gen } : {}), ...(claims.uid !== undefined ? { uid: claims.uid } : {}) })
       .setProtectedHeader({ alg: ALG, kid: this.keys.keyId, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setAudience(this.service)
@@ -71,9 +73,9 @@ export class TokenService {
     return { token: await jwt.sign(this.keys.privateKey), issuedAt, expiresIn: this.ttlSeconds };
   }
 
-  async issueRefresh(sub: string, kid?: string, gen?: number): Promise<string> {
+  async issueRefresh(sub: string, kid?: string, gen?: number, uid?: number): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ typ: 'refresh', ...(kid ? { key: kid } : {}), ...(gen !== undefined ? { gen } : {}) })
+    return new SignJWT({ typ: 'refresh', ...(kid ? { key: kid } : {}), ...(gen !== undefined ? { gen } : {}), ...(uid !== undefined ? { uid } : {}) })
       .setProtectedHeader({ alg: ALG, kid: this.keys.keyId })
       .setIssuer(this.issuer)
       .setAudience(`${this.service}#refresh`)
@@ -89,17 +91,17 @@ export class TokenService {
     try {
       const { payload } = await jwtVerify(token, this.keys.publicKey, { issuer: this.issuer, audience: this.service, algorithms: [ALG] });
       if (typeof payload.sub !== 'string' || !Array.isArray(payload.access)) return null;
-      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), access: payload.access as AccessEntry[], issuedAt: (payload.iat ?? 0) * 1000 };
+      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), uid: generationOf(payload.uid), access: payload.access as AccessEntry[], issuedAt: (payload.iat ?? 0) * 1000 };
     } catch {
       return null;
     }
   }
 
-  async verifyRefresh(token: string): Promise<{ sub: string; kid?: string; gen?: number; issuedAt: number } | null> {
+  async verifyRefresh(token: string): Promise<{ sub: string; kid?: string; gen?: number; uid?: number; issuedAt: number } | null> {
     try {
       const { payload } = await jwtVerify(token, this.keys.publicKey, { issuer: this.issuer, audience: `${this.service}#refresh`, algorithms: [ALG] });
       if (payload.typ !== 'refresh' || typeof payload.sub !== 'string') return null;
-      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), issuedAt: (payload.iat ?? 0) * 1000 };
+      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), uid: generationOf(payload.uid), issuedAt: (payload.iat ?? 0) * 1000 };
     } catch {
       return null;
     }

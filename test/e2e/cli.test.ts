@@ -104,4 +104,38 @@ describe('cli', () => {
       await reg.stop();
     }
   });
+
+  it('lists users and organisations, resets a password, deletes a user and an organisation (events check stays clean)', async () => {
+    expect((await cli(['user', 'create', 'gone', '--password-stdin'], 'a-password-to-forget\n')).code).toBe(0);
+    expect((await cli(['org', 'create', 'doomed', '--owner', 'gone'])).code).toBe(0);
+    expect((await cli(['key', 'create', 'gone', '--name', 'ci', '--scope', 'read'])).code).toBe(0);
+    const users = await cli(['user', 'list']);
+    expect(users.code).toBe(0);
+    expect(users.stdout.split('\n')[0]).toMatch(/^USER\s+ADMIN\s+STATE\s+CREATED$/);
+    expect(users.stdout).toMatch(/^admin\s+admin\s+enabled\s+\d{4}-/m);
+    expect(users.stdout).toMatch(/^gone\s+-\s+enabled\s+/m);
+    expect((await cli(['org', 'list'])).stdout).toMatch(/^doomed\s+gone\s+\d{4}-/m);
+
+    expect(await cli(['user', 'password', 'dev', '--password-stdin'], 'reset-by-the-operator\n')).toMatchObject({ code: 0, stdout: expect.stringMatching(/password of dev changed/) });
+    expect((await cli(['user', 'password', 'dev', '--password-stdin'], 'short\n')).code).toBe(2);
+
+    const soleOwner = await cli(['user', 'delete', 'gone']);
+    expect(soleOwner).toMatchObject({ code: 2, stderr: expect.stringMatching(/'gone' is the only owner of doomed/) });
+    expect(await cli(['org', 'delete', 'doomed'])).toMatchObject({ code: 0, stdout: 'deleted organisation doomed (1 member(s) removed)\n' });
+    expect(await cli(['user', 'delete', 'gone'])).toMatchObject({ code: 0, stdout: 'deleted user gone: 1 API key(s) revoked, removed from 0 organisation(s)\n' });
+    expect((await cli(['user', 'delete', 'gone'])).stderr).toMatch(/no such user: gone/);
+    expect((await cli(['org', 'delete', 'doomed'])).stderr).toMatch(/no such organisation: doomed/);
+    expect((await cli(['user', 'delete', 'admin'])).stderr).toMatch(/last enabled administrator/);
+    expect((await cli(['user', 'list'])).stdout).not.toMatch(/^gone/m);
+
+    const reg = await startTestRegistry({ auth: 'token' }, dataDir);
+    try {
+      expect((await fetch(`${reg.url}/v2/`, { headers: { Authorization: basic('dev', 'reset-by-the-operator') } })).status).toBe(200);
+      expect((await fetch(`${reg.url}/v2/`, { headers: { Authorization: basic('dev', 'developer-password') } })).status).toBe(401);
+      expect((await fetch(`${reg.url}/v2/`, { headers: { Authorization: basic('gone', 'a-password-to-forget') } })).status).toBe(401);
+    } finally {
+      await reg.stop();
+    }
+    expect(await cli(['events', 'check'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/tables match a rebuild/) });
+  });
 });

@@ -78,6 +78,10 @@ it('every management operation answers as described (successes and refusals)', a
   expect((await call('GET', '/api/v1/keys', '/api/v1/keys', olive)).status).toBe(200);
   expect((await call('DELETE', '/api/v1/keys/{id}', `/api/v1/keys/${(key.json as { id: string }).id}`, olive)).status).toBe(204);
   expect((await call('PUT', '/api/v1/repositories/visibility', '/api/v1/repositories/visibility', olive, { repository: 'acme/app', visibility: 'public' })).status).toBe(200);
+  expect((await call('DELETE', '/api/v1/orgs/{org}', '/api/v1/orgs/acme', olive)).status).toBe(403);
+  expect((await call('DELETE', '/api/v1/orgs/{org}', '/api/v1/orgs/acme', root)).status).toBe(200);
+  expect((await call('DELETE', '/api/v1/users/{user}', '/api/v1/users/root', root)).status).toBe(409);
+  expect((await call('DELETE', '/api/v1/users/{user}', '/api/v1/users/mary', root)).status).toBe(200);
 
   // Every described operation was exercised with a success above.
   const described = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));

@@ -56,6 +56,17 @@ export const identityHandlers: Record<string, Handler> = {
     const org = ctx.run("INSERT INTO principals (name, kind) VALUES (?, 'org')", a.org).lastInsertRowid;
     ctx.run("INSERT INTO org_members (org_id, user_id, role) VALUES (?, ?, 'owner')", org, need(a.ownerId, e, 'owner id'));
   },
+  'identity.user.delete': (ctx, e) => {
+    const id = principalId(ctx, e, e.afterJson.user);
+    ctx.run('DELETE FROM api_keys WHERE user_id = ?', id);
+    ctx.run('DELETE FROM org_members WHERE user_id = ?', id);
+    ctx.run('DELETE FROM principals WHERE id = ?', id);
+  },
+  'identity.org.delete': (ctx, e) => {
+    const id = principalId(ctx, e, e.afterJson.org);
+    ctx.run('DELETE FROM org_members WHERE org_id = ?', id);
+    ctx.run('DELETE FROM principals WHERE id = ?', id);
+  },
   'identity.member.grant': setMember,
   'identity.member.remove': setMember,
   'identity.key.create': (ctx, e) => {
