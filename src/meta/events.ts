@@ -4,7 +4,9 @@
  * (and the database refuses UPDATE/DELETE on the table outright).
  */
 import { createHash } from 'node:crypto';
-import { asc, desc, gt } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
+import { asc, gt } from 'drizzle-orm';
 import type { Db } from './db.js';
 import { events } from './schema.js';
 
@@ -43,11 +45,37 @@ export function setAuditActionCheck(check: ((action: string, tx: Tx) => void) | 
   auditActionCheck = check;
 }
 
+/** The two statements every append runs, prepared once per connection (drizzle prepares on each call). */
+interface AppendStatements {
+  head: Statement<[], string | undefined>;
+  insert: Statement<unknown[]>;
+}
+const appendStatements = new WeakMap<Database.Database, AppendStatements>();
+
+/** The better-sqlite3 connection under a drizzle database or transaction (both carry the session). */
+export function clientOf(q: Tx): Database.Database {
+  return (q as unknown as { session: { client: Database.Database } }).session.client;
+}
+
+function statementsFor(client: Database.Database): AppendStatements {
+  let s = appendStatements.get(client);
+  if (!s) {
+    s = {
+      // The head is read inside the caller's write transaction every time (not cached in memory):
+      // a rolled-back savepoint or another process appending can never leave a stale predecessor.
+      head: client.prepare<[], string>('SELECT hash FROM events ORDER BY seq DESC LIMIT 1').pluck(),
+      insert: client.prepare('INSERT INTO events (time, actor, action, repository, digest, tag, before, after, reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    };
+    appendStatements.set(client, s);
+  }
+  return s;
+}
+
 /** Appends one event; call inside the transaction of the mutation it records. */
 export function appendEvent(tx: Tx, input: EventInput): EventRow {
   auditActionCheck?.(input.action, tx);
-  const last = tx.select({ hash: events.hash }).from(events).orderBy(desc(events.seq)).limit(1).get();
-  const prevHash = last?.hash ?? GENESIS_HASH;
+  const st = statementsFor(clientOf(tx));
+  const prevHash = st.head.get() ?? GENESIS_HASH;
   const row = {
     time: Date.now(),
     actor: input.actor,
@@ -60,7 +88,8 @@ export function appendEvent(tx: Tx, input: EventInput): EventRow {
     reason: input.reason ?? null,
   };
   const hash = eventHash(prevHash, row);
-  return tx.insert(events).values({ ...row, prevHash, hash }).returning().get();
+  const res = st.insert.run(row.time, row.actor, row.action, row.repository, row.digest, row.tag, row.before, row.after, row.reason, prevHash, hash);
+  return { seq: Number(res.lastInsertRowid), ...row, prevHash, hash };
 }
 
 export function listEvents(db: Db, afterSeq: number, limit: number): EventRow[] {

@@ -6,7 +6,9 @@ import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { ociError } from '../errors/catalogue.js';
 import type { Db } from './db.js';
 import { appendEvent } from './events.js';
-import { checkLinkFence, type LinkFence } from '../operations/fence.js';
+import type { LinkFence } from '../operations/fence.js';
+import { writeBatcher, type WriteBatcher } from './write-batcher.js';
+import { WritePath } from './write-path.js';
 import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags, uploads } from './schema.js';
 
 export interface ManifestRecord {
@@ -66,7 +68,12 @@ export class RegistryStore {
   private readonly qManifestByTag;
   private readonly qTagPage;
 
+  private readonly writes: WritePath;
+  private readonly batcher: WriteBatcher;
+
   constructor(readonly db: Db) {
+    this.writes = new WritePath(db);
+    this.batcher = writeBatcher(db);
     this.qRepoId = db.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, sql.placeholder('name'))).prepare();
     this.qRepoBlob = db
       .select({ size: blobs.size })
@@ -97,14 +104,6 @@ export class RegistryStore {
     return this.qRepoId.get({ name })?.id;
   }
 
-  private ensureRepository(tx: Tx, name: string, actor: string): number {
-    const existing = tx.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, name)).get();
-    if (existing) return existing.id;
-    const row = tx.insert(repositories).values({ name }).returning({ id: repositories.id }).get();
-    appendEvent(tx, { actor, action: 'oci.repository.create', repository: name });
-    return row.id;
-  }
-
   // ---- blobs -------------------------------------------------------------------------------
 
   /** Size of a blob linked to the repository, or undefined. */
@@ -116,15 +115,18 @@ export class RegistryStore {
     return this.db.select({ size: blobs.size }).from(blobs).where(eq(blobs.digest, digest)).get()?.size;
   }
 
-  /** Records stored content and links it to the repository (push or mount). Idempotent. */
+  /** Records stored content and links it to the repository (push or mount), in a transaction of its own (or the caller's). Idempotent. */
   linkBlob(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string, fence?: LinkFence): void {
-    this.db.transaction((tx) => {
-      checkLinkFence(tx, digest, fence); // online GC may be deleting this digest: see operations/fence.ts
-      const repoId = this.ensureRepository(tx, name, actor);
-      tx.insert(blobs).values({ digest, size }).onConflictDoNothing().run();
-      const linked = tx.insert(repositoryBlobs).values({ repositoryId: repoId, digest }).onConflictDoNothing().run();
-      if (linked.changes > 0) appendEvent(tx, { actor, action, repository: name, digest, after: { size, ...(from ? { from } : {}) } });
-    });
+    this.db.transaction((tx) => this.writes.linkBlob(tx, name, digest, size, actor, action, from, fence));
+  }
+
+  /**
+   * The same link, group-committed with the other writes arriving in this event-loop turn
+   * (meta/write-batcher.ts). Resolves once the link is committed: answer the client only then.
+   * Rejects with the link's own error (fence, …) without affecting the others in its batch.
+   */
+  commitBlobLink(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string, fence?: LinkFence): Promise<void> {
+    return this.batcher.run((tx) => this.writes.linkBlob(tx, name, digest, size, actor, action, from, fence));
   }
 
   /** Repositories the blob is linked to (candidates for a mount without `from`). */
@@ -180,105 +182,28 @@ export class RegistryStore {
     return this.qManifestByTag.get({ name, tag });
   }
 
-  /** Sizes of `digests` that are manifests stored in the repository. */
-  manifestSizes(repoId: number, digests: string[], tx: Tx | Db = this.db): Map<string, number> {
-    const rows = chunked(digests, (part) =>
-      tx
-        .select({ digest: manifests.digest, size: manifests.size })
-        .from(manifests)
-        .where(and(eq(manifests.repositoryId, repoId), inArray(manifests.digest, part)))
-        .all(),
-    );
-    return new Map(rows.map((r) => [r.digest, r.size]));
+  /** Sizes of `digests` that are manifests stored in the repository (inside a transaction: the same connection). */
+  manifestSizes(repoId: number, digests: string[]): Map<string, number> {
+    return this.writes.manifestSizes(repoId, digests);
   }
 
   /** Sizes of `digests` that are blobs linked to the repository. */
-  linkedBlobSizes(repoId: number, digests: string[], tx: Tx | Db = this.db): Map<string, number> {
-    const rows = chunked(digests, (part) =>
-      tx
-        .select({ digest: blobs.digest, size: blobs.size })
-        .from(repositoryBlobs)
-        .innerJoin(blobs, eq(blobs.digest, repositoryBlobs.digest))
-        .where(and(eq(repositoryBlobs.repositoryId, repoId), inArray(repositoryBlobs.digest, part)))
-        .all(),
-    );
-    return new Map(rows.map((r) => [r.digest, r.size]));
+  linkedBlobSizes(repoId: number, digests: string[]): Map<string, number> {
+    return this.writes.linkedBlobSizes(repoId, digests);
   }
 
-  /** Stores the manifest (idempotent by digest) and points each tag at it, in one transaction. */
+  /** Stores the manifest (idempotent by digest) and points each tag at it, in one transaction (or inside the caller's). */
   putManifest(name: string, m: NewManifest, tagNames: string[], actor: string, hooks: WriteHooks = {}): void {
-    this.db.transaction((tx) => {
-      hooks.guard?.(tx);
-      const repoId = this.ensureRepository(tx, name, actor);
-      this.requireReferences(tx, repoId, m.references);
-      const inserted = tx
-        .insert(manifests)
-        .values({
-          repositoryId: repoId,
-          digest: m.digest,
-          mediaType: m.mediaType,
-          payload: m.payload,
-          size: m.size,
-          artifactType: m.artifactType,
-          subject: m.subject,
-          annotations: m.annotations ? JSON.stringify(m.annotations) : null,
-        })
-        .onConflictDoNothing()
-        .run();
-      if (inserted.changes > 0) {
-        const refs = m.references.map((r) => ({ repositoryId: repoId, manifestDigest: m.digest, targetDigest: r.digest, kind: r.kind }));
-        for (let i = 0; i < refs.length; i += SQL_CHUNK) tx.insert(manifestReferences).values(refs.slice(i, i + SQL_CHUNK)).onConflictDoNothing().run();
-        appendEvent(tx, {
-          actor,
-          action: 'oci.manifest.push',
-          repository: name,
-          digest: m.digest,
-          // The bytes and what was indexed from them: a rebuild from the log needs no blob store
-          // (base64 of at most 4 MiB; src/events/replay/oci.ts).
-          after: {
-            mediaType: m.mediaType,
-            size: m.size,
-            ...(m.subject ? { subject: m.subject } : {}),
-            ...(m.artifactType ? { artifactType: m.artifactType } : {}),
-            ...(m.annotations ? { annotations: m.annotations } : {}),
-            references: m.references,
-            payload: m.payload.toString('base64'),
-          },
-        });
-      }
-      for (const tag of tagNames) {
-        const prev = tx.select({ digest: tags.digest }).from(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).get();
-        if (prev?.digest === m.digest) continue;
-        tx.insert(tags)
-          .values({ repositoryId: repoId, name: tag, digest: m.digest })
-          .onConflictDoUpdate({ target: [tags.repositoryId, tags.name], set: { digest: m.digest, updatedAt: Date.now() } })
-          .run();
-        appendEvent(tx, {
-          actor,
-          action: prev ? 'oci.tag.move' : 'oci.tag.set',
-          repository: name,
-          tag,
-          digest: m.digest,
-          before: prev ? { digest: prev.digest } : undefined,
-          after: { digest: m.digest },
-        });
-      }
-      hooks.after?.(tx, inserted.changes > 0);
-    });
+    this.db.transaction((tx) => this.writes.putManifest(tx, name, m, tagNames, actor, hooks));
   }
 
   /**
-   * The caller checked the references before its (async) governance checks; a delete or a GC
-   * sweep may have run since. Re-checked here, in the write transaction, so a manifest never
-   * lands pointing at content that is gone (this is also GC's fence for manifest pushes).
+   * The same write, group-committed: concurrent pushes share one transaction (and one fsync);
+   * each runs in its own savepoint, so a refused push (guard, missing reference) fails alone.
+   * Resolves after COMMIT, so a 201 sent then is as durable as with a transaction of its own.
    */
-  private requireReferences(tx: Tx, repoId: number, refs: NewManifest['references']): void {
-    const blobDigests = refs.filter((r) => r.kind === 'blob').map((r) => r.digest);
-    const childDigests = refs.filter((r) => r.kind === 'manifest').map((r) => r.digest);
-    const blobsThere = this.linkedBlobSizes(repoId, blobDigests, tx);
-    const childrenThere = this.manifestSizes(repoId, childDigests, tx);
-    const gone = [...blobDigests.filter((d) => !blobsThere.has(d)), ...childDigests.filter((d) => !childrenThere.has(d))];
-    if (gone.length > 0) throw ociError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob or manifest is gone since it was checked (deleted or garbage-collected): push it again', { detail: { digest: gone[0] } });
+  commitManifest(name: string, m: NewManifest, tagNames: string[], actor: string, hooks: WriteHooks = {}): Promise<void> {
+    return this.batcher.run((tx) => this.writes.putManifest(tx, name, m, tagNames, actor, hooks));
   }
 
   /**

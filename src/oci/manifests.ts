@@ -69,7 +69,8 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
       const references = checkReferences(store.repositoryId(name), parsed);
       const push = { repository: name, digest, parsed, payload, tags: tagNames, caller: c.get('caller'), actor: c.get('actor') };
       await governance.checkPush(push);
-      store.putManifest(
+      // Group-committed with the other writes of this event-loop turn; resolves after COMMIT.
+      await store.commitManifest(
         name,
         {
           digest,
