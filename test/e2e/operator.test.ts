@@ -10,10 +10,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import type { BlobDriver } from '../../src/data/driver.js';
+import { BlobNotFoundError } from '../../src/data/errors.js';
 import { storageProbe } from '../../src/ops/storage-probe.js';
 import { TrustedProxies } from '../../src/ops/trusted-proxies.js';
 import { startRegistry } from '../../src/server.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
+import { startS3Server } from '../helpers/s3-server.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,11 +45,11 @@ describe('/readyz includes the blob storage', () => {
     let calls = 0;
     let mode: 'fail' | 'ok' | 'hang' = 'fail';
     const driver = {
-      stat: async () => {
+      read: async (digest: string) => {
         calls++;
         if (mode === 'fail') throw new Error('connect ECONNREFUSED 127.0.0.1:9');
-        if (mode === 'hang') return new Promise<null>(() => undefined);
-        return null;
+        if (mode === 'hang') return new Promise<never>(() => undefined);
+        throw new BlobNotFoundError(digest); // the healthy answer: no such blob
       },
     } as unknown as BlobDriver;
     const probe = storageProbe(driver, 200, 100);
@@ -74,6 +76,24 @@ describe('/readyz includes the blob storage', () => {
       await reg.stop();
     }
   });
+
+  it('is 503 naming the missing bucket on a real S3 server (HEAD alone cannot tell a missing bucket from a missing key)', async () => {
+    const s3 = await startS3Server();
+    const settings = { storage: 's3', s3Endpoint: s3.endpoint, s3Region: 'us-east-1', s3ForcePathStyle: true, s3AccessKeyId: s3.accessKeyId, s3SecretAccessKey: s3.secretAccessKey };
+    const missing = await startTestRegistry({ ...settings, s3Bucket: 'no-such-bucket' });
+    const present = await startTestRegistry({ ...settings, s3Bucket: s3.bucket });
+    try {
+      const res = await fetch(`${missing.url}/readyz`);
+      const body = (await res.json()) as { status: string; reason?: string };
+      expect(res.status, JSON.stringify(body)).toBe(503);
+      expect(body).toMatchObject({ status: 'storage unavailable', reason: expect.stringMatching(/NoSuchBucket|bucket does not exist/i) });
+      expect((await fetch(`${present.url}/readyz`)).status).toBe(200);
+    } finally {
+      await missing.stop();
+      await present.stop();
+      await s3.stop();
+    }
+  }, 60_000);
 
   it('is 200 on a healthy registry', async () => {
     const reg = await startTestRegistry();
