@@ -13,7 +13,7 @@ import { listEvents, type EventRow } from '../meta/events.js';
 import { parseRedacted } from '../events/replay/redact.js';
 import { globMatches } from './glob.js';
 import type { WebhookRow, WebhookStore } from './store.js';
-import { guardedLookup } from './targets.js';
+import { guardedLookup, literalRefusal } from './targets.js';
 
 export interface DeliverySettings {
   allowPrivateTargets: boolean;
@@ -69,30 +69,44 @@ export function backoffMs(attempts: number, baseMs: number): number {
   return Math.round(raw * (0.5 + Math.random()));
 }
 
-function post(url: URL, body: string, headers: Record<string, string>, s: DeliverySettings): Promise<number> {
+/**
+ * One POST; resolves with the status as soon as the response head arrives. `timeoutMs` bounds the
+ * whole exchange, not only idle gaps: a receiver dripping bytes cannot hold a subscription (or
+ * shutdown) forever.
+ */
+function post(url: URL, body: string, headers: Record<string, string>, s: DeliverySettings, signal: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, lookup: guardedLookup(s.allowPrivateTargets) as never, timeout: s.timeoutMs }, (res) => {
-      res.resume(); // the receiver's body is not ours to read
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
+    const timeout = (): Error => new Error(`no answer within ${s.timeoutMs} ms`);
+    const req = send(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, lookup: guardedLookup(s.allowPrivateTargets) as never, timeout: s.timeoutMs, signal }, (res) => {
+      resolve(res.statusCode ?? 0);
+      res.on('error', () => {}); // the answer is already taken; a reset while draining changes nothing
+      res.resume(); // the receiver's body is not ours to read: drained (until the deadline) so the connection can be reused
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${s.timeoutMs} ms`)));
+    const deadline = s.timeoutMs > 0 ? setTimeout(() => req.destroy(timeout()), s.timeoutMs) : undefined;
+    req.on('close', () => clearTimeout(deadline));
+    req.on('timeout', () => req.destroy(timeout()));
     req.on('error', reject);
     req.end(body);
   });
 }
 
+/** Attempts by outcome: `delivered` (2xx), `failed` (retried later), `dead_letter` (the last attempt failed). */
+export type DeliveryOutcome = 'delivered' | 'failed' | 'dead_letter';
+
 export class WebhookDispatcher {
   private readonly busy = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Aborts deliveries in flight at shutdown: their cursors have not moved, so they are sent again after restart. */
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly db: Db,
     private readonly store: WebhookStore,
     private readonly settings: DeliverySettings,
     private readonly log: Logger,
+    private readonly counted: (outcome: DeliveryOutcome) => void = () => {},
   ) {}
 
   start(): void {
@@ -104,6 +118,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.abort.abort();
     while (this.busy.size > 0) await new Promise((r) => setTimeout(r, 20));
   }
 
@@ -141,8 +156,10 @@ export class WebhookDispatcher {
         }
         if (skipped !== cursor) this.store.skipTo(w.id, skipped);
         const outcome = await this.deliver(w, e);
+        if (this.stopped && outcome !== null) return; // aborted by shutdown: not the receiver's failure
         if (!this.store.get(w.id)) return; // deleted meanwhile
         if (outcome === null) {
+          this.counted('delivered');
           this.store.delivered(w.id, e.seq);
           cursor = skipped = e.seq;
           attempts = 0;
@@ -150,12 +167,14 @@ export class WebhookDispatcher {
         }
         attempts++;
         if (attempts >= this.settings.maxAttempts) {
+          this.counted('dead_letter');
           this.log.warn({ webhook: w.id, seq: e.seq, attempts, error: outcome }, 'webhooks: giving up on an event (dead letter)');
           this.store.deadLetter(w.id, e.seq, attempts, outcome);
           cursor = skipped = e.seq;
           attempts = 0;
           continue;
         }
+        this.counted('failed');
         this.store.failed(w.id, attempts, Date.now() + backoffMs(attempts, this.settings.retryBaseMs), outcome);
         return;
       }
@@ -169,8 +188,13 @@ export class WebhookDispatcher {
   /** One attempt; null on success, else why it failed. */
   private async deliver(w: WebhookRow, e: EventRow): Promise<string | null> {
     const body = JSON.stringify(cloudEvent(e, this.settings.source));
+    const url = new URL(w.url);
+    // Node connects to an IP literal without a DNS lookup, so guardedLookup never sees it: a
+    // subscription made while private targets were allowed is refused once they are not.
+    const refused = literalRefusal(url, this.settings.allowPrivateTargets);
+    if (refused) return refused;
     try {
-      const status = await post(new URL(w.url), body, { 'Content-Type': 'application/cloudevents+json', 'X-Artifact-Store-Signature': signature(w.secret, body), 'User-Agent': 'artifact-store-webhooks' }, this.settings);
+      const status = await post(url, body, { 'Content-Type': 'application/cloudevents+json', 'X-Artifact-Store-Signature': signature(w.secret, body), 'User-Agent': 'artifact-store-webhooks' }, this.settings, this.abort.signal);
       return status >= 200 && status < 300 ? null : `receiver answered ${status}`;
     } catch (err) {
       return (err as Error).message;

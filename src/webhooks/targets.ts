@@ -13,7 +13,8 @@ for (const [net, bits] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) NON_PUBLIC.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) NON_PUBLIC.addSubnet(net, bits, 'ipv6');
+// ::/96 holds the unspecified address, loopback and the deprecated IPv4-compatible form (::7f00:1).
+for (const [net, bits] of [['::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) NON_PUBLIC.addSubnet(net, bits, 'ipv6');
 
 export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
@@ -44,6 +45,12 @@ export async function assertDeliverable(url: URL, allowPrivate: boolean): Promis
   const addresses = isIP(host) ? [host] : await new Promise<string[]>((resolve, reject) => dnsLookup(host, { all: true }, (err, list) => (err ? reject(ociError('INVALID_PAYLOAD', `cannot resolve ${host}`, { status: 400 })) : resolve(list.map((a) => a.address)))));
   const refused = addresses.find((a) => !isPublicAddress(a));
   if (refused) throw ociError('INVALID_PAYLOAD', `webhook target ${host} resolves to a non-public address (${refused}); set webhookAllowPrivateTargets to allow it`, { status: 400 });
+}
+
+/** Why delivery to this URL's host is refused when the host is an IP literal (no DNS lookup happens), or null. */
+export function literalRefusal(url: URL, allowPrivate: boolean): string | null {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return !allowPrivate && isIP(host) !== 0 && !isPublicAddress(host) ? `refused non-public address ${host}` : null;
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

@@ -3,13 +3,16 @@
  * order, retries with backoff, dead letters, restart resumption, the SSRF guard.
  */
 import { createHmac } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { globMatches } from '../../src/webhooks/glob.js';
 import { isPublicAddress } from '../../src/webhooks/targets.js';
 import { expectError, pushBlob, pushImage, randomBlob } from '../helpers/http.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 interface Received {
   headers: Record<string, string | string[] | undefined>;
@@ -145,7 +148,8 @@ describe('webhooks', () => {
   it('refuses private targets unless allowed, and bad subscriptions', async () => {
     const reg = await registry({ webhookAllowPrivateTargets: false });
     const post = (body: unknown) => fetch(`${reg.url}/api/v1/webhooks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    for (const url of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest', 'http://localhost/x']) {
+    // IPv4-mapped and IPv4-compatible IPv6 literals (the URL parser rewrites them to hex: [::ffff:7f00:1], [::7f00:1]).
+    for (const url of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest', 'http://localhost/x', 'http://[::ffff:127.0.0.1]/x', 'http://[::127.0.0.1]/x', 'http://2130706433/x']) {
       await expectError(await post({ url, events: ['*'], secret: SECRET }), 400, 'INVALID_PAYLOAD');
     }
     await expectError(await post({ url: 'ftp://example.com/x', events: ['*'], secret: SECRET }), 400, 'INVALID_PAYLOAD');
@@ -154,6 +158,108 @@ describe('webhooks', () => {
     await expectError(await post({ url: 'http://example.com/x', events: ['*'], secret: 'short' }), 400, 'INVALID_PAYLOAD');
     const res = await post({ url: 'http://example.com/x', events: ['*'], secret: 'short' });
     expect(((await res.json()) as { errors: { retryable: boolean }[] }).errors[0]!.retryable).toBe(false);
+  });
+
+  it('refuses an IP-literal private target at delivery once private targets are no longer allowed', async () => {
+    // Node connects to an IP literal without a DNS lookup: the connect-time guard must still apply.
+    const dir = mkdtempSync(join(tmpdir(), 'as-wh-literal-'));
+    cleanups.push(async () => removeDir(dir));
+    const rx = await receiver(() => 204);
+    cleanups.push(rx.close);
+    const first = await startTestRegistry({ webhookAllowPrivateTargets: true, webhookRetryBaseMs: 20 }, dir);
+    const { id } = await subscribe(first.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
+    await first.stop();
+    const reg = await startTestRegistry({ webhookAllowPrivateTargets: false, webhookRetryBaseMs: 20 }, dir);
+    cleanups.push(() => reg.stop());
+    await pushBlob(reg.url, 'team/literal', randomBlob(10));
+    let view: { lastError: string | null; pendingAttempts: number } = { lastError: null, pendingAttempts: 0 };
+    const poll = setInterval(() => void fetch(`${reg.url}/api/v1/webhooks/${id}`).then(async (r) => (view = (await r.json()) as typeof view)), 50);
+    try {
+      await until(() => view.lastError !== null);
+    } finally {
+      clearInterval(poll);
+    }
+    expect(view.lastError).toContain('refused non-public address 127.0.0.1');
+    expect(rx.attempts()).toBe(0);
+  });
+
+  it('a receiver that never finishes its answer neither stalls the subscription nor shutdown', async () => {
+    // Answers 200 at once, then drips its body forever: the status is the answer.
+    let requests = 0;
+    const seen: string[] = [];
+    const dripping = createServer((req, res) => {
+      requests++;
+      let raw = '';
+      req.on('data', (d: Buffer) => (raw += d.toString()));
+      req.on('end', () => {
+        seen.push((JSON.parse(raw) as { data: { digest: string } }).data.digest);
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        const drip = setInterval(() => res.write('.'), 50);
+        res.on('close', () => clearInterval(drip));
+      });
+    });
+    await new Promise<void>((r) => dripping.listen(0, '127.0.0.1', r));
+    cleanups.push(async () => {
+      dripping.closeAllConnections();
+      await new Promise<void>((r) => dripping.close(() => r()));
+    });
+    const reg = await registry({ webhookTimeoutMs: 400 });
+    await subscribe(reg.url, { url: `http://127.0.0.1:${(dripping.address() as AddressInfo).port}/hook`, events: ['oci.blob.push'], namespaces: ['team'] });
+    const a = await pushBlob(reg.url, 'team/drip', randomBlob(10));
+    const b = await pushBlob(reg.url, 'team/drip', randomBlob(11));
+    await until(() => seen.length >= 2, 5000);
+    expect(seen).toEqual([a, b]);
+    expect(requests).toBe(2); // each delivered once: a 200 whose body never ends is still a 200
+  });
+
+  it('shutdown aborts a delivery in flight without counting it as a failed attempt; it is sent again after restart', async () => {
+    let hang = true;
+    const held: import('node:http').ServerResponse[] = [];
+    const got: string[] = [];
+    const slow = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d: Buffer) => (raw += d.toString()));
+      req.on('end', () => {
+        if (hang) return void held.push(res); // never answers
+        got.push((JSON.parse(raw) as { data: { digest: string } }).data.digest);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    cleanups.push(async () => {
+      slow.closeAllConnections();
+      await new Promise<void>((r) => slow.close(() => r()));
+    });
+    let reg = await registry({ webhookTimeoutMs: 60_000 });
+    const { id } = await subscribe(reg.url, { url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/hook`, events: ['oci.blob.push'], namespaces: ['team'] });
+    const digest = await pushBlob(reg.url, 'team/slow', randomBlob(10));
+    await until(() => held.length === 1);
+    const started = performance.now();
+    hang = false;
+    reg = await reg.restart(); // before: waited for the receiver's answer, up to webhookTimeoutMs (60 s)
+    cleanups.push(() => reg.stop());
+    expect(performance.now() - started).toBeLessThan(5000);
+    await until(() => got.length === 1);
+    expect(got).toEqual([digest]);
+    const view = (await (await fetch(`${reg.url}/api/v1/webhooks/${id}`)).json()) as { pendingAttempts: number; deadLetters: unknown[]; delivered: number };
+    expect(view).toMatchObject({ pendingAttempts: 0, deadLetters: [], delivered: 1 });
+  });
+
+  it('redacts the secret of a webhook.create event it delivers', async () => {
+    const reg = await registry();
+    const rx = await receiver(() => 204);
+    cleanups.push(rx.close);
+    await subscribe(reg.url, { url: rx.url, events: ['webhook.*'] });
+    const other = 'the-second-subscriptions-secret';
+    await subscribe(reg.url, { url: rx.url, events: ['oci.*'], secret: other });
+    // Both creations (a subscription starts at the log head before its own creation event).
+    await until(() => rx.got.length === 2);
+    for (const g of rx.got) {
+      expect(g.body.type).toBe('webhook.create');
+      expect(g.raw).not.toContain(other);
+      expect(g.raw).not.toContain(SECRET);
+      expect((g.body.data as unknown as { after: { secret: string } }).after.secret).toBe('[redacted]');
+    }
   });
 
   it('lists and deletes subscriptions without revealing secrets', async () => {
