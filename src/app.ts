@@ -47,7 +47,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const metrics = deps.metrics ?? new Metrics();
   app.use('*', metrics.middleware());
 
-  const access = deps.auth.register(app);
+  const access = deps.auth.register(app, (stop) => void deps.closers?.push(stop));
   const governance = new Governance();
   registerOci(app, { ...deps, access, governance });
   const moduleDeps = {
@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     log: deps.log,
     access,
     governance,
+    metrics,
     onClose: (stop: () => Promise<void> | void) => void deps.closers?.push(stop),
     beforeListen: (ready: Promise<unknown>) => void deps.startup?.push(ready),
   };
@@ -72,8 +73,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   deps.closers?.push(async () => stopCheckpoints());
 
   metrics.gauge('artifact_store_uploads_open', 'Upload sessions open', () => deps.db.select({ n: count() }).from(uploads).get()?.n ?? 0);
-  metrics.gauge('artifact_store_event_log_head_seq', 'Sequence number of the newest event', () => deps.db.select({ n: max(events.seq) }).from(events).get()?.n ?? 0);
-  metrics.gauge('artifact_store_webhooks_retrying', 'Webhook subscriptions waiting to retry a failed delivery', () => webhooks.retrying());
+  metrics.eventLog(() => deps.db.select({ n: max(events.seq) }).from(events).get()?.n ?? 0);
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

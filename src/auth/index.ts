@@ -27,8 +27,8 @@ function clientAddressOf(proxies: TrustedProxies): (c: Context<AppEnv>) => strin
 }
 
 export interface AuthModule {
-  /** Installs authentication, rate limiting and the auth routes; returns what OCI routes ask. */
-  register(app: Hono<AppEnv>): AccessControl;
+  /** Installs authentication, rate limiting and the auth routes; returns what OCI routes ask. `onClose` gets work to finish at shutdown. */
+  register(app: Hono<AppEnv>, onClose?: (stop: () => void) => void): AccessControl;
 }
 
 /** Health and metrics probes come from load balancers and Prometheus: never rate-limited (a 429 would mark a healthy server down). */
@@ -37,10 +37,10 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 /** Loads (or creates) the token signing key, then returns the module to register. */
 export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
   const keys = config.auth === 'token' ? await loadOrCreateKeys(join(resolve(config.dataDir), 'auth', 'token-signing-key.jwk')) : undefined;
-  return { register: (app) => registerAuth(app, config, db, keys) };
+  return { register: (app, onClose) => registerAuth(app, config, db, keys, onClose) };
 }
 
-function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys | undefined): AccessControl {
+function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys | undefined, onClose?: (stop: () => void) => void): AccessControl {
   const clientAddress = clientAddressOf(new TrustedProxies(config.trustedProxies));
   const limiter = new RateLimiter(config.rateLimitPerSecond, Math.max(config.rateLimitBurst, 1));
   const limit = (bucket: string): void => {
@@ -64,6 +64,8 @@ function registerAuth(app: Hono<AppEnv>, config: Config, db: Db, keys: TokenKeys
   }
 
   const identities = new IdentityStore(db);
+  // Denial summaries owed for open windows are written before the database closes.
+  onClose?.(() => identities.denials.flush());
   const tokens = new TokenService(keys, config.authIssuer, config.authService, config.tokenTtlSeconds, config.refreshTokenTtlSeconds);
   const authenticator = new Authenticator(identities, tokens);
   const access = new TokenAccess(identities, config.authService, config.authRealm);

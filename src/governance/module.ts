@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { BlobDriver } from '../data/driver.js';
 import type { AppEnv } from '../http/env.js';
 import type { Db } from '../meta/db.js';
+import type { Metrics } from '../metrics/index.js';
 import type { RegistryStore } from '../meta/registry-store.js';
 import type { Governance } from './hooks.js';
 
@@ -18,6 +19,8 @@ export interface ModuleDeps {
   log: Logger;
   access: AccessControl;
   governance: Governance;
+  /** Prometheus series of a module (GC runs, webhook deliveries). */
+  metrics: Metrics;
   /** Background work registers its stop here; the server awaits it on close, before the database closes. */
   onClose(stop: () => Promise<void> | void): void;
   /** Work that must finish before the server accepts requests (e.g. seeding built-in entries). */

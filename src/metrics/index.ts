@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (GET /metrics, prom-client). Labels stay low-cardinality: routes are
  * templates (`/v2/{name}/blobs/{digest}`), never raw paths; status is a class (2xx…5xx).
- * Gauges that the database already knows (uploads open, event log head, webhook retries) are
+ * Gauges that the database already knows (uploads open, event log head, webhook backlog) are
  * read at scrape time instead of being counted on the request path.
  */
 import type { Context, MiddlewareHandler } from 'hono';
@@ -43,6 +43,11 @@ export class Metrics {
   private readonly bytesOut = new Counter({ name: 'artifact_store_http_response_bytes_total', help: 'Declared response body bytes', registers: [this.registry] });
   private readonly storageOps = new Histogram({ name: 'artifact_store_storage_operation_seconds', help: 'Storage driver calls by operation', labelNames: ['driver', 'operation'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30], registers: [this.registry] });
   private readonly storageErrors = new Counter({ name: 'artifact_store_storage_errors_total', help: 'Storage driver calls that failed, by operation', labelNames: ['driver', 'operation'], registers: [this.registry] });
+  private readonly gcRuns = new Counter({ name: 'artifact_store_gc_runs_total', help: 'Garbage collection runs by outcome (completed, failed) and dry_run', labelNames: ['outcome', 'dry_run'], registers: [this.registry] });
+  private readonly gcLastRun = new Gauge({ name: 'artifact_store_gc_last_run_timestamp_seconds', help: 'When the last garbage collection run of this outcome ended (Unix time)', labelNames: ['outcome', 'dry_run'], registers: [this.registry] });
+  private readonly gcDuration = new Histogram({ name: 'artifact_store_gc_run_duration_seconds', help: 'Garbage collection run time, by dry_run', labelNames: ['dry_run'], buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600], registers: [this.registry] });
+  private readonly gcBlobs = new Counter({ name: 'artifact_store_gc_reclaimed_blobs_total', help: 'Blobs garbage collection deleted (completed runs that were not dry runs)', registers: [this.registry] });
+  private readonly gcBytes = new Counter({ name: 'artifact_store_gc_reclaimed_bytes_total', help: 'Bytes of the blobs garbage collection deleted (completed runs that were not dry runs)', registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'artifact_store_' });
@@ -62,6 +67,81 @@ export class Metrics {
         }
       },
     });
+  }
+
+  /** A gauge with one label, every value of which is read when Prometheus scrapes. */
+  labelledGauge(name: string, help: string, label: string, read: () => Record<string, number>): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        try {
+          const values = read();
+          this.reset();
+          for (const [value, n] of Object.entries(values)) this.set({ [label]: value }, n);
+        } catch {
+          // as in gauge(): keep the last values
+        }
+      },
+    });
+  }
+
+  /** A counter owned by a module (it increments it itself). */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /**
+   * The log's head gauge and an appended-events counter, both from the head sequence at scrape
+   * time: appendEvent stays free of metrics work (it is on every mutation's path), and appends by
+   * other processes on the same database (the CLI) count too. Sequences only grow.
+   */
+  eventLog(readHead: () => number): void {
+    let seen = 0;
+    const read = (): number => {
+      try {
+        return readHead();
+      } catch {
+        return seen; // database closing: nothing new
+      }
+    };
+    seen = read();
+    this.gauge('artifact_store_event_log_head_seq', 'Sequence number of the newest event', readHead);
+    new Counter({
+      name: 'artifact_store_events_appended_total',
+      help: 'Events appended to the log since this process started (any process on the database)',
+      registers: [this.registry],
+      collect() {
+        const head = read();
+        if (head > seen) this.inc(head - seen);
+        seen = Math.max(head, seen);
+      },
+    });
+  }
+
+  /** Times one garbage collection run and counts what it reclaimed (GarbageCollector.run). */
+  async gcRun<R extends { blobs: number; bytes: number }>(dryRun: boolean, run: () => Promise<R>): Promise<R> {
+    const dry = String(dryRun);
+    const end = this.gcDuration.startTimer({ dry_run: dry });
+    const finish = (outcome: string): void => {
+      end();
+      this.gcRuns.inc({ outcome, dry_run: dry });
+      this.gcLastRun.set({ outcome, dry_run: dry }, Date.now() / 1000);
+    };
+    try {
+      const report = await run();
+      finish('completed');
+      if (!dryRun) {
+        this.gcBlobs.inc(report.blobs);
+        this.gcBytes.inc(report.bytes);
+      }
+      return report;
+    } catch (err) {
+      finish('failed');
+      throw err;
+    }
   }
 
   middleware(): MiddlewareHandler<AppEnv> {

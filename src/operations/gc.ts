@@ -18,6 +18,7 @@ import { isFallbackTag, selectRetention, type NamespacePolicy } from './policy.j
 import { chunks, type BlobCandidate, type OperationsStore, type Tx } from './store.js';
 import type { PullRecorder } from './pulls.js';
 import { holderIsDead, PROCESS_ID } from './lease.js';
+import type { Metrics } from '../metrics/index.js';
 
 export interface GcItem {
   kind: 'blob' | 'manifest' | 'tag';
@@ -77,6 +78,7 @@ export class GarbageCollector {
     private readonly pulls: PullRecorder,
     private readonly graceMs: number,
     private readonly log: Logger,
+    private readonly metrics?: Pick<Metrics, 'gcRun'>,
   ) {}
 
   get busy(): boolean {
@@ -89,7 +91,7 @@ export class GarbageCollector {
    * tombstone are only ever deleted by the collector that holds the lease.
    */
   run(opts: GcOptions): Promise<GcReport> {
-    return this.exclusive(() => this.collect(opts));
+    return this.exclusive(() => (this.metrics ? this.metrics.gcRun(opts.dryRun, () => this.collect(opts)) : this.collect(opts)));
   }
 
   /** Finishes deletions a crashed run left behind (at start), under the same exclusion. */

@@ -39,7 +39,7 @@ export function registerOperations(deps: ModuleDeps, modules: { protection: Prot
   const store = new OperationsStore(db);
   const pulls = new PullRecorder(store, log);
   const graceMs = config.gcGraceSeconds * 1000;
-  const gc = new GarbageCollector(store, deps.driver, governance, modules.protection, pulls, graceMs, log);
+  const gc = new GarbageCollector(store, deps.driver, governance, modules.protection, pulls, graceMs, log, deps.metrics);
   latestCollector = gc;
 
   const policyOf = (ns: string, q?: Tx): NamespacePolicy => store.policy(ns, q)?.policy ?? EMPTY_POLICY;

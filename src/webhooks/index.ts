@@ -30,19 +30,20 @@ const createBody = z.object({
 
 export interface WebhooksModule {
   stop(): Promise<void>;
-  /** Subscriptions with a failed attempt pending (a metric). */
-  retrying(): number;
 }
 
 export function registerWebhooks(deps: ModuleDeps): WebhooksModule {
   const { app, config, access } = deps;
   const store = new WebhookStore(deps.db);
+  const deliveries = deps.metrics.counter('artifact_store_webhook_deliveries_total', 'Webhook delivery attempts by outcome: delivered (2xx), failed (retried later), dead_letter (last attempt failed; the event was given up)', ['outcome']);
   const dispatcher = new WebhookDispatcher(
     deps.db,
     store,
     { allowPrivateTargets: config.webhookAllowPrivateTargets, maxAttempts: config.webhookMaxAttempts, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, source: `/${config.authService}` },
     deps.log,
+    (outcome) => deliveries.inc({ outcome }),
   );
+  registerQueueMetrics(deps, store);
 
   const mayManage = (c: Context<AppEnv>, namespaces: string[] | null): void => {
     if (!namespaces) access.require(c, { kind: 'registry.admin' });
@@ -86,5 +87,22 @@ export function registerWebhooks(deps: ModuleDeps): WebhooksModule {
   });
 
   dispatcher.start();
-  return { stop: () => dispatcher.stop(), retrying: () => store.list().filter((w) => w.attempts > 0).length };
+  return { stop: () => dispatcher.stop() };
+}
+
+/**
+ * Queue depth, read at scrape time with one query per series over the subscriptions (few) and
+ * the log head (the primary key). The backlog is an upper bound of the deliveries owed: events
+ * after each cursor, before the loop skips those the subscription does not match.
+ */
+function registerQueueMetrics(deps: ModuleDeps, store: WebhookStore): void {
+  const byState = (): { state: string; n: number; backlog: number }[] => store.queueByState();
+  const split = (pick: (r: { n: number; backlog: number }) => number): Record<string, number> => {
+    const out: Record<string, number> = { ok: 0, retrying: 0 };
+    for (const r of byState()) out[r.state] = pick(r);
+    return out;
+  };
+  deps.metrics.labelledGauge('artifact_store_webhook_subscriptions', 'Webhook subscriptions by state: ok, or retrying a failed delivery', 'state', () => split((r) => r.n));
+  deps.metrics.labelledGauge('artifact_store_webhook_backlog_events', 'Events after the cursors of the subscriptions in each state (an upper bound of the deliveries owed)', 'state', () => split((r) => r.backlog));
+  deps.metrics.gauge('artifact_store_webhook_dead_letters', 'Dead letters stored (events given up after webhookMaxAttempts), all subscriptions', () => store.deadLetterCount());
 }

@@ -1,6 +1,6 @@
 /** Webhook subscriptions, their delivery cursors and dead letters. */
 import { randomBytes } from 'node:crypto';
-import { asc, desc, eq, lte } from 'drizzle-orm';
+import { asc, count, desc, eq, lte } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { events } from '../meta/schema.js';
@@ -72,6 +72,21 @@ export class WebhookStore {
       appendEvent(tx, { actor, action: 'webhook.delete', before: { id, url: gone.url } });
       return true;
     });
+  }
+
+  /** Subscriptions and the events after their cursors, by state (metrics). */
+  queueByState(): { state: 'ok' | 'retrying'; n: number; backlog: number }[] {
+    return this.db.$client
+      .prepare(
+        `SELECT CASE WHEN attempts > 0 THEN 'retrying' ELSE 'ok' END AS state, count(*) AS n,
+                coalesce(sum(max((SELECT coalesce(max(seq), 0) FROM events) - cursor_seq, 0)), 0) AS backlog
+           FROM webhooks GROUP BY 1`,
+      )
+      .all() as { state: 'ok' | 'retrying'; n: number; backlog: number }[];
+  }
+
+  deadLetterCount(): number {
+    return this.db.select({ n: count() }).from(webhookDeadLetters).get()?.n ?? 0;
   }
 
   /** Subscriptions whose next attempt is due. */
