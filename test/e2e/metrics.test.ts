@@ -1,4 +1,5 @@
 /** GET /metrics: Prometheus text exposition, route templates as labels, storage timings, GC runs, webhook queue. */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +85,18 @@ describe('/metrics', () => {
     const commits = samples.filter((s) => s.name === 'artifact_store_storage_operation_seconds_count' && s.labels.operation === 'commit');
     expect(commits[0]!.value).toBeGreaterThanOrEqual(4);
     expect(samples.some((s) => s.name === 'artifact_store_process_resident_memory_bytes')).toBe(true);
+  });
+});
+
+describe('README metrics table', () => {
+  it('lists exactly the series a scrape exposes (Node process metrics as prefixes)', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Metrics'), readme.indexOf('## Garbage collection'));
+    const documented = new Set([...section.matchAll(/`(artifact_store_[a-z_]+?)(_\*)?`/g)].filter((m) => !m[2]).map((m) => m[1]!));
+    const { types } = parseExposition(await (await fetch(`${reg.url}/metrics`)).text());
+    const exposed = new Set([...types.keys()].filter((n) => !/^artifact_store_(process|nodejs)_/.test(n)));
+    expect(exposed.size).toBeGreaterThan(10);
+    expect([...documented].sort()).toEqual([...exposed].sort());
   });
 });
 
