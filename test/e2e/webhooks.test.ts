@@ -306,6 +306,8 @@ describe('webhook globs and address guard', () => {
     ['::1', false],
     ['fe80::1', false],
     ['fd00::1', false],
+    ['fec0::1', false],
+    ['::7f00:1', false],
     ['::ffff:10.0.0.1', false],
     ['::ffff:8.8.8.8', true],
     ['2001:4860:4860::8888', true],
