@@ -3,6 +3,7 @@
  * deleting transactions. Reads and writes the OCI tables (src/meta/schema.ts) directly, always
  * inside the transaction it is given when it decides something that a write depends on.
  */
+import type { Statement } from 'better-sqlite3';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
@@ -30,13 +31,38 @@ export interface BlobCandidate {
 }
 
 export class OperationsStore {
-  constructor(readonly db: Db) {}
+  // Checks every push runs (guardPush), as statements prepared once: drizzle re-prepares per call.
+  // Prepared on the one shared connection, so they read inside whatever transaction is open on it.
+  private readonly qPolicy: Statement<[string], { policy: string; version: number }>;
+  private readonly qRepoId: Statement<[string], number>;
+  private readonly qTagDigest: Statement<[number, string], string>;
+  /** The last policy document parsed, by its exact text: a changed row is parsed again. */
+  private parsed = new Map<string, NamespacePolicy>();
+
+  constructor(readonly db: Db) {
+    const c = db.$client;
+    this.qPolicy = c.prepare('SELECT policy, version FROM namespace_policies WHERE namespace = ?');
+    this.qRepoId = c.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck();
+    this.qTagDigest = c.prepare<[number, string], string>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck();
+  }
+
+  private parsePolicy(doc: string): NamespacePolicy {
+    let p = this.parsed.get(doc);
+    if (!p) {
+      p = { ...EMPTY_POLICY, ...policySchema.parse(JSON.parse(doc)) };
+      if (this.parsed.size > 1000) this.parsed.clear();
+      this.parsed.set(doc, p);
+    }
+    return p;
+  }
 
   // ---- policies ------------------------------------------------------------------------------
 
+  /** `q` is the caller's transaction: the prepared statement runs on the same connection, inside it. */
   policy(ns: string, q: Q = this.db): { policy: NamespacePolicy; version: number } | undefined {
-    const row = q.select().from(namespacePolicies).where(eq(namespacePolicies.namespace, ns)).get();
-    return row ? { policy: { ...EMPTY_POLICY, ...policySchema.parse(JSON.parse(row.policy)) }, version: row.version } : undefined;
+    void q;
+    const row = this.qPolicy.get(ns);
+    return row ? { policy: this.parsePolicy(row.policy), version: row.version } : undefined;
   }
 
   allPolicies(): { namespace: string; policy: NamespacePolicy }[] {
@@ -95,11 +121,13 @@ export class OperationsStore {
   // ---- checks used inside push/delete transactions --------------------------------------------
 
   repositoryId(name: string, q: Q = this.db): number | undefined {
-    return q.select({ id: repositories.id }).from(repositories).where(eq(repositories.name, name)).get()?.id;
+    void q; // same connection: see policy()
+    return this.qRepoId.get(name);
   }
 
   tagDigest(repoId: number, tag: string, q: Q): string | undefined {
-    return q.select({ d: tags.digest }).from(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).get()?.d;
+    void q;
+    return this.qTagDigest.get(repoId, tag);
   }
 
   tagsOf(repoId: number, digest: string | null, q: Q): string[] {
