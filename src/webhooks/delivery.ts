@@ -5,6 +5,7 @@
  * beside the request path: a request only appends its event; this loop reads the log.
  */
 import { createHmac } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
@@ -107,7 +108,10 @@ export class WebhookDispatcher {
     private readonly settings: DeliverySettings,
     private readonly log: Logger,
     private readonly counted: (outcome: DeliveryOutcome) => void = () => {},
-  ) {}
+  ) {
+    // One listener per delivery in flight (one per subscription), each removed when it ends: not a leak.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.tick(), POLL_MS);

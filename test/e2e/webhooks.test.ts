@@ -245,6 +245,20 @@ describe('webhooks', () => {
     expect(view).toMatchObject({ pendingAttempts: 0, deadLetters: [], delivered: 1 });
   });
 
+  it('many subscriptions delivering at once share the shutdown signal without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    cleanups.push(async () => void process.off('warning', onWarning));
+    const reg = await registry();
+    const rx = await receiver(() => 204);
+    cleanups.push(rx.close);
+    for (let i = 0; i < 12; i++) await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
+    await pushBlob(reg.url, 'team/many', randomBlob(10));
+    await until(() => rx.got.filter((g) => g.body.type === 'oci.blob.push').length === 12);
+    expect(warnings.filter((w) => /MaxListeners|memory leak/.test(w))).toEqual([]);
+  });
+
   it('redacts the secret of a webhook.create event it delivers', async () => {
     const reg = await registry();
     const rx = await receiver(() => 204);
