@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { backoffMs } from '../../src/webhooks/delivery.js';
 import { globMatches } from '../../src/webhooks/glob.js';
 import { isPublicAddress } from '../../src/webhooks/targets.js';
 import { expectError, pushBlob, pushImage, randomBlob } from '../helpers/http.js';
@@ -108,6 +109,23 @@ describe('webhooks', () => {
     await until(() => rx.got.length === 1);
     expect(rx.attempts()).toBe(4);
     expect(rx.got[0]!.body.data.digest).toBe(digest);
+  });
+
+  it('waits at least the backoff floor between attempts: base·2^(n-1), minus the 50 % jitter', async () => {
+    const base = 200;
+    const reg = await registry({ webhookRetryBaseMs: base });
+    const at: number[] = [];
+    const rx = await receiver((n) => {
+      at.push(performance.now());
+      return n < 3 ? 500 : 204;
+    });
+    cleanups.push(rx.close);
+    await subscribe(reg.url, { url: rx.url, events: ['oci.blob.push'], namespaces: ['team'] });
+    await pushBlob(reg.url, 'team/backoff', randomBlob(10));
+    await until(() => rx.got.length === 1);
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    expect(gaps).toHaveLength(3);
+    gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(0.5 * base * 2 ** i - 5));
   });
 
   it('dead-letters an event after the last attempt and moves on', async () => {
@@ -301,6 +319,16 @@ describe('webhook globs and address guard', () => {
     ['', '', true],
   ])('%s matches %s: %s', (pattern, text, expected) => {
     expect(globMatches(pattern, text)).toBe(expected);
+  });
+
+  it('backoff doubles per attempt within ±50 % jitter, capped at 5 minutes', () => {
+    for (let attempts = 1; attempts <= 20; attempts++) {
+      const nominal = Math.min(1000 * 2 ** (attempts - 1), 300_000);
+      const samples = Array.from({ length: 200 }, () => backoffMs(attempts, 1000));
+      expect(Math.min(...samples)).toBeGreaterThanOrEqual(nominal * 0.5);
+      expect(Math.max(...samples)).toBeLessThanOrEqual(nominal * 1.5);
+      expect(new Set(samples).size).toBeGreaterThan(1); // jittered, so retries do not arrive in lockstep
+    }
   });
 
   it('does not blow up on hostile patterns', () => {
