@@ -4,13 +4,14 @@
  * it, filtered to what the caller may pull.
  */
 import type { Context } from 'hono';
+import type { Caller } from '../auth/authenticate.js';
 import { decide } from '../auth/capabilities.js';
 import { isValidName } from '../core/names.js';
 import { ociError } from '../errors/catalogue.js';
 import type { ModuleDeps } from '../governance/module.js';
 import type { AppEnv } from '../http/env.js';
 import { parseSearchQuery } from './query.js';
-import { SearchStore, type SearchResult } from './store.js';
+import { SearchStore, type Readable, type SearchResult } from './store.js';
 import { DownloadCounter, StarStore } from './usage.js';
 
 export { SearchStore } from './store.js';
@@ -32,6 +33,22 @@ export function repositoryParam(c: Context<AppEnv>): string {
   const repository = c.req.query('repository') ?? '';
   if (!isValidName(repository)) throw ociError('INVALID_PAYLOAD', 'repository: not a valid repository name', { detail: [{ path: '$.repository', message: 'invalid' }] });
   return repository;
+}
+
+/**
+ * What a non-administrator may pull, as SQL tests it (permissions.ts allowedActions): public
+ * repositories, the user's own namespace and those of its organisations — exactly (the same
+ * rule as capabilities.ts catalogScope), unless an API key narrows it to patterns or has no
+ * scope (then a superset, and the evaluator decides every row). Bearer tokens and
+ * administrators' keys: undefined, the evaluator alone.
+ */
+export function readableFor(caller: Caller): Readable | undefined {
+  if (caller.grants) return undefined;
+  const p = caller.principal;
+  if (!p) return { namespaces: [], exact: true };
+  if (p.isAdmin) return undefined;
+  const unnarrowed = !p.key || (p.key.repositories === null && p.key.scopes.length > 0);
+  return { namespaces: [p.name, ...p.roles.keys()], exact: unnarrowed };
 }
 
 export function registerSearch(deps: ModuleDeps): SearchModule {
@@ -56,11 +73,7 @@ export function registerSearch(deps: ModuleDeps): SearchModule {
     const everything = access.can(c, { kind: 'registry.admin' });
     // The one evaluator, with the repository's visibility read by the query's join.
     const caller = c.get('caller');
-    // A cheap SQL superset of what a non-administrator may pull (permissions.ts allowedActions:
-    // public repositories, the user's own namespace and those of its organisations), so the
-    // evaluator runs on candidates only. Bearer tokens and administrators' keys: evaluator alone.
-    const p = caller.principal;
-    const readable = caller.grants ? undefined : !p ? { namespaces: [] } : p.isAdmin ? undefined : { namespaces: [p.name, ...p.roles.keys()] };
+    const readable = readableFor(caller);
     return store.search(query, everything ? null : (repository, isPublic) => decide(caller, { kind: 'repository', repository, action: 'pull' }, () => isPublic).allowed, readable);
   };
 

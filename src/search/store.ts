@@ -1,17 +1,21 @@
 /**
- * Reads the search index (drizzle/0011_search.sql: `search_docs` + FTS5 `search_fts`, kept in
- * sync by triggers in the writers' own transactions).
+ * Reads the search index (drizzle/0011_search.sql, 0012_search_speed.sql: `search_docs` + FTS5
+ * `search_fts`, kept in sync by triggers in the writers' own transactions).
  *
- * Visibility is part of the SQL, not a filter on a page afterwards: a user-defined function
- * `search_visible(repository, public)` asks the request's pull decision (memoised per
- * repository), so counts, facets and pages are computed over exactly what the caller may pull,
- * and a private name can never shape a count or a page boundary. The repository's visibility
- * is a column of the document (kept by triggers on repository_visibility: a function may not
- * query the connection it runs on), and better-sqlite3 is synchronous, so the per-request
- * predicate cannot be observed by another request.
+ * Visibility is part of the SQL, not a filter on a page afterwards, so counts, facets and pages
+ * are computed over exactly what the caller may pull and a private name can never shape a count
+ * or a page boundary. Two forms: the caller's pullable set as SQL (public, or its namespaces;
+ * exact for callers whose rights are that rule — search/index.ts readableFor), with the pull
+ * decision judging every returned row; or the decision itself called from SQL for every row
+ * (`search_visible(repository, public)`, memoised per repository) when no exact SQL form exists.
+ * The repository's visibility is a column of the document (kept by triggers on
+ * repository_visibility: a function may not query the connection it runs on), and
+ * better-sqlite3 is synchronous, so the per-request predicate cannot be observed by another
+ * request.
  */
 import type { Db } from '../meta/db.js';
 import { ftsTerms, type SearchQuery } from './query.js';
+import { queryWords, score } from './rank.js';
 
 export interface SearchHit {
   repository: string;
@@ -45,6 +49,7 @@ export interface SearchResult {
 }
 
 interface DocRow {
+  id: number;
   repository: string;
   digest: string;
   type: string;
@@ -55,8 +60,20 @@ interface DocRow {
   signed: number;
   size: number;
   updated_at: number;
+  public: number;
 }
 
+const DOC_COLUMNS = 'd.repository AS repository, d.digest AS digest, d.type AS type, d.media_type AS media_type, d.subject AS subject, d.tags AS tags, d.annotations AS annotations, d.signed AS signed, d.size AS size, d.updated_at AS updated_at, d.public AS public';
+
+interface FacetRow {
+  type: string;
+  namespace: string;
+  signed: number;
+  n: number;
+}
+
+/** More namespaces than this and FTS5 is not asked to narrow by them (the SQL filter still does). */
+const MAX_SCOPE_NAMESPACES = 32;
 const FACET_LIMIT = 20;
 /**
  * Totals and facets count at most this many matches: each match costs a row lookup (~2 µs), so
@@ -76,12 +93,26 @@ function parseAnnotations(raw: string | null): Record<string, string> {
   }
 }
 
+/** A cheap SQL form of what the caller may pull: public repositories and these namespaces. */
+export interface Readable {
+  namespaces: string[];
+  /** The set is exactly what the pull check allows (not only a superset). */
+  exact?: boolean;
+}
+
+interface Arm {
+  sql: string;
+  args: unknown[];
+}
+
 /** Whether the caller may pull `repository`, given whether it is public. Must not touch the database. */
 export type PullCheck = (repository: string, isPublic: boolean) => boolean;
 
 export class SearchStore {
   /** Set for the duration of one synchronous query; null: everything is visible. */
   private visible: PullCheck | null = null;
+  /** The rows of the last result (synchronous, so never another request's). */
+  private lastRows: DocRow[] = [];
 
   constructor(private readonly db: Db) {
     db.$client.function('search_visible', { deterministic: false }, (repository: unknown, visibility: unknown) => {
@@ -107,86 +138,138 @@ export class SearchStore {
   }
 
   /**
-   * `readable`: when given, a superset of the caller's pullable repositories as SQL can test it
-   * cheaply (public ones, and these namespaces); `canPull` still decides every row.
+   * `readable`: when given, the caller's pullable repositories as SQL can test them cheaply
+   * (public ones, and these namespaces). `exact`: that set is exactly what `canPull` allows
+   * (capabilities.ts `catalogScope`, property-tested against `decide`), so totals and facets
+   * are counted in SQL alone and `canPull` judges the returned rows; should it refuse one, the
+   * search runs again with `canPull` deciding every row in SQL. Otherwise (bearer tokens, keys
+   * limited to patterns) `canPull` always decides every row.
    */
-  search(query: SearchQuery, canPull: PullCheck | null, readable?: { namespaces: string[] }): SearchResult {
+  search(query: SearchQuery, canPull: PullCheck | null, readable?: Readable): SearchResult {
     const terms = ftsTerms(query.q);
     const where: string[] = [];
     const args: unknown[] = [];
-    let from = 'search_docs d';
-    if (terms.length > 0) {
-      from = 'search_fts f JOIN search_docs d ON d.id = f.rowid';
-      where.push('search_fts MATCH ?');
-      // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
-      // it (intersecting lists, fast) and the exact `d.namespace = ?` below keeps only the right ones.
-      const narrow = query.namespace !== undefined && /[\p{L}\p{N}]/u.test(query.namespace) ? [`{repository} : "${query.namespace.replace(/"/g, '""')}"`] : [];
-      args.push([...terms, ...narrow].join(' AND '));
-    }
     if (!query.includeReferrers) where.push('d.subject IS NULL');
     if (query.type !== undefined) (where.push('d.type = ?'), args.push(query.type));
     if (query.namespace !== undefined) (where.push('d.namespace = ?'), args.push(query.namespace));
     if (query.signed !== undefined) (where.push('d.signed = ?'), args.push(query.signed ? 1 : 0));
     for (const [k, v] of query.annotations) {
-      where.push("EXISTS (SELECT 1 FROM json_each(d.annotations) WHERE json_each.key = ? AND json_each.value = ?)");
+      where.push('EXISTS (SELECT 1 FROM json_each(d.annotations) WHERE json_each.key = ? AND json_each.value = ?)');
       args.push(k, v);
     }
-    if (canPull !== null) {
-      if (readable) {
-        where.push(`(d.public = 1${readable.namespaces.length > 0 ? ` OR d.namespace IN (${readable.namespaces.map(() => '?').join(', ')})` : ''})`);
-        args.push(...readable.namespaces);
-      }
-      where.push('search_visible(d.repository, d.public)');
-    }
-    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const sqlite = this.db.$client;
-    return this.withVisibility(canPull, () => {
-      // One pass for the total and the three facets over the same filtered set.
-      const facetRows = sqlite
-        .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} ${whereSql} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
-        .all(...args) as { type: string; namespace: string; signed: number; n: number }[];
-      const counted = facetRows.reduce((s, r) => s + r.n, 0);
-      // Relevance ranks every match (bm25 per row, ~90 ms for a word in 23k of 100k documents);
-      // beyond FACET_SCAN matches the page is the newest matches instead (FTS5 walks its index
-      // backwards and stops at the page), and the answer says so in `sort`.
-      let sort: SearchResult['sort'] = query.sort === 'relevance' && terms.length === 0 ? 'updated' : query.sort;
-      if (sort === 'relevance' && counted > FACET_SCAN) sort = 'newest';
-      // Every order ends with the document id: equal keys never swap between pages.
-      const order = {
-        relevance: 'ORDER BY f.rank, d.id',
-        newest: 'ORDER BY f.rowid DESC',
-        name: 'ORDER BY d.repository, d.id',
-        updated: 'ORDER BY d.updated_at DESC, d.id DESC',
-      }[sort];
-      const rows = sqlite
-        .prepare(`SELECT d.repository, d.digest, d.type, d.media_type, d.subject, d.tags, d.annotations, d.signed, d.size, d.updated_at FROM ${from} ${whereSql} ${order} LIMIT ? OFFSET ?`)
-        .all(...args, query.perPage, (query.page - 1) * query.perPage) as DocRow[];
-      const tally = (key: (r: (typeof facetRows)[number]) => string): Facet[] => {
-        const m = new Map<string, number>();
-        for (const r of facetRows) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
-        return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)).slice(0, FACET_LIMIT);
-      };
-      return {
-        total: Math.min(counted, FACET_SCAN),
-        totalExact: counted <= FACET_SCAN,
-        sort,
-        page: query.page,
-        perPage: query.perPage,
-        results: rows.map((r) => ({
-          repository: r.repository,
-          digest: r.digest,
-          type: r.type,
-          mediaType: r.media_type,
-          subject: r.subject,
-          tags: r.tags === '' ? [] : r.tags.split(' '),
-          annotations: parseAnnotations(r.annotations),
-          signed: r.signed === 1,
-          size: r.size,
-          updatedAt: new Date(r.updated_at).toISOString(),
-          pull: `${r.repository}@${r.digest}`,
-        })),
-        facets: { type: tally((r) => r.type), namespace: tally((r) => r.namespace), signed: tally((r) => (r.signed === 1 ? 'true' : 'false')) },
-      };
+    const scoped = canPull !== null && readable !== undefined ? readable : undefined;
+    // The set as disjoint arms (public; private in one of the caller's namespaces), each
+    // answerable from an index in the order asked — an OR of the two is a full sort instead.
+    const arms: Arm[] = !scoped
+      ? [{ sql: '', args: [] }]
+      : [{ sql: 'd.public = 1', args: [] }, ...(scoped.namespaces.length > 0 ? [{ sql: `d.public = 0 AND d.namespace IN (${scoped.namespaces.map(() => '?').join(', ')})`, args: scoped.namespaces }] : [])];
+    const perRow = canPull !== null && !scoped?.exact;
+    if (perRow) where.push('search_visible(d.repository, d.public)');
+    const result = this.withVisibility(canPull, () => (terms.length > 0 ? this.fullText(query, terms, where, args, arms, scoped) : this.browse(query, where, args, arms)));
+    if (canPull === null || perRow) return result;
+    // The final word on every returned row is the evaluator's.
+    const memo = new Map<string, boolean>();
+    const refused = this.lastRows.some((r) => {
+      let ok = memo.get(r.repository);
+      if (ok === undefined) memo.set(r.repository, (ok = canPull(r.repository, r.public === 1)));
+      return !ok;
     });
+    return refused ? this.search(query, canPull, { namespaces: scoped!.namespaces, exact: false }) : result;
+  }
+
+  /** No words: facets from a covering index, the page in index order (merged across the arms). */
+  private browse(query: SearchQuery, where: string[], args: unknown[], arms: Arm[]): SearchResult {
+    const sqlite = this.db.$client;
+    const armSql = (cols: string) =>
+      arms.map((a) => `SELECT ${cols} FROM search_docs d${[...where, ...(a.sql ? [a.sql] : [])].length > 0 ? ` WHERE ${[...(a.sql ? [a.sql] : []), ...where].join(' AND ')}` : ''}`).join(' UNION ALL ');
+    const armArgs = arms.flatMap((a) => [...a.args, ...args]);
+    const facetRows = sqlite
+      .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (${armSql('d.type AS type, d.namespace AS namespace, d.signed AS signed')} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
+      .all(...armArgs) as FacetRow[];
+    const counted = facetRows.reduce((s, r) => s + r.n, 0);
+    const sort: SearchResult['sort'] = query.sort === 'name' ? 'name' : 'updated';
+    const order = sort === 'name' ? 'ORDER BY repository, id' : 'ORDER BY updated_at DESC, id DESC';
+    const rows = sqlite
+      .prepare(`${armSql(`${DOC_COLUMNS}, d.id AS id`)} ${order} LIMIT ? OFFSET ?`)
+      .all(...armArgs, query.perPage, (query.page - 1) * query.perPage) as DocRow[];
+    return this.result(query, sort, counted, facetRows, rows);
+  }
+
+  /**
+   * Words: FTS5 narrows to the caller's superset and away from referrers (`scope` tokens), one
+   * pass over at most FACET_SCAN + 1 matches gives the total and facets; when that is every
+   * match, relevance is computed here over them and only the page's rows are read.
+   */
+  private fullText(query: SearchQuery, terms: string[], where: string[], args: unknown[], arms: Arm[], readable?: Readable): SearchResult {
+    const sqlite = this.db.$client;
+    const phrase = (s: string) => `"${s.replace(/"/g, '""')}"`;
+    let match = terms.join(' AND ');
+    // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
+    // it and the exact `d.namespace = ?` keeps only the right ones.
+    if (query.namespace !== undefined && /[\p{L}\p{N}]/u.test(query.namespace)) match += ` AND {repository} : ${phrase(query.namespace)}`;
+    if (readable && readable.namespaces.length <= MAX_SCOPE_NAMESPACES && readable.namespaces.every((n) => /[\p{L}\p{N}]/u.test(n))) {
+      match = `(${match}) AND ({scope} : "public"${readable.namespaces.map((n) => ` OR {repository} : ${phrase(n)}`).join('')})`;
+    }
+    if (!query.includeReferrers) match = `(${match}) NOT {scope} : "referrer"`;
+    const superset = arms.length > 1 ? [`(${arms.map((a) => `(${a.sql})`).join(' OR ')})`] : arms[0]!.sql ? [arms[0]!.sql] : [];
+    const whereSql = ['search_fts MATCH ?', ...superset, ...where].join(' AND ');
+    const allArgs = [match, ...arms.flatMap((a) => a.args), ...args];
+    // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
+    const from = 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid';
+    const facetRows = sqlite
+      .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
+      .all(...allArgs) as FacetRow[];
+    const counted = facetRows.reduce((n, r) => n + r.n, 0);
+    const offset = (query.page - 1) * query.perPage;
+    if (counted <= FACET_SCAN && query.sort === 'relevance') {
+      // Every match is a candidate: rank them here (arrays, not objects: ~2k rows).
+      const words = queryWords(query.q);
+      const candidates = sqlite.prepare(`SELECT d.id, d.repository, d.tags, d.type FROM ${from} WHERE ${whereSql}`).raw(true).all(...allArgs) as [number, string, string, string][];
+      const ids = candidates
+        .map(([id, repository, tags, type]) => ({ id, s: score({ repository, tags, type }, words) }))
+        .sort((a, b) => b.s - a.s || a.id - b.id)
+        .slice(offset, offset + query.perPage)
+        .map((k) => k.id);
+      const byId = new Map(
+        ids.length === 0 ? [] : (sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM search_docs d WHERE d.id IN (${ids.map(() => '?').join(', ')})`).all(...ids) as DocRow[]).map((r) => [r.id, r]),
+      );
+      return this.result(query, 'relevance', counted, facetRows, ids.map((id) => byId.get(id)!));
+    }
+    // Beyond FACET_SCAN matches relevance is not computed: the page is the newest matches (FTS5
+    // walks its index backwards and stops at the page), and the answer says so in `sort`.
+    const sort: SearchResult['sort'] = query.sort === 'relevance' ? 'newest' : query.sort;
+    const order = { newest: 'ORDER BY f.rowid DESC', name: 'ORDER BY d.repository, d.id', updated: 'ORDER BY d.updated_at DESC, d.id DESC' }[sort as 'newest' | 'name' | 'updated'];
+    const rows = sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM ${from} WHERE ${whereSql} ${order} LIMIT ? OFFSET ?`).all(...allArgs, query.perPage, offset) as DocRow[];
+    return this.result(query, sort, counted, facetRows, rows);
+  }
+
+  private result(query: SearchQuery, sort: SearchResult['sort'], counted: number, facetRows: FacetRow[], rows: DocRow[]): SearchResult {
+    this.lastRows = rows;
+    const tally = (key: (r: FacetRow) => string): Facet[] => {
+      const m = new Map<string, number>();
+      for (const r of facetRows) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
+      return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)).slice(0, FACET_LIMIT);
+    };
+    return {
+      total: Math.min(counted, FACET_SCAN),
+      totalExact: counted <= FACET_SCAN,
+      sort,
+      page: query.page,
+      perPage: query.perPage,
+      results: rows.map((r) => ({
+        repository: r.repository,
+        digest: r.digest,
+        type: r.type,
+        mediaType: r.media_type,
+        subject: r.subject,
+        tags: r.tags === '' ? [] : r.tags.split(' '),
+        annotations: parseAnnotations(r.annotations),
+        signed: r.signed === 1,
+        size: r.size,
+        updatedAt: new Date(r.updated_at).toISOString(),
+        pull: `${r.repository}@${r.digest}`,
+      })),
+      facets: { type: tally((r) => r.type), namespace: tally((r) => r.namespace), signed: tally((r) => (r.signed === 1 ? 'true' : 'false')) },
+    };
   }
 }

@@ -160,4 +160,18 @@ describe('search API', () => {
       if (sort === 'name') expect(seen).toEqual([...seen].sort());
     }
   });
+
+  it('finds family entries by their description and owner, from the transaction that writes them', async () => {
+    const post = (family: string, entry: Record<string, unknown>) =>
+      fetch(`${reg.url}/api/v1/families/${family}/entries`, { method: 'POST', body: JSON.stringify(entry), headers: { 'Content-Type': 'application/json' } });
+    const created = await post('scope', { id: 'payments-eu', owner: 'artifact-store', description: 'Quokka settlement ledger for Europe' });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const hits = (await search('q=quokka+ledger')).results;
+    expect(hits.map((h) => [h.repository, h.tags])).toEqual([['_registry/scope', ['payments-eu']]]);
+    // A new version: its own words are found, the old version's document keeps its own.
+    const v2 = await fetch(`${reg.url}/api/v1/families/scope/entries/payments-eu`, { method: 'PUT', body: JSON.stringify({ id: 'payments-eu', owner: 'artifact-store', description: 'Wombat clearing house' }), headers: { 'Content-Type': 'application/json' } });
+    expect(v2.status, await v2.clone().text()).toBe(200);
+    expect((await search('q=wombat')).results.map((h) => h.annotations['dev.artifact-store.entry.version'])).toEqual(['2']);
+    expect((await search('q=quokka')).results.map((h) => h.annotations['dev.artifact-store.entry.version'])).toEqual(['1']);
+  });
 });
