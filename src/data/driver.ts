@@ -54,8 +54,11 @@ export interface BlobDriver {
   /**
    * Appends the source's bytes to the session. If the source or the store fails, the session
    * is left exactly as it was before the call (the caller may retry from `state.size`).
+   * Resolves once the bytes are durable, unless `opts.durable` is false: the caller then
+   * commits the session next (one request carrying the last bytes and the digest) and the
+   * commit makes them durable, so a separate flush here would only be paid twice.
    */
-  append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>): Promise<UploadState>;
+  append(id: string, state: UploadState, source: AsyncIterable<Uint8Array>, opts?: { durable?: boolean }): Promise<UploadState>;
   /**
    * Called once the caller has durably saved `current` (the state `append` returned): removes
    * objects that only `previous` needed. Deleting them earlier would leave a crash between

@@ -6,9 +6,17 @@
  * switching took more CPU than the SHA-256 of the same bytes. Here chunks are gathered (no copy)
  * into WRITE_BATCH-sized pwritev calls, a few in flight, so receiving and hashing the next bytes
  * overlaps the write of the previous ones. The chunks are the request's own buffers, which Node
- * does not reuse, so holding them until their write completes is safe.
+ * does not reuse, so holding them until their write completes is safe. Plain fds and callbacks,
+ * not FileHandle: the fs driver opens and closes synchronously (see fs-driver.ts).
  */
-import type { FileHandle } from 'node:fs/promises';
+import { fdatasync, fsync, writev } from 'node:fs';
+
+/** fdatasync on the thread pool (it waits for the disk). */
+export const datasyncFd = (fd: number): Promise<void> => new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+/** fsync on the thread pool (directories: fdatasync does not cover their entries everywhere). */
+export const fsyncFd = (fd: number): Promise<void> => new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+const writevFd = (fd: number, bufs: Uint8Array[], at: number): Promise<number> =>
+  new Promise((resolve, reject) => writev(fd, bufs as NodeJS.ArrayBufferView[], at, (err, n) => (err ? reject(err) : resolve(n))));
 
 const WRITE_BATCH = 1 << 20;
 /** Buffers per writev; libuv splits larger lists itself, this only bounds one call's work. */
@@ -18,7 +26,7 @@ const MAX_IN_FLIGHT = 2;
 const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
 
 /** Writes every chunk of `source` at `start` onwards; resolves with the byte count once all writes completed. */
-export async function writeAt(fh: FileHandle, source: AsyncIterable<Uint8Array>, start: number, backgroundSync: boolean): Promise<number> {
+export async function writeAt(fd: number, source: AsyncIterable<Uint8Array>, start: number, backgroundSync: boolean): Promise<number> {
   let pos = start;
   let batch: Uint8Array[] = [];
   let batchBytes = 0;
@@ -34,7 +42,7 @@ export async function writeAt(fh: FileHandle, source: AsyncIterable<Uint8Array>,
     batch = [];
     batchBytes = 0;
     pos += bytes;
-    const p = writeFully(fh, bufs, at, bytes).then(
+    const p = writeFully(fd, bufs, at, bytes).then(
       () => {
         inFlight.delete(p);
       },
@@ -48,7 +56,7 @@ export async function writeAt(fh: FileHandle, source: AsyncIterable<Uint8Array>,
     if (backgroundSync && unsynced >= BACKGROUND_SYNC_BYTES && !syncing) {
       unsynced = 0;
       // fdatasync flushes whatever of the file is dirty; writes still in flight are simply left for the next one.
-      syncing = fh.datasync().then(
+      syncing = datasyncFd(fd).then(
         () => {
           syncing = undefined;
         },
@@ -81,8 +89,8 @@ export async function writeAt(fh: FileHandle, source: AsyncIterable<Uint8Array>,
   return pos - start;
 }
 
-async function writeFully(fh: FileHandle, bufs: Uint8Array[], at: number, bytes: number): Promise<void> {
-  let { bytesWritten } = await fh.writev(bufs, at);
+async function writeFully(fd: number, bufs: Uint8Array[], at: number, bytes: number): Promise<void> {
+  let bytesWritten = await writevFd(fd, bufs, at);
   // Regular files take whole writes unless the disk is full; then the next call reports why.
   while (bytesWritten < bytes) {
     let skip = bytesWritten;
@@ -94,8 +102,8 @@ async function writeFully(fh: FileHandle, bufs: Uint8Array[], at: number, bytes:
         skip = 0;
       }
     }
-    const more = await fh.writev(rest, at + bytesWritten);
-    if (more.bytesWritten === 0) throw new Error(`write of ${bytes} bytes at ${at} stalled after ${bytesWritten}`);
-    bytesWritten += more.bytesWritten;
+    const more = await writevFd(fd, rest, at + bytesWritten);
+    if (more === 0) throw new Error(`write of ${bytes} bytes at ${at} stalled after ${bytesWritten}`);
+    bytesWritten += more;
   }
 }

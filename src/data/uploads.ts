@@ -30,6 +30,17 @@ export interface AppendOptions {
   expectedLength?: number;
   /** Hard cap on the session's total size. */
   maxSize?: number;
+  /** False when `finish` follows in the same request: the commit makes the bytes durable (BlobDriver.append). */
+  durable?: boolean;
+}
+
+export interface FinishOptions {
+  /**
+   * Every byte of the session arrived in the append that returned `state`, in this request:
+   * its running hash saw exactly what was written, so a small blob is not re-read to verify
+   * it. (A session filled by earlier requests is still re-read: its file could have changed.)
+   */
+  justWritten?: boolean;
 }
 
 export class UploadTooLargeError extends Error {}
@@ -79,7 +90,7 @@ export class UploadEngine {
       // Throwing inside the source makes the driver roll the append back.
       if (expectedLength !== undefined && received !== expectedLength) throw new SizeMismatchError(expectedLength, received);
     };
-    const appended = await this.driver.append(id, state, hashing());
+    const appended = await this.driver.append(id, state, hashing(), opts.durable === false ? { durable: false } : undefined);
     if (appended === state) return state; // nothing received
     const next = { ...appended, epoch: newEpoch() };
     this.remember(id, { size: next.size, epoch: next.epoch, hasher });
@@ -87,10 +98,13 @@ export class UploadEngine {
   }
 
   /** Verifies `digest` against the session's bytes, then commits them under it. */
-  async finish(id: string, state: UploadState, digest: string): Promise<{ size: number }> {
+  async finish(id: string, state: UploadState, digest: string, opts: FinishOptions = {}): Promise<{ size: number }> {
     const algo = digest.slice(0, digest.indexOf(':')) as HashAlgorithm;
     let actual: string;
-    if (algo === 'sha256' && state.size > VERIFY_FROM_STORE_BYTES) {
+    const cached = this.running.get(id);
+    if (algo === 'sha256' && opts.justWritten && cached && cached.size === state.size && cached.epoch === state.epoch) {
+      actual = cached.hasher.copy().digest();
+    } else if (algo === 'sha256' && state.size > VERIFY_FROM_STORE_BYTES) {
       actual = (await this.hashAt(id, state)).hasher.copy().digest();
     } else {
       // Small blobs, and the rare other algorithms: hash the stored bytes, at commit.

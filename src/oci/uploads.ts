@@ -20,6 +20,10 @@ import type { RouteParams } from './routes.js';
 interface Session {
   id: string;
   state: UploadState;
+  /** The row is gone (committed or cancelled): there is no lease left to release. */
+  closed?: boolean;
+  /** State appended but not saved yet (the request commits next); saved only if the commit must be retried. */
+  unsaved?: boolean;
 }
 
 /**
@@ -106,8 +110,9 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
         }
       }, LEASE_TTL_MS / 3);
       renew.unref();
+      let s: Session | undefined;
       try {
-        const s = load(name, id);
+        s = load(name, id);
         const checked = await uploads.verify(s.id, s.state);
         const trimmed = checked !== s.state;
         if (trimmed) {
@@ -117,7 +122,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
         return await fn(s, holder, trimmed);
       } finally {
         clearInterval(renew);
-        store.releaseUploadLease(id, holder);
+        if (!s?.closed) store.releaseUploadLease(id, holder);
       }
     });
   }
@@ -141,8 +146,11 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   /**
    * Appends the request body (if any) to the session, honouring Content-Range. The new state is
    * saved (under the lease, when `holder` is given) before superseded storage is released.
+   * `finishing`: the request commits next, which makes the bytes durable and ends the session,
+   * so neither the append's own flush nor the save is needed (the save happens only if the
+   * commit fails with a retryable error). Returns true when the body was the session's first bytes.
    */
-  async function appendBody(c: Context<AppEnv>, name: string, s: Session, holder?: string): Promise<void> {
+  async function appendBody(c: Context<AppEnv>, name: string, s: Session, holder?: string, finishing = false): Promise<boolean> {
     let length = declaredLength(c);
     const rangeHeader = c.req.header('content-range');
     if (rangeHeader !== undefined) {
@@ -155,35 +163,54 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       if (length !== undefined && length !== chunkLength) throw ociError('BLOB_UPLOAD_INVALID', 'Content-Length does not match Content-Range', { status: 416, headers: sessionHeaders(name, s) });
       length = chunkLength;
     }
-    if (length === 0) return;
+    if (length === 0) return false;
     const hasBody = length !== undefined || c.req.header('transfer-encoding') !== undefined;
-    if (!hasBody) return;
+    if (!hasBody) return false;
     const previous = s.state;
-    const next = await uploads.append(s.id, previous, requestBody(c), { expectedLength: length, maxSize });
-    if (next === previous) return;
+    const next = await uploads.append(s.id, previous, requestBody(c), { expectedLength: length, maxSize, ...(finishing ? { durable: false } : {}) });
+    if (next === previous) return false;
+    if (finishing) {
+      s.state = next;
+      s.unsaved = true;
+      return previous.size === 0;
+    }
     if (!store.updateUpload(s.id, JSON.stringify(next), holder)) {
       throw ociError('UNAVAILABLE', 'the upload session was taken over by another request; check its status and resume', { headers: { 'Retry-After': '1' } });
     }
     s.state = next;
     await uploads.settle(s.id, previous, next);
+    return false;
   }
 
-  /** Verifies and commits the session under `digest`, links the blob; a failed check discards the session. */
-  async function complete(c: Context<AppEnv>, name: string, s: Session, digest: string): Promise<Response> {
+  /**
+   * Verifies and commits the session under `digest`, links the blob; a failed check discards the
+   * session. `justWritten`: this request's body was all of the session's bytes (FinishOptions).
+   */
+  async function complete(c: Context<AppEnv>, name: string, s: Session, digest: string, holder?: string, justWritten = false): Promise<Response> {
     try {
       // Pin the digest before the commit, which may keep already-stored bytes: GC leaves it alone (operations/fence.ts).
       const fence = await pinForUpload(store.db, digest);
-      const { size } = await uploads.finish(s.id, s.state, digest);
-      store.linkBlob(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence);
+      const { size } = await uploads.finish(s.id, s.state, digest, { justWritten });
+      // Group-committed with the other links and manifest writes of this event-loop turn; the 201 waits for its COMMIT.
+      await store.commitBlobLink(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence);
     } catch (err) {
       // A storage outage (503, retryable) keeps the session so the client can retry the PUT.
       if (!(err instanceof StorageUnavailableError)) {
         await uploads.abort(s.id, s.state).catch(() => undefined);
         store.deleteUpload(s.id);
+        s.closed = true;
+      } else if (s.unsaved) {
+        // The bytes this request appended stay in the session: record them for the retry (best effort: a failed save leaves the older state, which verify trims to).
+        try {
+          store.updateUpload(s.id, JSON.stringify(s.state), holder);
+        } catch {
+          /* the retry re-sends from the saved state */
+        }
       }
       throw err;
     }
     store.deleteUpload(s.id);
+    s.closed = true;
     return c.body(null, 201, committedHeaders(name, digest));
   }
 
@@ -214,14 +241,15 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
         const digest = parseDigest(digestParam).value;
         // The id is known to this request only: no other request can hold the session.
         const s = await open(c, name);
+        let first: boolean;
         try {
-          await appendBody(c, name, s);
+          first = await appendBody(c, name, s, undefined, true);
         } catch (err) {
           await uploads.abort(s.id, s.state).catch(() => undefined);
           store.deleteUpload(s.id);
           throw err;
         }
-        return complete(c, name, s, digest);
+        return complete(c, name, s, digest, undefined, first);
       }
       const s = await open(c, name);
       return c.body(null, 202, { ...sessionHeaders(name, s), 'OCI-Chunk-Min-Length': String(config.chunkMinLength) });
@@ -246,8 +274,8 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       return withSession(name, ref, async (s, holder, trimmed) => {
         const digest = parseDigest(c.req.query('digest')).value;
         refuseBlindAppend(c, name, s, trimmed);
-        await appendBody(c, name, s, holder);
-        return complete(c, name, s, digest);
+        const first = await appendBody(c, name, s, holder, true);
+        return complete(c, name, s, digest, holder, first);
       });
     },
 
@@ -255,6 +283,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       return withSession(name, ref, async (s) => {
         await uploads.abort(s.id, s.state);
         store.deleteUpload(s.id);
+        s.closed = true;
         return c.body(null, 204);
       });
     },
