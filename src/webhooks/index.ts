@@ -62,7 +62,7 @@ export function registerWebhooks(deps: ModuleDeps): WebhooksModule {
     const url = parseTargetUrl(b.url);
     await assertDeliverable(url, config.webhookAllowPrivateTargets);
     const row = store.create({ url: url.toString(), events: b.events, namespaces: b.namespaces ?? null, secret: b.secret }, c.get('actor'));
-    return c.json(presentWebhook(row), 201);
+    return c.json(presentWebhook(row, 0), 201);
   });
 
   app.get('/api/v1/webhooks', (c) => {
@@ -70,13 +70,14 @@ export function registerWebhooks(deps: ModuleDeps): WebhooksModule {
       const ns = namespacesOf(w);
       return ns ? ns.every((namespace) => access.can(c, { kind: 'namespace.manage', namespace })) : access.can(c, { kind: 'registry.admin' });
     });
-    return c.json({ webhooks: visible.map((w) => presentWebhook(w)) });
+    const dead = store.deadLetterCounts();
+    return c.json({ webhooks: visible.map((w) => presentWebhook(w, dead.get(w.id) ?? 0)) });
   });
 
   app.get('/api/v1/webhooks/:id', (c) => {
     const w = found(c.req.param('id'));
     mayManage(c, namespacesOf(w));
-    return c.json(presentWebhook(w, store.deadLetters(w.id)));
+    return c.json(presentWebhook(w, store.deadLetterCounts().get(w.id) ?? 0, store.deadLetters(w.id)));
   });
 
   app.delete('/api/v1/webhooks/:id', (c) => {

@@ -16,7 +16,7 @@ export interface NewWebhook {
 }
 
 /** The API view: everything but the secret. */
-export function presentWebhook(w: WebhookRow, deadLetters?: (typeof webhookDeadLetters.$inferSelect)[]): Record<string, unknown> {
+export function presentWebhook(w: WebhookRow, deadLettered: number, deadLetters?: (typeof webhookDeadLetters.$inferSelect)[]): Record<string, unknown> {
   return {
     id: w.id,
     url: w.url,
@@ -24,7 +24,10 @@ export function presentWebhook(w: WebhookRow, deadLetters?: (typeof webhookDeadL
     namespaces: w.namespaces ? (JSON.parse(w.namespaces) as string[]) : null,
     cursor: w.cursorSeq,
     delivered: w.delivered,
+    /** `retrying` while a failed delivery waits for its next attempt (the same state as the metric). */
+    state: w.attempts > 0 ? 'retrying' : 'ok',
     pendingAttempts: w.attempts,
+    deadLettered,
     lastError: w.lastError,
     createdBy: w.createdBy,
     createdAt: new Date(w.createdAt).toISOString(),
@@ -87,6 +90,12 @@ export class WebhookStore {
 
   deadLetterCount(): number {
     return this.db.select({ n: count() }).from(webhookDeadLetters).get()?.n ?? 0;
+  }
+
+  /** Dead letters per subscription (the list shows them without the letters themselves). */
+  deadLetterCounts(): Map<string, number> {
+    const rows = this.db.select({ id: webhookDeadLetters.webhookId, n: count() }).from(webhookDeadLetters).groupBy(webhookDeadLetters.webhookId).all();
+    return new Map(rows.map((r) => [r.id, r.n]));
   }
 
   /** Subscriptions whose next attempt is due. */

@@ -140,8 +140,12 @@ describe('webhooks', () => {
     const second = await pushBlob(reg.url, 'team/dl', randomBlob(10));
     await until(() => rx.got.some((g) => g.body.data.digest === second));
     expect(rx.got.some((g) => g.body.data.digest === first)).toBe(false);
-    const view = (await (await fetch(`${reg.url}/api/v1/webhooks/${id}`)).json()) as { deadLetters: { seq: number; attempts: number; lastError: string }[] };
+    const view = (await (await fetch(`${reg.url}/api/v1/webhooks/${id}`)).json()) as { deadLettered: number; state: string; deadLetters: { seq: number; attempts: number; lastError: string }[] };
     expect(view.deadLetters).toHaveLength(1);
+    expect(view).toMatchObject({ deadLettered: 1, state: 'ok' });
+    const list = (await (await fetch(`${reg.url}/api/v1/webhooks`)).json()) as { webhooks: { id: string; deadLettered: number; deadLetters?: unknown }[] };
+    expect(list.webhooks.find((w) => w.id === id)).toMatchObject({ deadLettered: 1 });
+    expect(list.webhooks[0]!.deadLetters).toBeUndefined();
     expect(view.deadLetters[0]!.attempts).toBe(2);
     expect(view.deadLetters[0]!.lastError).toContain('500');
   });
