@@ -30,7 +30,7 @@ const USAGE = `usage: artifact-store <command>
   events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
   events rebuild --into <new.db>                      replay the log into a fresh database
   events check                                        rebuild in a temp database and compare with the live tables (exit 1 on a difference)
-  backup <dir>                                        online copy of the database, blobs (fs storage) and signing keys into a new directory
+  backup <dir>                                        online copy of the database, blobs (fs or S3) and signing keys into a new directory; GC waits meanwhile
   gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
   bundle publish <repository> <digest>                register a bundle (needs a PASS gate receipt)
   bundle transition <id> <version> <to> [--reason R]  CANDIDATE, APPROVED, REJECTED, RETIRED

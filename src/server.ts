@@ -25,7 +25,7 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-async function createDriver(config: Config): Promise<BlobDriver> {
+export async function createDriver(config: Config): Promise<BlobDriver> {
   if (config.storage === 's3') {
     const { S3Driver } = await import('./data/s3-driver.js');
     return new S3Driver({
