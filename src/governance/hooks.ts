@@ -48,6 +48,8 @@ export interface DeleteTarget {
 export interface PullTarget {
   repository: string;
   digest: string;
+  /** The tag the manifest was asked for by, when it was (per-tag download counts). */
+  tag?: string;
   /** The manifest's media type and artifact type (signatures stay readable under enforcement). */
   artifactType: string | null;
   subject: string | null;

@@ -6,7 +6,8 @@
 import type { Context } from 'hono';
 import type { Caller } from '../auth/authenticate.js';
 import { decide } from '../auth/capabilities.js';
-import { isValidName } from '../core/names.js';
+import { isDigest } from '../core/digest.js';
+import { isValidName, isValidTag } from '../core/names.js';
 import { ociError } from '../errors/catalogue.js';
 import type { ModuleDeps } from '../governance/module.js';
 import type { AppEnv } from '../http/env.js';
@@ -57,7 +58,7 @@ export function registerSearch(deps: ModuleDeps): SearchModule {
   const downloads = new DownloadCounter(db);
   const stars = new StarStore(db);
 
-  deps.governance.add({ name: 'search', checkPull: (t) => downloads.record(t.repository, t.digest) });
+  deps.governance.add({ name: 'search', checkPull: (t) => downloads.record(t.repository, t.digest, t.tag) });
   const timer = setInterval(() => {
     try {
       downloads.flush();
@@ -82,10 +83,14 @@ export function registerSearch(deps: ModuleDeps): SearchModule {
   const usage = (c: Context<AppEnv>, repository: string) => {
     const user = c.get('caller').principal?.name ?? null;
     const digest = c.req.query('digest');
+    const tag = c.req.query('tag');
+    if (digest !== undefined && !isDigest(digest)) throw ociError('INVALID_PAYLOAD', 'digest: not a digest', { detail: [{ path: '$.digest', message: 'invalid' }] });
+    if (tag !== undefined && !isValidTag(tag)) throw ociError('INVALID_PAYLOAD', 'tag: not a valid tag', { detail: [{ path: '$.tag', message: 'invalid' }] });
     return {
       repository,
       downloads: downloads.count(repository),
       ...(digest ? { digestDownloads: downloads.count(repository, digest) } : {}),
+      ...(tag ? { tagDownloads: downloads.count(repository, tag) } : {}),
       stars: stars.count(repository),
       starred: user !== null && stars.starredBy(repository, user),
     };

@@ -4,24 +4,30 @@
  * Downloads are counted in memory on each manifest pull and written in one transaction per
  * flush (every few seconds and at shutdown), never a database write per GET: a pull storm
  * costs a Map increment. A crash loses at most one interval of counts, which is acceptable for
- * a popularity signal (they are not audit data and not in the event log).
+ * a popularity signal (they are not audit data and not in the event log). Counted per
+ * repository, per manifest digest and per tag the manifest was asked for by; a tag's count is
+ * its name's, so a tag deleted and set again keeps counting.
  *
  * Stars are a user's own mutation, so each one is an event (`search.star.add` / `.remove`).
  */
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 
-/** `ref` '' is the repository total; otherwise a manifest digest. */
+/**
+ * `ref` '' is the repository total; `algorithm:hex` a manifest digest; anything else a tag (the
+ * tag grammar has no ':', a digest always has one).
+ */
 const REPOSITORY_TOTAL = '';
+const key = (repository: string, ref: string) => `${repository}\n${ref}`;
 
 export class DownloadCounter {
   private pending = new Map<string, number>();
 
   constructor(private readonly db: Db) {}
 
-  record(repository: string, digest: string): void {
-    for (const ref of [REPOSITORY_TOTAL, digest]) {
-      const k = `${repository}\n${ref}`;
+  record(repository: string, digest: string, tag?: string): void {
+    for (const ref of tag === undefined ? [REPOSITORY_TOTAL, digest] : [REPOSITORY_TOTAL, digest, tag]) {
+      const k = key(repository, ref);
       this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
     }
   }
@@ -44,7 +50,18 @@ export class DownloadCounter {
   count(repository: string, digest?: string): number {
     const ref = digest ?? REPOSITORY_TOTAL;
     const stored = this.db.$client.prepare('SELECT count FROM search_downloads WHERE repository = ? AND ref = ?').pluck().get(repository, ref) as number | undefined;
-    return (stored ?? 0) + (this.pending.get(`${repository}\n${ref}`) ?? 0);
+    return (stored ?? 0) + (this.pending.get(key(repository, ref)) ?? 0);
+  }
+
+  /** Counts of these tags (a page of a tag table: one query), stored plus not yet flushed. */
+  countTags(repository: string, tags: string[]): Map<string, number> {
+    const out = new Map(tags.map((t) => [t, this.pending.get(key(repository, t)) ?? 0]));
+    for (let i = 0; i < tags.length; i += 500) {
+      const chunk = tags.slice(i, i + 500);
+      const rows = this.db.$client.prepare(`SELECT ref, count FROM search_downloads WHERE repository = ? AND ref IN (${chunk.map(() => '?').join(', ')})`).all(repository, ...chunk) as { ref: string; count: number }[];
+      for (const r of rows) out.set(r.ref, (out.get(r.ref) ?? 0) + r.count);
+    }
+    return out;
   }
 }
 

@@ -245,6 +245,7 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
           referrers: selected ? referrerTree(repoId, selected.digest, c.req.query('rlast') ?? '') : { total: 0, last: '', nextLast: null, items: [] },
           trust: selected ? await api(c, `/api/v1/trust?repository=${encodeURIComponent(repository)}&digest=${encodeURIComponent(selected.digest)}`) : null,
           downloads: search.downloads.count(repository),
+          tagDownloads: search.downloads.countTags(repository, tags.slice(0, TAGS_PER_PAGE).map((t) => t.name)),
           stars: search.stars.count(repository),
           starred: user !== null && search.stars.starredBy(repository, user),
           csrf: s?.csrf ?? null,

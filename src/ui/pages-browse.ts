@@ -70,6 +70,8 @@ export interface RepoView {
   referrers: ReferrerTree;
   trust: TrustView | null;
   downloads: number;
+  /** Downloads by tag name, for the tags on this page. */
+  tagDownloads: Map<string, number>;
   stars: number;
   starred: boolean;
   csrf: string | null;
@@ -158,8 +160,8 @@ export function repositoryPage(v: RepoView): Html {
 ${v.canStar ? html`<form method="post" action="/ui/star" class="inline"><input type="hidden" name="csrf" value="${v.csrf ?? ''}"><input type="hidden" name="repository" value="${v.repository}"><input type="hidden" name="star" value="${v.starred ? 'false' : 'true'}"><button type="submit">${v.starred ? 'Unstar' : 'Star'}</button></form>` : ''}
 <img src="${`/badges/${v.repository}/health.svg`}" alt="health badge"> <img src="${`/badges/${v.repository}/signed.svg`}" alt="signed badge"></p>
 <h2>Tags <span class="muted">(${v.tagCount})</span></h2>
-<table><thead><tr><th>Tag</th><th>Digest</th><th>Type</th><th>Size</th><th>Updated</th></tr></thead><tbody>${v.tags.map(
-    (t) => html`<tr><td><a href="${repoHref(v.repository, { tag: t.name })}">${t.name}</a></td><td class="digest">${t.digest}</td><td>${t.artifact_type ?? t.media_type}</td><td>${formatBytes(t.size)}</td><td>${new Date(t.updated_at).toISOString()}</td></tr>`,
+<table><thead><tr><th>Tag</th><th>Digest</th><th>Type</th><th>Size</th><th>Downloads</th><th>Updated</th></tr></thead><tbody>${v.tags.map(
+    (t) => html`<tr><td><a href="${repoHref(v.repository, { tag: t.name })}">${t.name}</a></td><td class="digest">${t.digest}</td><td>${t.artifact_type ?? t.media_type}</td><td>${formatBytes(t.size)}</td><td>${String(v.tagDownloads.get(t.name) ?? 0)}</td><td>${new Date(t.updated_at).toISOString()}</td></tr>`,
   )}</tbody></table>
 <div class="pager">${v.last ? html`<a href="${repoHref(v.repository)}">first page</a>` : ''}${v.nextLast ? html`<a href="${repoHref(v.repository, { last: v.nextLast })}" rel="next">next tags →</a>` : ''}</div>
 ${
