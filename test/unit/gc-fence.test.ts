@@ -79,6 +79,7 @@ describe('GC fence', () => {
     store.linkBlob('a/two', digest, bytes.length, 'test', 'oci.blob.push', undefined, pin);
     expect(await stored(digest)).toBe(true);
     expect(store.repositoryBlobSize('a/two', digest)).toBe(1000);
+    await new Promise((r) => setTimeout(r, 5)); // grace 0 spares a link made in this very millisecond
     // The pin is gone with the link: the next run collects the (still unreferenced) blob.
     expect((await collector().run({ dryRun: false, actor: 't' })).blobs).toBe(1);
     expect(await stored(digest)).toBe(false);
