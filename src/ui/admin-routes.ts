@@ -107,8 +107,11 @@ export function registerAdminPages(k: AdminKit): void {
 
   const renderOrgs = (c: C, selected: string | null, n: Notice | null, status = 200) => {
     const last = lastOf(c);
-    // A page of names, each shown only when the caller may read that organisation.
-    const scanned = ui.principals('org', last, PER_PAGE + 1);
+    // A page of the organisations the caller may read (org.read: administrators all of them,
+    // others those they belong to), chosen in SQL so pages are full; the capability still
+    // decides each row shown.
+    const only = access.can(c, { kind: 'registry.admin' }) ? undefined : [...(c.get('caller').principal?.roles.keys() ?? [])];
+    const scanned = ui.principals('org', last, PER_PAGE + 1, only);
     const more = scanned.length > PER_PAGE;
     const page = scanned.slice(0, PER_PAGE);
     const rows: OrgRow[] = page.filter((o) => access.can(c, { kind: 'org.read', org: o.name }));

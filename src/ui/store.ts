@@ -65,10 +65,13 @@ export class UiStore {
    * Users or organisations in name order after `last`: the fallback while the management API has
    * no list endpoint. Callers decide access first (user.manage, or org.read per row).
    */
-  principals(kind: 'user' | 'org', last: string, limit: number): { name: string; admin: boolean; disabled: boolean }[] {
+  /** A page of principals by name; `only`: just these names (a non-administrator's organisations). */
+  principals(kind: 'user' | 'org', last: string, limit: number, only?: string[]): { name: string; admin: boolean; disabled: boolean }[] {
+    if (only !== undefined && only.length === 0) return [];
+    const within = only === undefined ? '' : ` AND name IN (SELECT value FROM json_each(?))`;
     const rows = this.db.$client
-      .prepare('SELECT name, is_admin, disabled FROM principals WHERE kind = ? AND name > ? ORDER BY name LIMIT ?')
-      .all(kind, last, limit) as { name: string; is_admin: number; disabled: number }[];
+      .prepare(`SELECT name, is_admin, disabled FROM principals WHERE kind = ? AND name > ?${within} ORDER BY name LIMIT ?`)
+      .all(kind, last, ...(only === undefined ? [] : [JSON.stringify(only)]), limit) as { name: string; is_admin: number; disabled: number }[];
     return rows.map((r) => ({ name: r.name, admin: r.is_admin === 1, disabled: r.disabled === 1 }));
   }
 

@@ -88,4 +88,35 @@ describe('UI admin pages (auth: token)', () => {
     expect((await post('/ui/admin/orgs/member', admin, { org: 'team', user: 'bob', role: '', csrf })).status).toBe(303);
     expect(await (await get('/ui/admin/orgs', bob)).text()).not.toContain('?org=team');
   });
+
+  it('organisation pages are full for a member of a few of many: filtered and paged in SQL', async () => {
+    await withIdentities(reg.dataDir, async (_ids, s) => {
+      const owner = await s.user('olga');
+      await s.user('erin');
+      for (let i = 0; i < 120; i++) s.org(`org${String(i).padStart(3, '0')}`, owner);
+      for (const o of ['org110', 'org115', 'org119']) s.member(o, 'erin', 'reader');
+    });
+    const orgLinks = (page: string) => [...page.matchAll(/\?org=(org\d{3})"/g)].map((m) => m[1]);
+    const nextOf = (page: string) => /href="([^"]*)" rel="next"/.exec(page)?.[1]?.replace(/&amp;/g, '&');
+    // erin: her three organisations on the first page, no further page (they were past 110 others).
+    const erin = cookieOf(await login('erin'));
+    const first = await (await get('/ui/admin/orgs', erin)).text();
+    expect(orgLinks(first)).toEqual(['org110', 'org115', 'org119']);
+    expect(nextOf(first)).toBeUndefined();
+    // The administrator pages through all of them, 50 a page.
+    const admin = cookieOf(await login('alice'));
+    const seen: string[] = [];
+    let path: string | undefined = '/ui/admin/orgs';
+    let pages = 0;
+    while (path) {
+      const page = await (await get(path, admin)).text();
+      const links = orgLinks(page);
+      expect(links.length).toBeLessThanOrEqual(50);
+      seen.push(...links);
+      path = nextOf(page);
+      pages++;
+    }
+    expect(seen).toHaveLength(120);
+    expect(pages).toBe(3);
+  });
 });
