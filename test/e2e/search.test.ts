@@ -3,9 +3,12 @@
  * filters and facets; the index follows pushes, tag moves and deletes in the same transaction;
  * user input is never FTS5 syntax; pagination is deterministic.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rebuildInto } from '../../src/events/rebuild.js';
 import { imageManifest, pushBlob, pushImage, sha256 } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -173,5 +176,26 @@ describe('search API', () => {
     expect(v2.status, await v2.clone().text()).toBe(200);
     expect((await search('q=wombat')).results.map((h) => h.annotations['dev.artifact-store.entry.version'])).toEqual(['2']);
     expect((await search('q=quokka')).results.map((h) => h.annotations['dev.artifact-store.entry.version'])).toEqual(['1']);
+  });
+
+  it('a rebuild from the event log reproduces the index, family entry words and visibility included', () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'search-rebuild-'));
+    const live = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+    try {
+      rebuildInto(live, join(scratch, 'rebuilt.db'));
+      const rebuilt = new Database(join(scratch, 'rebuilt.db'), { readonly: true });
+      try {
+        const docs = (d: Database.Database) => d.prepare('SELECT repository, digest, type, subject, annotation_text, tags, signed, public, scope FROM search_docs ORDER BY repository, digest').all();
+        expect(docs(rebuilt)).toEqual(docs(live));
+        const match = (d: Database.Database, q: string) => d.prepare('SELECT count(*) FROM search_fts WHERE search_fts MATCH ?').pluck().get(q);
+        for (const q of ['wombat', 'quokka', 'storefront', '{scope} : referrer']) expect(match(rebuilt, q), q).toBe(match(live, q));
+        expect(match(rebuilt, 'wombat')).toBe(1);
+      } finally {
+        rebuilt.close();
+      }
+    } finally {
+      live.close();
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
