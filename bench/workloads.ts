@@ -184,7 +184,10 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
 
   list.push({
     name: "manifest-put",
-    metrics: [{ id: "manifest.put", workload: `manifest PUT by tag @ c${c} (${n(s.manifestPutCount)} distinct or ${cap})`, unit: "req/s", better: "higher" }],
+    metrics: [
+      { id: "manifest.put", workload: `manifest PUT by tag @ c${c} (${n(s.manifestPutCount)} distinct or ${cap})`, unit: "req/s", better: "higher", target: { kind: "ratio", min: 3 } },
+      { id: "manifest.put.cpu", workload: `server CPU per manifest PUT`, unit: "ms/PUT", better: "lower", target: { kind: "absolute", max: 1 } },
+    ],
     async setup({ t, state }) {
       state.set("mput.base", await manifestBase(t.client, "bench/mput"));
     },
@@ -193,7 +196,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
       const bodies = Array.from({ length: s.manifestPutCount }, (_, i) =>
         imageManifest(config, [layer], { "org.example.bench": `r${round}-${i}` }));
       const t0 = performance.now();
-      const done = await pool(bodies.length, c, (i) => putManifest(t.client, "bench/mput", `r${round}-${i}`, bodies[i]!), t0 + s.rpsCapMs);
+      const { value: done, cpu } = await serverCpu(t, () => pool(bodies.length, c, (i) => putManifest(t.client, "bench/mput", `r${round}-${i}`, bodies[i]!), t0 + s.rpsCapMs));
       const el = seconds(t0);
       await pool(done, c, async (i) => {
         const res = await t.client.request("HEAD", `/v2/bench/mput/manifests/${sha256(bodies[i]!)}`, {
@@ -202,7 +205,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
         expect(res, [200], "HEAD manifest");
         checkDigestHeader(res, sha256(bodies[i]!), "HEAD manifest");
       });
-      return { "manifest.put": done / el, "manifest.put.count": done };
+      return { "manifest.put": done / el, "manifest.put.count": done, "manifest.put.cpu": (cpu * 1000) / done };
     },
   });
 
