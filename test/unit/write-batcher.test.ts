@@ -92,6 +92,18 @@ describe('WriteBatcher', () => {
     }
   });
 
+  it('commits its batches with synchronous=FULL (a WAL fsync before the promises resolve) and restores NORMAL after', async () => {
+    const db = fresh();
+    try {
+      const level = () => db.$client.pragma('synchronous', { simple: true });
+      expect(level()).toBe(1);
+      expect(await writeBatcher(db).run(() => level())).toBe(2);
+      expect(level()).toBe(1);
+    } finally {
+      db.$client.close();
+    }
+  });
+
   it('an item returning a promise is refused (items must be synchronous), the batch goes on', async () => {
     const db = fresh();
     try {
