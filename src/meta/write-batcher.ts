@@ -45,8 +45,8 @@ export class WriteBatcher {
   private readonly savepoint: Statement;
   private readonly release: Statement;
   private readonly rollbackTo: Statement;
-  private readonly syncFull: Statement | undefined;
-  private readonly syncBack: Statement | undefined;
+  /** The connection's own synchronous level, restored after each batch; undefined: no raise. */
+  private readonly baseLevel: number | undefined;
   /** Counters for tests and the benchmark notes (how much sharing happened). */
   readonly stats: BatchStats = { batches: 0, items: 0, largest: 0 };
 
@@ -63,12 +63,8 @@ export class WriteBatcher {
   ) {
     const client = db.$client;
     const level = client.pragma('synchronous', { simple: true }) as number;
-    // Only when it raises the level (a FULL or EXTRA connection is left alone). Not settable
-    // inside a transaction: switched before BEGIN and back after COMMIT.
-    if (fullSync && level < 2) {
-      this.syncFull = client.prepare('PRAGMA synchronous = FULL');
-      this.syncBack = client.prepare(`PRAGMA synchronous = ${level}`);
-    }
+    // Only when it raises the level (a FULL or EXTRA connection is left alone).
+    if (fullSync && level < 2) this.baseLevel = level;
     this.savepoint = client.prepare('SAVEPOINT write_item');
     this.release = client.prepare('RELEASE write_item');
     this.rollbackTo = client.prepare('ROLLBACK TO write_item');
@@ -100,8 +96,10 @@ export class WriteBatcher {
     const done: { item: Item; value: unknown }[] = [];
     const failed = new Set<Item>();
     const client = this.db.$client;
-    const raise = this.syncFull !== undefined && !client.inTransaction;
-    if (raise) this.syncFull!.run();
+    // Not settable inside a transaction: switched before BEGIN and back after COMMIT. Through
+    // exec, not a kept prepared statement: SQLite applies this pragma while compiling it.
+    const raise = this.baseLevel !== undefined && !client.inTransaction;
+    if (raise) client.exec('PRAGMA synchronous = FULL');
     try {
       this.db.transaction((tx) => {
         for (const item of batch) {
@@ -129,7 +127,7 @@ export class WriteBatcher {
       for (const item of batch) if (!failed.has(item)) item.reject(err);
       return;
     } finally {
-      if (raise) this.syncBack!.run();
+      if (raise) client.exec(`PRAGMA synchronous = ${this.baseLevel}`);
     }
     this.stats.batches++;
     this.stats.items += batch.length;
