@@ -1,19 +1,14 @@
 /**
- * OpenAPI 3.1 description of the identity management API (/api/v1 users, orgs, keys,
- * visibility), built from the zod schemas the routes validate request bodies with, plus zod
- * schemas of what they answer. Served at /api/v1/openapi.json; the e2e test validates real
- * responses against it, so the document cannot drift from the code unnoticed.
- * Governance, events and operations routes are not described here yet (README tables).
+ * OpenAPI operations of the identity management API (/api/v1 users, orgs, keys, visibility),
+ * built from the zod schemas the routes validate request bodies with, plus zod schemas of what
+ * they answer. The whole document (this and the governance areas) is assembled in
+ * src/openapi/index.ts and served at /api/v1/openapi.json.
  */
 import { z } from 'zod';
-import { VERSION } from '../version.js';
+import type { Operations } from '../openapi/build.js';
 import { disabledBody, keyBody, memberBody, orgBody, passwordBody, userBody, visibilityBody } from './management-routes.js';
 
 const role = z.enum(['owner', 'maintainer', 'reader']);
-const errorEnvelope = z.looseObject({
-  errors: z.array(z.looseObject({ code: z.string(), message: z.string() })).min(1),
-  retryable: z.boolean().optional(),
-});
 const keyInfo = z.looseObject({ id: z.string(), name: z.string(), scopes: z.array(z.string()), repositories: z.array(z.string()).nullable(), expiresAt: z.number().nullable(), revokedAt: z.number().nullable(), createdAt: z.number() });
 
 export const responses = {
@@ -32,8 +27,8 @@ export const responses = {
   visibility: visibilityBody,
 };
 
-type Op = { summary: string; body?: z.ZodType; ok: { status: number; schema?: z.ZodType } };
-const OPERATIONS: Record<string, Record<string, Op>> = {
+export const identityOperations: Operations = {
+  '/api/v1/openapi.json': { get: { summary: 'This document (no credentials needed)', ok: { status: 200, schema: z.looseObject({ openapi: z.literal('3.1.0'), paths: z.record(z.string(), z.unknown()) }) }, access: 'public' } },
   '/api/v1/whoami': { get: { summary: 'The caller: name, administrator, organisations, the key used', ok: { status: 200, schema: responses.whoami } } },
   '/api/v1/users': {
     get: { summary: 'Every user (administrators)', ok: { status: 200, schema: responses.users } },
@@ -59,39 +54,3 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
   '/api/v1/keys/{id}': { delete: { summary: 'Revoke a key (its owner, administrators, the key itself)', ok: { status: 204 } } },
   '/api/v1/repositories/visibility': { put: { summary: 'Make a repository public or private (namespace owners)', body: visibilityBody, ok: { status: 200, schema: responses.visibility } } },
 };
-
-const schemaOf = (s: z.ZodType, io: 'input' | 'output'): Record<string, unknown> => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-};
-
-let cached: Record<string, unknown> | undefined;
-
-export function managementOpenApi(): Record<string, unknown> {
-  if (cached) return cached;
-  const error = { description: 'error envelope', content: { 'application/json': { schema: schemaOf(errorEnvelope, 'output') } } };
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const [path, ops] of Object.entries(OPERATIONS)) {
-    const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    paths[path] = {};
-    for (const [method, op] of Object.entries(ops)) {
-      paths[path][method] = {
-        summary: op.summary,
-        ...(params.length ? { parameters: params } : {}),
-        ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } } : {}),
-        responses: {
-          [op.ok.status]: op.ok.schema ? { description: 'success', content: { 'application/json': { schema: schemaOf(op.ok.schema, 'output') } } } : { description: 'success, no body' },
-          '4XX': error,
-        },
-        security: [{ basic: [] }],
-      };
-    }
-  }
-  cached = {
-    openapi: '3.1.0',
-    info: { title: 'artifact-store management API', version: VERSION },
-    components: { securitySchemes: { basic: { type: 'http', scheme: 'basic', description: 'a password, or an API key as the password; bearer tokens from /token are refused here' } } },
-    paths,
-  };
-  return cached;
-}

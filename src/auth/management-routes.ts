@@ -58,7 +58,7 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   };
 
   // The description of these routes, not of any data: public, like /healthz.
-  app.get('/api/v1/openapi.json', async (c) => c.json((await import('./management-openapi.js')).managementOpenApi()));
+  app.get('/api/v1/openapi.json', async (c) => c.json((await import('../openapi/index.js')).openApiDocument()));
 
   app.get('/api/v1/whoami', (c) => {
     const p = self(c);

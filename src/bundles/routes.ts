@@ -17,14 +17,14 @@ import type { BundleService } from './service.js';
 import type { BundleRow, BundleStore, HistoryRow } from './store.js';
 
 const reason = z.string().max(4096).optional();
-const publishBody = z.object({
+export const publishBody = z.object({
   repository: z.string().refine(isValidName, 'must be a valid repository name'),
   digest: z.string().refine((d) => tryParseDigest(d) !== null, 'must be a digest such as sha256:<64 hex>'),
 });
-const transitionBody = z.object({ to: z.enum(BUNDLE_STATES), reason });
-const activationBody = z.object({ scope: scopeSchema, bundle_id: z.string().min(1).max(128), bundle_version: z.string().min(1).max(128), reason });
-const rollbackBody = z.object({ scope: scopeSchema, reason });
-const featureGroupsBody = featureGroupsSchema.extend({ reason });
+export const transitionBody = z.object({ to: z.enum(BUNDLE_STATES), reason });
+export const activationBody = z.object({ scope: scopeSchema, bundle_id: z.string().min(1).max(128), bundle_version: z.string().min(1).max(128), reason });
+export const rollbackBody = z.object({ scope: scopeSchema, reason });
+export const featureGroupsBody = featureGroupsSchema.extend({ reason });
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

@@ -22,8 +22,8 @@ import type { EvidenceRow, EvidenceStore, HoldRow } from './store.js';
 const repositoryField = z.string().refine(isValidName, 'not a valid repository name');
 const digestField = z.string().refine((d) => tryParseDigest(d) !== null, 'not a valid digest');
 const reasonField = z.string().trim().min(1, 'a reason is required').max(2000);
-const createBody = z.object({ repository: repositoryField, digest: digestField.optional(), reason: reasonField });
-const releaseBody = z.object({ reason: reasonField.optional() });
+export const createBody = z.object({ repository: repositoryField, digest: digestField.optional(), reason: reasonField });
+export const releaseBody = z.object({ reason: reasonField.optional() });
 const MAX_LIST = 1000;
 
 export function holdView(h: HoldRow) {

@@ -14,9 +14,9 @@ import { readJson } from '../http/json.js';
 import type { Catalogue } from './catalogue.js';
 import { entrySchema, isEntryId, isFamily } from './entries.js';
 
-const statusBody = z.object({ status: z.enum(['active', 'deprecated', 'disabled']), reason: z.string().min(1).max(1024) });
-const delegationBody = z.object({ org: z.string().min(1).max(255).nullable() });
-const governanceBody = z.object({ governed: z.boolean() });
+export const statusBody = z.object({ status: z.enum(['active', 'deprecated', 'disabled']), reason: z.string().min(1).max(1024) });
+export const delegationBody = z.object({ org: z.string().min(1).max(255).nullable() });
+export const governanceBody = z.object({ governed: z.boolean() });
 const SEED_WAIT_MS = 15_000;
 const NAMESPACE_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
