@@ -89,6 +89,8 @@ export function registerManagementRoutes(app: Hono<AppEnv>, identities: Identity
   // Users change their own password (with a password, not a key); administrators anyone's.
   app.put('/api/v1/users/:user/password', async (c) => {
     const who = self(c);
+    // Only those who manage users learn that a name does not exist; anyone else is refused.
+    if (identities.principalByName(c.req.param('user'))?.kind !== 'user') access.require(c, { kind: 'user.manage' });
     const user = userNamed(c.req.param('user'));
     access.require(c, { kind: 'user.password', userId: user.id });
     const { password } = await body(c, passwordBody);

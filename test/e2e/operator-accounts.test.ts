@@ -99,6 +99,9 @@ describe('PUT /api/v1/users/{user}/password by an administrator (the reset)', ()
   it("sets another user's password; the old one and its tokens stop working; a non-admin cannot", async () => {
     const before = await token(bob);
     expect((await api('PUT', '/api/v1/users/bob/password', basic('alice', 'a different long password'), { password: 'not my account!!' })).status).toBe(403);
+    // A non-administrator learns nothing about which names exist.
+    expect((await api('PUT', '/api/v1/users/nobody/password', basic('alice', 'a different long password'), { password: 'not my account!!' })).status).toBe(403);
+    expect((await api('PUT', '/api/v1/users/nobody/password', root, { password: 'nobody is there!' })).status).toBe(404);
     expect((await api('PUT', '/api/v1/users/bob/password', root, { password: 'reset by the admin' })).status).toBe(204);
     expect((await api('GET', '/api/v1/whoami', bob)).status).toBe(401);
     expect(await pullStatus(before.access)).toBe(401);
