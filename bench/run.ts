@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { measureCeilings, type Ceilings } from "./ceiling.js";
-import { markdownReport, summarize, fmtNum, type EnvInfo, type MetricResult } from "./stats.js";
+import { markdownReport, median, summarize, fmtNum, type EnvInfo, type MetricResult } from "./stats.js";
 import { machineCpuSeconds, processCpuSeconds, startTarget, stopAllStarted, type RunningTarget, type TargetSpec } from "./targets.js";
 import { sizes, workloads, type Ctx, type Sample } from "./workloads.js";
 
@@ -151,13 +151,16 @@ async function main(): Promise<number> {
   }, timeoutMin * 60_000);
   watchdog.unref();
 
-  // Ceilings in the same run as the pushes (the same disk, the same load), printed beside the ratios.
-  let ceilings: Ceilings | undefined;
-  if (!args.has("no-ceiling") && selected.some((w) => w.name.startsWith("push-"))) {
+  // Ceilings in the same run as the pushes (the same disk, the same load): measured before every
+  // round of a push workload, medians printed beside the ratios.
+  const ceilingSamples: Ceilings[] = [];
+  const measureCeiling = async (): Promise<void> => {
+    if (args.has("no-ceiling")) return;
     execFileSync("sync");
-    ceilings = await measureCeilings(tmpdir(), s.bigBlob);
-    log(`ceilings: write+fdatasync ${ceilings.diskMiBps.toFixed(0)} MiB/s, 4 KiB write+fdatasync ${ceilings.smallSyncsPerSec.toFixed(0)}/s, SHA-256 ${ceilings.sha256MiBps.toFixed(0)} MiB/s`);
-  }
+    const c = await measureCeilings(tmpdir(), s.bigBlob);
+    ceilingSamples.push(c);
+    log(`ceilings: write+fdatasync ${c.diskMiBps.toFixed(0)} MiB/s, 4 KiB write+fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s, SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s`);
+  };
   const samples = new Map<string, Record<string, number[]>>(); // metric id -> label -> values
   const errors: Array<{ workload: string; target: string; round: number; error: string }> = [];
   const extra: Record<string, Record<string, number[]>> = {};
@@ -190,6 +193,7 @@ async function main(): Promise<number> {
       }
       const n = w.rounds ?? rounds;
       for (let r = 1; r <= n; r++) {
+        if (w.name.startsWith("push-")) await measureCeiling();
         const order = r % 2 === 1 ? running : [...running].reverse();
         for (const t of order) {
           if (failed.has(t.label)) continue;
@@ -253,8 +257,9 @@ async function main(): Promise<number> {
     notes.push(`Tag listing requests per full listing — ${desc.join("; ")}.`);
   }
   if (cpuNote) notes.push(cpuNote);
-  if (ceilings) {
-    const c = ceilings;
+  if (ceilingSamples.length > 0) {
+    const med = (f: (c: Ceilings) => number): number => median(ceilingSamples.map(f));
+    const c = { diskMiBps: med((x) => x.diskMiBps), smallSyncsPerSec: med((x) => x.smallSyncsPerSec), sha256MiBps: med((x) => x.sha256MiBps) };
     const share = (id: string): string => {
       const r = results.find((x) => x.id === id);
       const v = labelA ? r?.medians[labelA] : undefined;
@@ -262,7 +267,7 @@ async function main(): Promise<number> {
     };
     const shares = ["push.mono", "push.chunked"].map(share).filter(Boolean).join(", ");
     notes.push(
-      `Ceilings measured in this run (${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
+      `Ceilings measured in this run (medians of ${ceilingSamples.length}, one before each push round, ${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
         `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
     );
   }
