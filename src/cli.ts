@@ -167,6 +167,12 @@ async function main(argv: string[]): Promise<void> {
       const { backupRegistry } = await import('./ops/backup.js');
       const report = await backupRegistry(config, db, command ?? usage('backup: into which directory? (backup <dir>)'));
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      const missing = report.blobs.missing ?? [];
+      if (missing.length > 0) {
+        // An incomplete backup must not look like a good one to a script.
+        process.stderr.write(`artifact-store: backup incomplete: ${missing.length} blob(s) the database names are not in the bucket (listed under blobs.missing)\n`);
+        process.exitCode = 1;
+      }
       return;
     }
     switch (`${group} ${command ?? ''}`) {

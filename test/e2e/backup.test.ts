@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
 import { sha256 } from '../helpers/http.js';
@@ -162,6 +162,13 @@ it('on S3: blobs streamed from the bucket (digest-checked, memory flat), GC held
       const path = join(f.parentPath, f.name);
       await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `restored/${relative(backupDir, path)}`, Body: readFileSync(path) }));
     }
+    // A blob the database names but the bucket lost: the backup says so and exits 1.
+    const hex = sha256(config).slice('sha256:'.length);
+    await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `live/blobs/sha256/${hex.slice(0, 2)}/${hex}` }));
+    const incomplete = await cli(['backup', join(work, 's3-incomplete')], reg.dataDir, s3Env);
+    expect(incomplete.code).toBe(1);
+    expect(incomplete.stderr).toMatch(/artifact-store: backup incomplete: 1 blob\(s\) the database names are not in the bucket/);
+    expect((JSON.parse(incomplete.stdout) as { blobs: { missing: string[] } }).blobs.missing).toEqual([sha256(config)]);
     client.destroy();
     const asS3 = join(work, 's3-restored-s3');
     cpSync(backupDir, asS3, { recursive: true, filter: (src) => !src.startsWith(join(backupDir, 'blobs')) });
