@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../src/meta/db.js';
 import { verifyChain } from '../../src/meta/events.js';
 import { RegistryStore, type NewManifest } from '../../src/meta/registry-store.js';
-import { writeBatcher } from '../../src/meta/write-batcher.js';
+import { WriteBatcher, writeBatcher } from '../../src/meta/write-batcher.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'write-batcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,13 +92,38 @@ describe('WriteBatcher', () => {
     }
   });
 
-  it('commits its batches with synchronous=FULL (a WAL fsync before the promises resolve) and restores NORMAL after', async () => {
+  it('resolves only after an fsync of the WAL that covers the commit; batches committed meanwhile share the next one', async () => {
+    const db = fresh();
+    const store = new RegistryStore(db);
+    try {
+      const b = writeBatcher(db);
+      const before = b.stats.syncs;
+      await store.commitBlobLink('s/app', sha('blob 1'), 1, 't', 'oci.blob.push');
+      expect(b.stats.syncs).toBe(before + 1);
+      // Three batches (three turns of the event loop) while the first fsync runs: at most two fsyncs.
+      const start = b.stats.syncs;
+      const first = store.commitBlobLink('s/app', sha('blob 2'), 2, 't', 'oci.blob.push');
+      await new Promise((r) => setImmediate(r));
+      const second = store.commitBlobLink('s/app', sha('blob 3'), 3, 't', 'oci.blob.push');
+      await new Promise((r) => setImmediate(r));
+      const third = store.commitBlobLink('s/app', sha('blob 4'), 4, 't', 'oci.blob.push');
+      await Promise.all([first, second, third]);
+      expect(b.stats.syncs - start).toBeLessThanOrEqual(2);
+      expect(b.stats.syncs - start).toBeGreaterThanOrEqual(1);
+    } finally {
+      db.$client.close();
+    }
+  });
+
+  it("durability 'full' commits with synchronous=FULL and restores the connection's NORMAL after", async () => {
     const db = fresh();
     try {
       const level = () => db.$client.pragma('synchronous', { simple: true });
+      const b = new WriteBatcher(db, 'full');
       expect(level()).toBe(1);
-      expect(await writeBatcher(db).run(() => level())).toBe(2);
+      expect(await b.run(() => level())).toBe(2);
       expect(level()).toBe(1);
+      expect(b.stats.syncs).toBe(0);
     } finally {
       db.$client.close();
     }
