@@ -15,7 +15,7 @@
  */
 import type { Db } from '../meta/db.js';
 import { ftsTerms, type SearchQuery } from './query.js';
-import { queryWords, score } from './rank.js';
+import { RELEVANCE_COLUMNS, RELEVANCE_COUNTS, relevanceSql } from './rank.js';
 
 export interface SearchHit {
   repository: string;
@@ -216,24 +216,21 @@ export class SearchStore {
     const allArgs = [match, ...arms.flatMap((a) => a.args), ...args];
     // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
     const from = 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid';
+    const offset = (query.page - 1) * query.perPage;
+    const ranked = () => this.ranked(query, from, whereSql, allArgs, offset);
+    // FTS5 alone counts its matches without reading a row (~0.5 ms): when they are few, rank.
+    if (query.sort === 'relevance' && (sqlite.prepare(`SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ${FACET_SCAN + 1})`).pluck().get(match) as number) <= FACET_SCAN) {
+      const r = ranked();
+      if (r) return r;
+    }
     const facetRows = sqlite
       .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
       .all(...allArgs) as FacetRow[];
     const counted = facetRows.reduce((n, r) => n + r.n, 0);
-    const offset = (query.page - 1) * query.perPage;
-    if (counted <= FACET_SCAN && query.sort === 'relevance') {
-      // Every match is a candidate: rank them here (arrays, not objects: ~2k rows).
-      const words = queryWords(query.q);
-      const candidates = sqlite.prepare(`SELECT d.id, d.repository, d.tags, d.type FROM ${from} WHERE ${whereSql}`).raw(true).all(...allArgs) as [number, string, string, string][];
-      const ids = candidates
-        .map(([id, repository, tags, type]) => ({ id, s: score({ repository, tags, type }, words) }))
-        .sort((a, b) => b.s - a.s || a.id - b.id)
-        .slice(offset, offset + query.perPage)
-        .map((k) => k.id);
-      const byId = new Map(
-        ids.length === 0 ? [] : (sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM search_docs d WHERE d.id IN (${ids.map(() => '?').join(', ')})`).all(...ids) as DocRow[]).map((r) => [r.id, r]),
-      );
-      return this.result(query, 'relevance', counted, facetRows, ids.map((id) => byId.get(id)!));
+    // Filters FTS5 cannot see (type, annotations…) left few: rank after all.
+    if (query.sort === 'relevance' && counted <= FACET_SCAN) {
+      const r = ranked();
+      if (r) return r;
     }
     // Beyond FACET_SCAN matches relevance is not computed: the page is the newest matches (FTS5
     // walks its index backwards and stops at the page), and the answer says so in `sort`.
@@ -241,6 +238,37 @@ export class SearchStore {
     const order = { newest: 'ORDER BY f.rowid DESC', name: 'ORDER BY d.repository, d.id', updated: 'ORDER BY d.updated_at DESC, d.id DESC' }[sort as 'newest' | 'name' | 'updated'];
     const rows = sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM ${from} WHERE ${whereSql} ${order} LIMIT ? OFFSET ?`).all(...allArgs, query.perPage, offset) as DocRow[];
     return this.result(query, sort, counted, facetRows, rows);
+  }
+
+  /**
+   * At most FACET_SCAN matches, in relevance order: one statement gives the facets and, ranked in
+   * SQL (rank.ts; a row's words computed once), the page's ids; then the page's rows are read.
+   */
+  private ranked(query: SearchQuery, from: string, whereSql: string, args: unknown[], offset: number): SearchResult | null {
+    const sqlite = this.db.$client;
+    const rel = relevanceSql(query.q);
+    const out = sqlite
+      .prepare(
+        `WITH m AS MATERIALIZED (SELECT d.id AS id, d.repository AS repository, d.tags AS tags, d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}),
+           s AS MATERIALIZED (SELECT id, ${RELEVANCE_COLUMNS} FROM m),
+           c AS MATERIALIZED (SELECT id, r, t, y, ${RELEVANCE_COUNTS} FROM s)
+         SELECT 0 AS page, type AS a, namespace AS b, signed AS c, count(*) AS n FROM m GROUP BY type, namespace, signed
+         UNION ALL SELECT 1, id, score, NULL, NULL FROM (SELECT id, ${rel.sql} AS score FROM c ORDER BY score DESC, id LIMIT ? OFFSET ?)`,
+      )
+      .raw(true)
+      .all(...args, ...rel.args, query.perPage, offset) as [number, string | number, string | number, number | null, number | null][];
+    const facetRows = out.filter((r) => r[0] === 0).map(([, type, namespace, signed, n]) => ({ type: String(type), namespace: String(namespace), signed: Number(signed), n: Number(n) }));
+    const ids = out
+      .filter((r) => r[0] === 1)
+      .map(([, id, score]) => ({ id: Number(id), score: Number(score) }))
+      .sort((a, b) => b.score - a.score || a.id - b.id)
+      .map((r) => r.id);
+    const byId = new Map(
+      ids.length === 0 ? [] : (sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM search_docs d WHERE d.id IN (${ids.map(() => '?').join(', ')})`).all(...ids) as DocRow[]).map((r) => [r.id, r]),
+    );
+    const counted = facetRows.reduce((n, r) => n + r.n, 0);
+    // More than FACET_SCAN only if another process wrote since the count: not all were ranked.
+    return counted > FACET_SCAN ? null : this.result(query, 'relevance', counted, facetRows, ids.map((id) => byId.get(id)!));
   }
 
   private result(query: SearchQuery, sort: SearchResult['sort'], counted: number, facetRows: FacetRow[], rows: DocRow[]): SearchResult {

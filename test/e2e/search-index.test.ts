@@ -132,3 +132,25 @@ describe('large result sets', () => {
     expect(search.search(parseSearchQuery(new URLSearchParams({ q: 'word 7' })), null).sort).toBe('relevance');
   });
 });
+
+describe('relevance', () => {
+  it('name before tag before annotation, a short name before a long one, ties by document id; the last word is a prefix', () => {
+    db = openDatabase(':memory:');
+    const s = db.$client;
+    const add = s.prepare("INSERT INTO manifests(repository_id, digest, media_type, payload, size, annotations) VALUES (?, ?, 'application/vnd.oci.image.manifest.v1+json', x'00', 1, ?)");
+    const names = ['other/annotated', 'shop/web-frontend', 'other/tagged', 'shop', 'other/annotated-too'];
+    names.forEach((name, i) => {
+      s.prepare('INSERT INTO repositories(name) VALUES (?)').run(name);
+      add.run(i + 1, digestOf(i + 1), JSON.stringify({ 'org.opencontainers.image.title': name.startsWith('other/annotated') ? 'the shop window' : 'plain' }));
+    });
+    s.prepare("INSERT INTO tags(repository_id, name, digest, updated_at) VALUES (3, 'Shop-Stable', ?, 1)").run(digestOf(3));
+    const search = new SearchStore(db);
+    const order = (q: string) => search.search(parseSearchQuery(new URLSearchParams({ q })), null).results.map((h) => h.repository);
+    expect(order('shop')).toEqual(['shop', 'shop/web-frontend', 'other/tagged', 'other/annotated', 'other/annotated-too']);
+    // "fro" is a prefix of frontend (the last word); "shop" must still match everywhere it did.
+    expect(order('shop fro')).toEqual(['shop/web-frontend']);
+    expect(order('web shop')).toEqual(['shop/web-frontend']);
+    expect(search.search(parseSearchQuery(new URLSearchParams({ q: 'shop' })), null).sort).toBe('relevance');
+  });
+});
+
