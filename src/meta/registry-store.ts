@@ -200,24 +200,31 @@ export class RegistryStore {
    * child would leave a multi-arch image pointing at nothing. Checked inside the transaction.
    */
   deleteManifest(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): boolean {
-    return this.db.transaction((tx) => {
-      const parents = this.blobReferrers(repoId, digest, tx).filter((m) => m !== digest);
-      if (parents.length > 0) {
-        throw ociError('DENIED', 'manifest is referenced by an index in this repository; delete the index first', { status: 409, detail: { manifests: parents } });
-      }
-      hooks.guard?.(tx);
-      const removedTags = tx
-        .delete(tags)
-        .where(and(eq(tags.repositoryId, repoId), eq(tags.digest, digest)))
-        .returning({ name: tags.name })
-        .all()
-        .map((t) => t.name);
-      const res = tx.delete(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.digest, digest))).run();
-      if (res.changes === 0) return false;
-      tx.delete(manifestReferences).where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.manifestDigest, digest))).run();
-      appendEvent(tx, { actor, action: 'oci.manifest.delete', repository: name, digest, before: { tags: removedTags } });
-      return true;
-    });
+    return this.db.transaction((tx) => this.deleteManifestIn(tx, name, repoId, digest, actor, hooks));
+  }
+
+  /** The same delete, group-committed (resolves once committed and durable, like commitManifest). */
+  commitManifestDelete(name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks = {}): Promise<boolean> {
+    return this.batcher.run((tx) => this.deleteManifestIn(tx, name, repoId, digest, actor, hooks));
+  }
+
+  private deleteManifestIn(tx: Tx, name: string, repoId: number, digest: string, actor: string, hooks: WriteHooks): boolean {
+    const parents = this.blobReferrers(repoId, digest, tx).filter((m) => m !== digest);
+    if (parents.length > 0) {
+      throw ociError('DENIED', 'manifest is referenced by an index in this repository; delete the index first', { status: 409, detail: { manifests: parents } });
+    }
+    hooks.guard?.(tx);
+    const removedTags = tx
+      .delete(tags)
+      .where(and(eq(tags.repositoryId, repoId), eq(tags.digest, digest)))
+      .returning({ name: tags.name })
+      .all()
+      .map((t) => t.name);
+    const res = tx.delete(manifests).where(and(eq(manifests.repositoryId, repoId), eq(manifests.digest, digest))).run();
+    if (res.changes === 0) return false;
+    tx.delete(manifestReferences).where(and(eq(manifestReferences.repositoryId, repoId), eq(manifestReferences.manifestDigest, digest))).run();
+    appendEvent(tx, { actor, action: 'oci.manifest.delete', repository: name, digest, before: { tags: removedTags } });
+    return true;
   }
 
   /** The digest a tag points at, or undefined. */
@@ -226,13 +233,20 @@ export class RegistryStore {
   }
 
   deleteTag(name: string, repoId: number, tag: string, actor: string, hooks: WriteHooks = {}): boolean {
-    return this.db.transaction((tx) => {
-      hooks.guard?.(tx);
-      const removed = tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).returning({ digest: tags.digest }).get();
-      if (!removed) return false;
-      appendEvent(tx, { actor, action: 'oci.tag.delete', repository: name, tag, before: { digest: removed.digest } });
-      return true;
-    });
+    return this.db.transaction((tx) => this.deleteTagIn(tx, name, repoId, tag, actor, hooks));
+  }
+
+  /** The same delete, group-committed. */
+  commitTagDelete(name: string, repoId: number, tag: string, actor: string, hooks: WriteHooks = {}): Promise<boolean> {
+    return this.batcher.run((tx) => this.deleteTagIn(tx, name, repoId, tag, actor, hooks));
+  }
+
+  private deleteTagIn(tx: Tx, name: string, repoId: number, tag: string, actor: string, hooks: WriteHooks): boolean {
+    hooks.guard?.(tx);
+    const removed = tx.delete(tags).where(and(eq(tags.repositoryId, repoId), eq(tags.name, tag))).returning({ digest: tags.digest }).get();
+    if (!removed) return false;
+    appendEvent(tx, { actor, action: 'oci.tag.delete', repository: name, tag, before: { digest: removed.digest } });
+    return true;
   }
 
   /** Tags in byte order after `last` (exclusive), at most `limit`. */

@@ -94,18 +94,18 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
       return new Response(null, { status: 201, headers });
     },
 
-    delete(c: Context<AppEnv>, { name, ref }: RouteParams): Response {
+    async delete(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       const repoId = store.repositoryId(name);
       if (repoId === undefined) throw ociError('NAME_UNKNOWN', undefined, { detail: { name } });
       const actor = c.get('actor');
       let deleted = false;
       if (isDigest(ref)) {
         const digest = parseDigest(ref).value;
-        deleted = store.deleteManifest(name, repoId, digest, actor, { guard: (tx) => governance.guardDelete({ repository: name, kind: 'manifest', digest, actor, origin: 'api' }, tx) });
+        deleted = await store.commitManifestDelete(name, repoId, digest, actor, { guard: (tx) => governance.guardDelete({ repository: name, kind: 'manifest', digest, actor, origin: 'api' }, tx) });
       } else if (isValidTag(ref)) {
         const digest = store.tagDigest(repoId, ref);
         const target = { repository: name, kind: 'tag' as const, tag: ref, actor, origin: 'api' as const, ...(digest ? { digest } : {}) };
-        deleted = store.deleteTag(name, repoId, ref, actor, { guard: (tx) => governance.guardDelete(target, tx) });
+        deleted = await store.commitTagDelete(name, repoId, ref, actor, { guard: (tx) => governance.guardDelete(target, tx) });
       }
       if (!deleted) throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
       return c.body(null, 202, { 'Content-Length': '0' });
