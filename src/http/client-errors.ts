@@ -28,6 +28,28 @@ export function clientErrorResponse(err: ParserError): { status: number; code: s
 }
 
 /**
+ * Host headers already found valid. Every request is checked and clients send the same few
+ * hosts, so parsing one as a URL each time would be wasted work; bounded against a client that
+ * sends a new (valid) Host on every request.
+ */
+const validHosts = new Set<string>();
+const VALID_HOSTS_MAX = 1024;
+
+function hostProblem(host: string): boolean {
+  if (validHosts.has(host)) return false;
+  try {
+    const parsed = new URL(`http://${host}/`);
+    const bare = host.replace(/:\d+$/, '').toLowerCase();
+    if (parsed.hostname !== bare && !(bare.startsWith('[') && parsed.hostname === bare)) return true;
+  } catch {
+    return true;
+  }
+  if (validHosts.size >= VALID_HOSTS_MAX) validHosts.clear();
+  validHosts.add(host);
+  return false;
+}
+
+/**
  * Request targets and Host headers that @hono/node-server refuses while building its Request
  * (a backslash in the path, a Host that is no host name, a target that is neither a path nor an
  * absolute URL) would get its bare, empty 400. Checked here first, they get the envelope: under
@@ -40,15 +62,7 @@ export function malformedTarget(req: IncomingMessage): { code: string; message: 
   if (path.includes('\\')) return path.startsWith('/v2/') ? { code: 'NAME_INVALID', message: 'a repository name has no backslashes' } : { code: 'UNSUPPORTED', message: 'malformed request target' };
   if (!url.startsWith('/') && !/^https?:\/\//i.test(url)) return { code: 'UNSUPPORTED', message: 'malformed request target' };
   const host = req.headers.host;
-  if (host !== undefined) {
-    try {
-      const parsed = new URL(`http://${host}/`);
-      const bare = host.replace(/:\d+$/, '').toLowerCase();
-      if (parsed.hostname !== bare && !(bare.startsWith('[') && parsed.hostname === bare)) return { code: 'UNSUPPORTED', message: 'invalid Host header' };
-    } catch {
-      return { code: 'UNSUPPORTED', message: 'invalid Host header' };
-    }
-  }
+  if (host !== undefined && hostProblem(host)) return { code: 'UNSUPPORTED', message: 'invalid Host header' };
   return undefined;
 }
 

@@ -13,5 +13,7 @@ export interface AppEnv {
     /** Set by the auth module on every request. */
     caller: Caller;
     clientAddress: string;
+    /** The /v2/ route template the request matched (set by the OCI dispatcher, read by metrics and the access log). */
+    route: string;
   };
 }

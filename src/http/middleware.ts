@@ -1,7 +1,7 @@
 /** Cross-cutting request handling: request ids, the API version header, dot segments, access logs. */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { ociError } from '../errors/catalogue.js';
 import { routeLabel } from '../metrics/index.js';
@@ -17,6 +17,8 @@ export function hasDotSegment(rawUrl: string): boolean {
   const q = rawUrl.indexOf('?');
   const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
   if (!path.startsWith('/v2/')) return false;
+  // Every request passes here: a path with neither a dot nor a percent sign has no dot segment.
+  if (!path.includes('.') && !path.includes('%')) return false;
   // Backslashes count as separators to WHATWG URL parsing of special schemes, so they do here.
   return path.split(/[/\\]/).some((segment) => {
     const s = segment.toLowerCase().replaceAll('%2e', '.');
@@ -64,73 +66,88 @@ export function drainBody(incoming: IncomingMessage, limit = DRAIN_LIMIT_BYTES, 
   });
 }
 
-/** Whatever the auth module found out about the caller, for the access log (anonymous until then). */
-function subjectOf(c: Context<AppEnv>): string {
-  return c.get('actor') ?? 'anonymous';
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * The request's logger, made on first use: pino's child() serialises (and redacts) its bindings,
+ * which the common request (nothing to log but the access line) never needs.
+ */
+function lazyChild(log: Logger, requestId: string): Logger {
+  let child: Logger | undefined;
+  return new Proxy(log, {
+    get(_target, prop) {
+      child ??= log.child({ requestId });
+      const value = Reflect.get(child, prop, child) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(child) : value;
+    },
+  });
 }
 
+/**
+ * Request ids, the API version header, dot segments, the access log. On the request path of
+ * every call, so it allocates little: the headers go on the Node response once (the Response's
+ * own headers stay untouched, keeping @hono/node-server on its plain-object fast path), and one
+ * 'close' listener writes the access line.
+ */
 export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const incoming = c.req.header('x-request-id');
-    const requestId = incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
     const started = performance.now();
-    const reqLog = log.child({ requestId });
-    c.set('requestId', requestId);
-    c.set('log', reqLog);
-    c.set('actor', 'anonymous');
+    const req = c.env?.incoming;
     const outgoing = c.env?.outgoing;
-    const socket = c.env?.incoming?.socket;
+    const given = req ? req.headers['x-request-id'] : c.req.header('x-request-id');
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
+    c.set('log', lazyChild(log, requestId));
+    c.set('actor', 'anonymous');
+    const socket = req?.socket;
     const writtenBefore = socket?.bytesWritten ?? 0;
-    // Set on the Node response up front so streamed (already-sent) responses carry them too.
+    // Set on the Node response up front so streamed (already-sent) responses carry them too;
+    // writeHead merges these with the Response's headers.
     outgoing?.setHeader('X-Request-Id', requestId);
     outgoing?.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
 
-    const rawUrl = c.env?.incoming?.url;
+    const rawUrl = req?.url;
     if (rawUrl !== undefined && hasDotSegment(rawUrl)) {
       c.res = errorResponse(c, ociError('NAME_INVALID', 'a repository name has no "." or ".." path segments'));
     } else {
       await next();
     }
-    const req = c.env?.incoming;
-    if (req && outgoing && !outgoing.headersSent && c.res.status >= 400 && !req.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+    const method = c.req.method;
+    if (req && outgoing && !outgoing.headersSent && c.res.status >= 400 && !req.readableEnded && method !== 'GET' && method !== 'HEAD') {
       if (!(await drainBody(req))) c.res.headers.set('Connection', 'close');
     }
-    c.res.headers.set('X-Request-Id', requestId);
-    c.res.headers.set('Docker-Distribution-API-Version', 'registry/2.0');
+    if (!outgoing) {
+      // app.request (tests): no Node response to carry them.
+      c.res.headers.set('X-Request-Id', requestId);
+      c.res.headers.set('Docker-Distribution-API-Version', 'registry/2.0');
+    }
 
     // One access-log line per request, when the response has really ended (streamed bodies
     // finish after this handler returns). Never headers, never query strings (they can carry
     // tokens in `last=`-style cursors or signed URLs): method, route template, path.
     const write = (aborted: boolean): void => {
       const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status;
-      const declaredIn = Number(c.req.header('content-length'));
+      // Failed logins (401), refusals (403) and rate limiting (429) are visible at info too.
+      const level = status >= 500 ? 'error' : 'info';
+      if (!log.isLevelEnabled(level)) return;
+      const declaredIn = Number(req ? req.headers['content-length'] : c.req.header('content-length'));
       const line = {
-        method: c.req.method,
+        requestId,
+        method,
         route: routeLabel(c),
         path: c.req.path,
         status,
         bytesIn: Number.isFinite(declaredIn) ? declaredIn : undefined,
         bytesOut: socket ? Math.max(0, socket.bytesWritten - writtenBefore) : Number(c.res.headers.get('content-length') ?? 0),
         ms: Math.round(performance.now() - started),
-        subject: subjectOf(c),
+        subject: c.get('actor') ?? 'anonymous',
         client: c.get('clientAddress') ?? socket?.remoteAddress,
         ...(aborted ? { aborted: true } : {}),
       };
-      // Failed logins (401), refusals (403) and rate limiting (429) are visible at info too.
-      if (status >= 500) reqLog.error(line, 'request');
-      else reqLog.info(line, 'request');
+      log[level](line, 'request');
     };
-    if (outgoing) {
-      let logged = false;
-      const once = (aborted: boolean) => () => {
-        if (logged) return;
-        logged = true;
-        write(aborted);
-      };
-      outgoing.once('finish', once(false));
-      outgoing.once('close', once(true));
-    } else {
-      write(false);
-    }
+    // 'close' follows 'finish' on a response that ended, and comes alone when it was cut short.
+    if (outgoing) outgoing.once('close', () => write(!outgoing.writableFinished));
+    else write(false);
   };
 }

@@ -9,6 +9,7 @@ import { routePath } from 'hono/route';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BlobDriver } from '../data/driver.js';
 import type { AppEnv } from '../http/env.js';
+import { RequestMetrics } from './requests.js';
 
 const V2_ROUTES: [RegExp, string][] = [
   [/^\/v2\/?$/, '/v2/'],
@@ -21,8 +22,13 @@ const V2_ROUTES: [RegExp, string][] = [
   [/^\/v2\/.+\/referrers\/[^/]+$/, '/v2/{name}/referrers/{digest}'],
 ];
 
-/** The route template of a request; unknown paths share one label. */
+/**
+ * The route template of a request; unknown paths share one label. The /v2/ dispatcher names the
+ * route it matched (c.var.route), so the regexes below only run for /v2/ requests it did not match.
+ */
 export function routeLabel(c: Context<AppEnv>): string {
+  const matched = c.get('route');
+  if (matched !== undefined) return matched;
   const path = c.req.path;
   if (path.startsWith('/v2')) return V2_ROUTES.find(([re]) => re.test(path))?.[1] ?? '/v2/(unmatched)';
   const template = routePath(c, -1);
@@ -31,14 +37,7 @@ export function routeLabel(c: Context<AppEnv>): string {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({ name: 'artifact_store_http_requests_total', help: 'HTTP requests by route template, method and status class', labelNames: ['route', 'method', 'status'], registers: [this.registry] });
-  private readonly duration = new Histogram({
-    name: 'artifact_store_http_request_duration_seconds',
-    help: 'Time to the response headers, by route template and method',
-    labelNames: ['route', 'method'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
-    registers: [this.registry],
-  });
+  private readonly requests = new RequestMetrics(this.registry);
   private readonly bytesIn = new Counter({ name: 'artifact_store_http_request_bytes_total', help: 'Declared request body bytes', registers: [this.registry] });
   private readonly bytesOut = new Counter({ name: 'artifact_store_http_response_bytes_total', help: 'Declared response body bytes', registers: [this.registry] });
   private readonly storageOps = new Histogram({ name: 'artifact_store_storage_operation_seconds', help: 'Storage driver calls by operation', labelNames: ['driver', 'operation'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30], registers: [this.registry] });
@@ -148,17 +147,29 @@ export class Metrics {
     return async (c, next) => {
       const started = performance.now();
       await next();
-      const route = routeLabel(c);
       const method = c.req.method;
       const outgoing = c.env?.outgoing;
       const status = outgoing?.headersSent ? outgoing.statusCode : c.res.status;
-      this.requests.inc({ route, method, status: `${Math.floor(status / 100)}xx` });
-      this.duration.observe({ route, method }, (performance.now() - started) / 1000);
-      const inLen = Number(c.req.header('content-length'));
+      this.requests.record(routeLabel(c), method, status, (performance.now() - started) / 1000);
+      const inLen = Number(outgoing ? c.env?.incoming?.headers['content-length'] : c.req.header('content-length'));
       if (inLen > 0) this.bytesIn.inc(inLen);
-      const outLen = Number(outgoing?.headersSent ? outgoing.getHeader('content-length') : c.res.headers.get('content-length'));
-      if (outLen > 0 && method !== 'HEAD') this.bytesOut.inc(outLen);
+      if (method === 'HEAD') return;
+      if (!outgoing) {
+        const outLen = Number(c.res.headers.get('content-length'));
+        if (outLen > 0) this.bytesOut.inc(outLen);
+      } else if (outgoing.headersSent) {
+        this.countOut(outgoing.getHeader('content-length'));
+      } else {
+        // Read once written: the Response's own headers are left alone, so @hono/node-server
+        // writes them from its plain-object fast path.
+        outgoing.once('finish', () => this.countOut(outgoing.getHeader('content-length')));
+      }
     };
+  }
+
+  private countOut(declared: unknown): void {
+    const n = Number(declared);
+    if (n > 0) this.bytesOut.inc(n);
   }
 
   /** Wraps a storage driver so every call is timed and failures counted. */

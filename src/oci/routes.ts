@@ -32,6 +32,8 @@ type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
 interface Route {
   pattern: RegExp;
+  /** The route template for metrics and the access log (src/metrics routeLabel). */
+  label: string;
   methods: Partial<Record<Method, Handler>>;
   /** Exceptions to ACTION_OF_METHOD. */
   actions?: Partial<Record<Method, Action>>;
@@ -50,15 +52,15 @@ export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
   // Order matters where a name could end in a keyword: uploads before blobs. Names are greedy,
   // so `a/blobs/blobs/<d>` is the blob <d> of repository `a/blobs`.
   const routes: Route[] = [
-    { pattern: /^$/, methods: { GET: base, HEAD: base } }, // end-1
-    { pattern: /^_catalog$/, methods: { GET: catalog.list } }, // listing repositories
-    { pattern: /^(.+)\/blobs\/uploads\/?()$/, methods: { POST: uploads.start } }, // end-4a/4b/11
+    { pattern: /^$/, label: '/v2/', methods: { GET: base, HEAD: base } }, // end-1
+    { pattern: /^_catalog$/, label: '/v2/_catalog', methods: { GET: catalog.list } }, // listing repositories
+    { pattern: /^(.+)\/blobs\/uploads\/?()$/, label: '/v2/{name}/blobs/uploads/', methods: { POST: uploads.start } }, // end-4a/4b/11
     // Cancelling one's own upload is part of pushing, not a delete of content.
-    { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, methods: { GET: uploads.status, PATCH: uploads.patch, PUT: uploads.finish, DELETE: uploads.cancel }, actions: { GET: 'push', DELETE: 'push' } }, // end-5/6/13/14
-    { pattern: /^(.+)\/blobs\/([^/]+)$/, methods: { GET: blobs.get, HEAD: blobs.get, DELETE: blobs.delete } }, // end-2/10
-    { pattern: /^(.+)\/manifests\/([^/]+)$/, methods: { GET: manifests.get, HEAD: manifests.get, PUT: manifests.put, DELETE: manifests.delete } }, // end-3/7/9
-    { pattern: /^(.+)\/tags\/list()$/, methods: { GET: tags.list } }, // end-8a/8b
-    { pattern: /^(.+)\/referrers\/([^/]+)$/, methods: { GET: referrers.list } }, // end-12a/12b
+    { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, label: '/v2/{name}/blobs/uploads/{id}', methods: { GET: uploads.status, PATCH: uploads.patch, PUT: uploads.finish, DELETE: uploads.cancel }, actions: { GET: 'push', DELETE: 'push' } }, // end-5/6/13/14
+    { pattern: /^(.+)\/blobs\/([^/]+)$/, label: '/v2/{name}/blobs/{digest}', methods: { GET: blobs.get, HEAD: blobs.get, DELETE: blobs.delete } }, // end-2/10
+    { pattern: /^(.+)\/manifests\/([^/]+)$/, label: '/v2/{name}/manifests/{reference}', methods: { GET: manifests.get, HEAD: manifests.get, PUT: manifests.put, DELETE: manifests.delete } }, // end-3/7/9
+    { pattern: /^(.+)\/tags\/list()$/, label: '/v2/{name}/tags/list', methods: { GET: tags.list } }, // end-8a/8b
+    { pattern: /^(.+)\/referrers\/([^/]+)$/, label: '/v2/{name}/referrers/{digest}', methods: { GET: referrers.list } }, // end-12a/12b
   ];
 
   const dispatch = async (c: Context<AppEnv>): Promise<Response> => {
@@ -70,6 +72,7 @@ export function registerOci(app: Hono<AppEnv>, deps: OciDeps): void {
       for (const route of routes) {
         const m = route.pattern.exec(rest);
         if (!m) continue;
+        c.set('route', route.label);
         const handler = route.methods[c.req.method as Method];
         if (!handler) throw ociError('UNSUPPORTED', `method ${c.req.method} not allowed here`, { headers: { Allow: Object.keys(route.methods).join(', ') } });
         const params = { name: m[1] === undefined ? '' : assertName(m[1]), ref: m[2] ?? '' };
@@ -96,8 +99,10 @@ function base(c: Context<AppEnv>): Response {
 function rawPath(c: Context<AppEnv>): string {
   let target = c.env?.incoming?.url ?? new URL(c.req.url).pathname;
   // absolute-form (`GET http://host/v2/…`): drop scheme and authority by hand, not via URL().
-  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(target);
-  if (absolute) target = target.slice(absolute[0].length) || '/';
+  if (!target.startsWith('/')) {
+    const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(target);
+    if (absolute) target = target.slice(absolute[0].length) || '/';
+  }
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);
 }

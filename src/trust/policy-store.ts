@@ -19,17 +19,54 @@ function summary(p: TrustPolicyDocument & { version: number }): Record<string, u
   };
 }
 
+/** How stale a policy written by another process may be here (see TrustPolicyStore.current). */
+const DATA_VERSION_MS = 1000;
+
 export class TrustPolicyStore {
   private readonly qVersion;
+  private readonly qDataVersion;
   /** Parsed documents by namespace, valid while the stored version is unchanged. */
   private readonly parsed = new Map<string, TrustPolicy>();
+  /**
+   * Every manifest pull asks for its namespace's policy, so answers are kept (defaults too).
+   * This store's own writes drop their namespace at once. A commit by another connection (a
+   * second registry process on the same database) changes PRAGMA data_version, which drops them
+   * all; asking SQLite that costs as much as the lookup itself (a read transaction), so it is
+   * asked at most every DATA_VERSION_MS: another process's policy change applies here within that.
+   */
+  private readonly current = new Map<string, TrustPolicy>();
+  private dataVersion = -1;
+  private dataVersionAt = -Infinity;
 
   constructor(private readonly db: Db) {
     this.qVersion = db.select({ version: trustPolicies.version }).from(trustPolicies).where(eq(trustPolicies.namespace, sql.placeholder('ns'))).prepare();
+    this.qDataVersion = db.$client.prepare('PRAGMA data_version').pluck();
   }
 
-  /** The current policy (one indexed lookup; the document is parsed once per version). */
+  /** The current policy: from memory unless someone wrote to the database since it was read. */
   get(namespace: string): TrustPolicy {
+    const now = performance.now();
+    if (now - this.dataVersionAt >= DATA_VERSION_MS) {
+      this.dataVersionAt = now;
+      const version = this.qDataVersion.get() as number;
+      if (version !== this.dataVersion) {
+        this.current.clear();
+        this.dataVersion = version;
+      }
+    }
+    const known = this.current.get(namespace);
+    if (known) return known;
+    const policy = this.read(namespace);
+    // Inside a transaction the answer may include writes that roll back: not kept.
+    if (!this.db.$client.inTransaction) {
+      if (this.current.size >= 10_000) this.current.clear();
+      this.current.set(namespace, policy);
+    }
+    return policy;
+  }
+
+  /** The stored policy (one indexed lookup; the document is parsed once per version). */
+  private read(namespace: string): TrustPolicy {
     const row = this.qVersion.get({ ns: namespace });
     if (!row) return defaultPolicy(namespace);
     const cached = this.parsed.get(namespace);
@@ -46,7 +83,7 @@ export class TrustPolicyStore {
    * revoked unless the body names them again, which re-trusts them explicitly (an event).
    */
   put(namespace: string, body: PutPolicyBody, actor: string): TrustPolicy {
-    return this.db.transaction((tx) => {
+    return this.writing(namespace, () => this.db.transaction((tx) => {
       const before = this.get(namespace);
       const doc: TrustPolicyDocument = {
         mode: body.mode,
@@ -61,12 +98,12 @@ export class TrustPolicyStore {
       // The whole document (public keys only, nothing secret) so a rebuild reproduces the policy.
       appendEvent(tx, { actor, action: 'trust.policy.set', repository: namespace, before: before.version === 0 ? undefined : summary(before), after: { ...summary({ ...doc, version }), document: doc } });
       return { ...doc, namespace, version };
-    });
+    }));
   }
 
   /** Moves key `id` to the revoked list and bumps the version. Unknown key: NOT_FOUND. */
   revokeKey(namespace: string, id: string, actor: string, reason: string | null): TrustPolicy {
-    return this.db.transaction((tx) => {
+    return this.writing(namespace, () => this.db.transaction((tx) => {
       const before = this.get(namespace);
       const key = before.keys.find((k) => k.id === id);
       if (!key) throw ociError('NOT_FOUND', `no key ${id} in the trust policy of ${namespace}`, { detail: { keyId: id } });
@@ -82,7 +119,16 @@ export class TrustPolicyStore {
       this.write(tx, namespace, version, doc);
       appendEvent(tx, { actor, action: 'trust.key.revoke', repository: namespace, before: summary(before), after: { ...summary({ ...doc, version }), revokedKey: id, document: doc }, reason });
       return { ...doc, namespace, version };
-    });
+    }));
+  }
+
+  /** Runs a write of `namespace`'s policy; its remembered answer is dropped whether it commits or rolls back. */
+  private writing<T>(namespace: string, write: () => T): T {
+    try {
+      return write();
+    } finally {
+      this.current.delete(namespace);
+    }
   }
 
   private write(tx: Pick<Db, 'insert'>, namespace: string, version: number, doc: TrustPolicyDocument): void {
@@ -92,5 +138,6 @@ export class TrustPolicyStore {
       .onConflictDoUpdate({ target: trustPolicies.namespace, set: { version, document, updatedAt: Date.now() } })
       .run();
     this.parsed.delete(namespace);
+    this.current.delete(namespace);
   }
 }
