@@ -15,7 +15,7 @@
  *
  * Items must be synchronous (better-sqlite3): a closure returning a promise is refused.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 
@@ -85,6 +85,8 @@ export class WriteBatcher {
   /** `wal-fsync`: the WAL file to sync, committed items waiting for it, whether a sync runs. */
   private readonly walPath: string | undefined;
   private unsynced: { item: Item; value: unknown }[] = [];
+  /** The WAL kept open while the connection is: SQLite removes the file only when the last connection closes. */
+  private walHandle: FileHandle | undefined;
   private syncing = false;
   /** Counters for tests and the benchmark notes (how much sharing happened). */
   readonly stats: BatchStats = { batches: 0, items: 0, largest: 0, syncs: 0 };
@@ -176,6 +178,25 @@ export class WriteBatcher {
     this.syncWal(this.walPath);
   }
 
+  private async datasyncWal(path: string): Promise<void> {
+    if (!this.db.$client.open) {
+      // Closed since: the file may be gone or replaced; sync what the path names now.
+      const fh = this.walHandle;
+      this.walHandle = undefined;
+      await fh?.close();
+      return syncFile(path);
+    }
+    if (!this.walHandle) {
+      try {
+        this.walHandle = await open(path, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+    }
+    await this.walHandle.datasync();
+  }
+
   /** One fsync at a time; what commits while it runs waits for the next, which covers it all. */
   private syncWal(path: string): void {
     if (this.syncing || this.unsynced.length === 0) return;
@@ -190,7 +211,7 @@ export class WriteBatcher {
       else d.item.reject(err);
       this.syncWal(path);
     };
-    syncFile(path).then(() => settle(), settle);
+    this.datasyncWal(path).then(() => settle(), settle);
   }
 }
 
