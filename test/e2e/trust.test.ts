@@ -263,7 +263,19 @@ describe('revocation and enforcement', () => {
     // Pushers choose subject, artifactType and media types: neither makes unsigned layers pullable.
     const withSubject = await pushImage(reg.url, 'smuggle/app', 'with-subject', { subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...subjectOf(signed) } });
     const calledSig = await pushImage(reg.url, 'smuggle/app', 'called-sig', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' });
-    for (const img of [withSubject, calledSig]) {
+    // Not only images: any layer that is not a document (here a Flux artifact) needs a signature.
+    const fluxBlob = Buffer.from('not really a tarball');
+    const fluxLayer = await pushBlob(reg.url, 'smuggle/app', fluxBlob);
+    const fluxConfig = await pushBlob(reg.url, 'smuggle/app', Buffer.from('{}'));
+    const fluxBytes = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.cncf.flux.config.v1+json', digest: fluxConfig, size: 2 },
+      layers: [{ mediaType: 'application/vnd.cncf.flux.content.v1.tar+gzip', digest: fluxLayer, size: fluxBlob.length }],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...subjectOf(signed) },
+    }));
+    expect((await fetch(`${reg.url}/v2/smuggle/app/manifests/flux`, { method: 'PUT', body: fluxBytes, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } })).status).toBe(201);
+    const flux = { digest: sha256(fluxBytes) };
+    for (const img of [withSubject, calledSig, flux]) {
       const res = await fetch(`${reg.url}/v2/smuggle/app/manifests/${img.digest}`);
       expect(res.status, img.digest).toBe(403);
       expect(((await res.json()) as { errors: { detail: { decision: string } }[] }).errors[0]!.detail.decision).toBe('unsigned');
