@@ -50,7 +50,10 @@ const MAX_CACHED_HASHES = 1024;
 /** Commits up to this size re-read the stored bytes to verify the digest. */
 export const VERIFY_FROM_STORE_BYTES = 8 * 1024 * 1024;
 
-const newEpoch = (): string => randomBytes(8).toString('hex');
+/** Random per process, then a counter: unique across processes and restarts without a CSPRNG call per append. */
+const EPOCH_PREFIX = randomBytes(8).toString('hex');
+let epochCounter = 0;
+const newEpoch = (): string => `${EPOCH_PREFIX}.${(epochCounter++).toString(36)}`;
 
 export class UploadEngine {
   private readonly running = new Map<string, RunningHash>();

@@ -70,8 +70,8 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
 
   async function open(c: Context<AppEnv>, name: string): Promise<Session> {
     const owner = c.get('actor');
-    // A cheap early refusal before touching storage; createUpload re-checks atomically.
-    if (cap > 0 && store.openUploads(owner) >= cap) throw tooMany();
+    // The cap is checked once, atomically, by the row insert: creating storage is cheap (no
+    // fsync until the first bytes), so a refused session just removes it again.
     const id = randomUUID();
     const state = await uploads.start(id);
     if (!store.createUpload(id, name, JSON.stringify(state), owner, cap)) {
