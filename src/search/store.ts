@@ -15,7 +15,7 @@
  */
 import type { Db } from '../meta/db.js';
 import { ftsTerms, type SearchQuery } from './query.js';
-import { RELEVANCE_COLUMNS, RELEVANCE_COUNTS, relevanceSql } from './rank.js';
+import { RELEVANCE_COLUMNS, relevanceSql } from './rank.js';
 
 export interface SearchHit {
   repository: string;
@@ -242,26 +242,25 @@ export class SearchStore {
 
   /**
    * At most FACET_SCAN matches, in relevance order: one statement gives the facets and, ranked in
-   * SQL (rank.ts; a row's words computed once), the page's ids; then the page's rows are read.
+   * SQL (rank.ts; a row's words computed once, materialized), the page's ids; then the page's
+   * rows are read.
    */
   private ranked(query: SearchQuery, from: string, whereSql: string, args: unknown[], offset: number): SearchResult | null {
     const sqlite = this.db.$client;
     const rel = relevanceSql(query.q);
     const out = sqlite
       .prepare(
-        `WITH m AS MATERIALIZED (SELECT d.id AS id, d.repository AS repository, d.tags AS tags, d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}),
-           s AS MATERIALIZED (SELECT id, ${RELEVANCE_COLUMNS} FROM m),
-           c AS MATERIALIZED (SELECT id, r, t, y, ${RELEVANCE_COUNTS} FROM s)
+        `WITH m AS MATERIALIZED (SELECT d.id AS id, d.type AS type, d.namespace AS namespace, d.signed AS signed, ${RELEVANCE_COLUMNS} FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1})
          SELECT 0 AS page, type AS a, namespace AS b, signed AS c, count(*) AS n FROM m GROUP BY type, namespace, signed
-         UNION ALL SELECT 1, id, score, NULL, NULL FROM (SELECT id, ${rel.sql} AS score FROM c ORDER BY score DESC, id LIMIT ? OFFSET ?)`,
+         UNION ALL SELECT 1, id, score, len, NULL FROM (SELECT id, ${rel.sql} AS score, len FROM m ORDER BY score DESC, len, id LIMIT ? OFFSET ?)`,
       )
       .raw(true)
       .all(...args, ...rel.args, query.perPage, offset) as [number, string | number, string | number, number | null, number | null][];
     const facetRows = out.filter((r) => r[0] === 0).map(([, type, namespace, signed, n]) => ({ type: String(type), namespace: String(namespace), signed: Number(signed), n: Number(n) }));
     const ids = out
       .filter((r) => r[0] === 1)
-      .map(([, id, score]) => ({ id: Number(id), score: Number(score) }))
-      .sort((a, b) => b.score - a.score || a.id - b.id)
+      .map(([, id, score, len]) => ({ id: Number(id), score: Number(score), len: Number(len) }))
+      .sort((a, b) => b.score - a.score || a.len - b.len || a.id - b.id)
       .map((r) => r.id);
     const byId = new Map(
       ids.length === 0 ? [] : (sqlite.prepare(`SELECT ${DOC_COLUMNS}, d.id AS id FROM search_docs d WHERE d.id IN (${ids.map(() => '?').join(', ')})`).all(...ids) as DocRow[]).map((r) => [r.id, r]),
