@@ -4,7 +4,11 @@
  * inherit something: repositories with content under the namespace, organisations the user
  * alone owns, families delegated to the organisation, webhooks limited to its namespace.
  * Everything the account held is removed in the same transaction as its event: a user's API
- * keys (so every key and web session dies at once), memberships. Bearer tokens name their
+ * keys (so every key and web session dies at once), memberships, a user's stars, and what the
+ * namespace keeps without content — repository visibility and the blob links of its empty
+ * repositories (GC then collects the bytes), so a later owner of the name neither publishes nor
+ * reads the old owner's content. (The empty repository rows stay: only an administrator can
+ * assign the name again.) Bearer tokens name their
  * user's id (`uid`), so tokens of a deleted user never pass for a later user of that name.
  * The event log keeps naming the account; deletion does not rewrite history.
  */
@@ -12,13 +16,53 @@ import { ociError } from '../errors/catalogue.js';
 import { appendEvent } from '../meta/events.js';
 import type { IdentityStore, PrincipalRow } from './identity-store.js';
 
-/** Repositories under `namespace/` that still have manifests (at most `limit` names). */
+/**
+ * The namespace's repositories: the one named exactly `ns` (its namespace is `ns` too) and every
+ * `ns/…` — names are [a-z0-9._-/], so those sort in ['ns/', 'ns0') ('0' follows '/').
+ */
+export const IN_NAMESPACE = '(r.name = ? OR (r.name >= ? AND r.name < ?))';
+export const namespaceArgs = (namespace: string): [string, string, string] => [namespace, `${namespace}/`, `${namespace}0`];
+
+/** Repositories of the namespace that still have manifests (at most `limit` names). */
 function repositoriesWithContent(identities: IdentityStore, namespace: string, limit = 5): string[] {
-  // Names are [a-z0-9._-/]: every `ns/…` sorts in ['ns/', 'ns0') ('0' follows '/').
   const rows = identities.db.$client
-    .prepare('SELECT r.name FROM repositories r WHERE r.name >= ? AND r.name < ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) ORDER BY r.name LIMIT ?')
-    .all(`${namespace}/`, `${namespace}0`, limit) as { name: string }[];
+    .prepare(`SELECT r.name FROM repositories r WHERE ${IN_NAMESPACE} AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) ORDER BY r.name LIMIT ?`)
+    .all(...namespaceArgs(namespace), limit) as { name: string }[];
   return rows.map((r) => r.name);
+}
+
+/** Refuses while a webhook is limited to the namespace: a later account of the name must not receive its events there. */
+function refuseIfScopedWebhooks(identities: IdentityStore, namespace: string): void {
+  const hooks = (
+    identities.db.$client
+      .prepare('SELECT w.id FROM webhooks w WHERE w.namespaces IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(w.namespaces) j WHERE j.value = ?) ORDER BY w.id')
+      .all(namespace) as { id: string }[]
+  ).map((r) => r.id);
+  if (hooks.length > 0) {
+    throw ociError('CONFLICT', `webhooks ${listed(hooks)} are limited to namespace '${namespace}': delete them first (DELETE /api/v1/webhooks/<id>)`, { detail: { webhooks: hooks } });
+  }
+}
+
+/** Refuses while a legal hold covers the namespace: its blob links are about to go. */
+function refuseIfHeld(identities: IdentityStore, namespace: string): void {
+  const holds = (
+    identities.db.$client
+      .prepare(`SELECT h.id FROM legal_holds h WHERE h.released_at IS NULL AND (h.repository = ? OR (h.repository >= ? AND h.repository < ?)) ORDER BY h.created_seq LIMIT 6`)
+      .all(...namespaceArgs(namespace)) as { id: string }[]
+  ).map((r) => r.id);
+  if (holds.length > 0) {
+    throw ociError('CONFLICT', `legal holds ${listed(holds)} cover namespace '${namespace}': lift them first (DELETE /api/v1/holds/<id>)`, { detail: { holds } });
+  }
+}
+
+/**
+ * What the namespace keeps without content: visibility settings and the blob links of its empty
+ * repositories. Deterministic from the name alone, so replay (events/replay/identity.ts) runs it too.
+ */
+export function clearNamespaceLeftovers(run: (sql: string, ...args: unknown[]) => unknown, namespace: string): void {
+  const args = namespaceArgs(namespace);
+  run(`DELETE FROM repository_visibility AS r WHERE ${IN_NAMESPACE}`, ...args);
+  run(`DELETE FROM repository_blobs WHERE repository_id IN (SELECT r.id FROM repositories r WHERE ${IN_NAMESPACE} AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id))`, ...args);
 }
 
 const listed = (names: string[], limit = 5): string => names.slice(0, limit).join(', ') + (names.length > limit ? ', …' : '');
@@ -49,6 +93,8 @@ export function deleteUser(identities: IdentityStore, user: PrincipalRow, actor:
       if (admins === 0) throw ociError('CONFLICT', `'${user.name}' is the last enabled administrator: make another user an administrator first`);
     }
     refuseIfContent(identities, 'user', user.name);
+    refuseIfScopedWebhooks(identities, user.name);
+    refuseIfHeld(identities, user.name);
     const soleOwner = (
       sql
         .prepare(
@@ -65,6 +111,8 @@ export function deleteUser(identities: IdentityStore, user: PrincipalRow, actor:
     sql.prepare('DELETE FROM api_keys WHERE user_id = ?').run(user.id);
     sql.prepare('DELETE FROM org_members WHERE user_id = ?').run(user.id);
     sql.prepare('DELETE FROM principals WHERE id = ?').run(user.id);
+    sql.prepare('DELETE FROM search_stars WHERE user = ?').run(user.name);
+    clearNamespaceLeftovers((q, ...args) => sql.prepare(q).run(...args), user.name);
     appendEvent(tx, { actor, action: 'identity.user.delete', before: { user: user.name, admin: user.isAdmin, disabled: user.disabled, keys, memberships }, after: { user: user.name } });
     return { user: user.name, keysRevoked: keys.length, memberships: memberships.length };
   });
@@ -84,16 +132,12 @@ export function deleteOrg(identities: IdentityStore, org: PrincipalRow, actor: s
     if (families.length > 0) {
       throw ociError('CONFLICT', `families ${listed(families)} are delegated to '${org.name}': delegate them elsewhere or withdraw the delegation first`, { detail: { families } });
     }
-    // A later organisation of this name must not receive events through another owner's subscription.
-    const hooks = (
-      sql.prepare('SELECT w.id FROM webhooks w WHERE w.namespaces IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(w.namespaces) j WHERE j.value = ?) ORDER BY w.id').all(org.name) as { id: string }[]
-    ).map((r) => r.id);
-    if (hooks.length > 0) {
-      throw ociError('CONFLICT', `webhooks ${listed(hooks)} are limited to namespace '${org.name}': delete them first (DELETE /api/v1/webhooks/<id>)`, { detail: { webhooks: hooks } });
-    }
+    refuseIfScopedWebhooks(identities, org.name);
+    refuseIfHeld(identities, org.name);
     const members = sql.prepare('SELECT u.name AS user, m.role FROM org_members m JOIN principals u ON u.id = m.user_id WHERE m.org_id = ? ORDER BY u.name').all(org.id) as { user: string; role: string }[];
     sql.prepare('DELETE FROM org_members WHERE org_id = ?').run(org.id);
     sql.prepare('DELETE FROM principals WHERE id = ?').run(org.id);
+    clearNamespaceLeftovers((q, ...args) => sql.prepare(q).run(...args), org.name);
     appendEvent(tx, { actor, action: 'identity.org.delete', before: { org: org.name, members }, after: { org: org.name } });
     return { org: org.name, members: members.length };
   });

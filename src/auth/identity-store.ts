@@ -1,5 +1,5 @@
 /** Identity metadata: users, organisations, members, API keys, repository visibility. */
-import { and, asc, eq, exists, gt, gte, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, exists, gt, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { apiKeys, orgMembers, principals, repositories, repositoryVisibility } from '../meta/schema.js';
@@ -210,9 +210,10 @@ export class IdentityStore {
     return [...found].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, limit);
   }
 
-  /** Whether repositories already exist under `namespace/` (claiming it would take them over). */
+  /** Whether repositories already exist in the namespace, `ns` itself or `ns/…` (claiming it would take them over). */
   namespaceHasRepositories(namespace: string): boolean {
     // Names are [a-z0-9._-] and '/', so every `ns/…` sorts in ['ns/', 'ns0') ('0' follows '/').
-    return this.db.select({ id: repositories.id }).from(repositories).where(and(gte(repositories.name, `${namespace}/`), lt(repositories.name, `${namespace}0`))).limit(1).get() !== undefined;
+    const inNamespace = or(eq(repositories.name, namespace), and(gte(repositories.name, `${namespace}/`), lt(repositories.name, `${namespace}0`)));
+    return this.db.select({ id: repositories.id }).from(repositories).where(inNamespace).limit(1).get() !== undefined;
   }
 }

@@ -152,3 +152,33 @@ describe('DELETE /api/v1/orgs/{org}', () => {
     expect(out).toMatch(/tables match a rebuild/);
   });
 });
+
+describe('what a deleted account leaves in its namespace', () => {
+  const carol = basic('carol', 'carol has a long password');
+
+  it('a repository named exactly like the account is its content; visibility and blob links of empty repositories go with it', async () => {
+    expect((await api('POST', '/api/v1/users', root, { name: 'carol', password: 'carol has a long password' })).status).toBe(201);
+    // `carol` itself is in namespace carol: deleting her must not hand it to whoever claims the name next.
+    const top = await pushImage(reg.url, 'carol', 'v1', {}, { Authorization: carol });
+    const refused = await api('DELETE', '/api/v1/users/carol', root);
+    expect(refused.status).toBe(409);
+    expect(refused.json.errors[0].message).toMatch(/still has repositories with content \(carol\)/);
+    expect((await fetch(`${reg.url}/v2/carol/manifests/${top.digest}`, { method: 'DELETE', headers: { Authorization: carol } })).status).toBe(202);
+
+    const img = await pushImage(reg.url, 'carol/app', 'v1', {}, { Authorization: carol });
+    expect((await api('PUT', '/api/v1/repositories/visibility', carol, { repository: 'carol/app', visibility: 'public' })).status).toBe(200);
+    expect((await fetch(`${reg.url}/v2/carol/app/blobs/${img.layer}`)).status).toBe(200); // public: anyone reads the layer
+    expect((await fetch(`${reg.url}/v2/carol/app/manifests/${img.digest}`, { method: 'DELETE', headers: { Authorization: carol } })).status).toBe(202);
+    expect((await api('DELETE', '/api/v1/users/carol', root)).status).toBe(200);
+
+    // The old layer is no longer linked (GC collects it); a new carol's pushes start private.
+    expect((await fetch(`${reg.url}/v2/carol/app/blobs/${img.layer}`, { headers: { Authorization: root } })).status).toBe(404);
+    expect((await api('POST', '/api/v1/users', root, { name: 'carol', password: 'carol has a long password' })).status).toBe(201);
+    const again = await pushImage(reg.url, 'carol/app', 'v2', {}, { Authorization: carol });
+    expect((await fetch(`${reg.url}/v2/carol/app/manifests/${again.digest}`)).status).toBe(401);
+    expect((await fetch(`${reg.url}/v2/carol/app/blobs/${img.layer}`, { headers: { Authorization: carol } })).status).toBe(404);
+
+    let out = '';
+    expect(runEventsCommand('check', join(reg.dataDir, 'metadata.db'), undefined, (s) => (out += s)), out).toBe(0);
+  });
+});

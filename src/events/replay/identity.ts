@@ -1,4 +1,5 @@
 /** Replay of identity: users and organisations, memberships, API keys, repository visibility. */
+import { clearNamespaceLeftovers } from '../../auth/account-deletion.js';
 import { need, type Handler, type ParsedEvent, type ReplayContext, type TableRule } from './types.js';
 
 const CREATED = 'wall-clock insert time (SQL default), not carried by the event';
@@ -61,11 +62,14 @@ export const identityHandlers: Record<string, Handler> = {
     ctx.run('DELETE FROM api_keys WHERE user_id = ?', id);
     ctx.run('DELETE FROM org_members WHERE user_id = ?', id);
     ctx.run('DELETE FROM principals WHERE id = ?', id);
+    ctx.run('DELETE FROM search_stars WHERE user = ?', e.afterJson.user);
+    clearNamespaceLeftovers((q, ...args) => ctx.run(q, ...args), String(e.afterJson.user));
   },
   'identity.org.delete': (ctx, e) => {
     const id = principalId(ctx, e, e.afterJson.org);
     ctx.run('DELETE FROM org_members WHERE org_id = ?', id);
     ctx.run('DELETE FROM principals WHERE id = ?', id);
+    clearNamespaceLeftovers((q, ...args) => ctx.run(q, ...args), String(e.afterJson.org));
   },
   'identity.member.grant': setMember,
   'identity.member.remove': setMember,
