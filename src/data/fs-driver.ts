@@ -238,12 +238,18 @@ export class FsDriver implements BlobDriver {
       // rename is atomic: readers see either no blob or all of it. Two sessions committing the
       // same digest both rename identical bytes onto the same name, which is harmless.
       await this.renameInto(file, target);
-      // The caller records the blob in metadata next: the rename must survive a power loss first.
-      if (this.fsync) await this.dirSyncer.sync(dirname(target));
+      // The session directory is empty now: remove it while the directory sync runs.
+      const removed = this.removeSessionDir(id);
+      try {
+        // The caller records the blob in metadata next: the rename must survive a power loss first.
+        if (this.fsync) await this.dirSyncer.sync(dirname(target));
+      } finally {
+        await removed;
+      }
     } else {
       await unlink(file);
+      await this.removeSessionDir(id);
     }
-    await this.removeSessionDir(id);
   }
 
   /** rename into a blob directory, creating (and syncing) the directories it needs the first time. */
