@@ -21,7 +21,7 @@ try {
   process.stderr.write(`artifact-store: ${configProblem(err)}\n`);
   process.exit(2);
 }
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, { batch: true });
 log.info({ version: VERSION, node: process.version }, 'artifact-store starting');
 for (const warning of unknownEnvironmentVariables()) log.warn(warning);
 
