@@ -89,7 +89,11 @@ export class Governance {
     for (const h of this.hooks) h.guardDelete?.(target, tx);
   }
 
-  async checkPull(target: PullTarget): Promise<void> {
-    for (const h of this.hooks) await h.checkPull?.(target);
+  /** On every manifest pull: synchronous while every hook answers synchronously (no promise to await). */
+  checkPull(target: PullTarget, from = 0): Promise<void> | void {
+    for (let i = from; i < this.hooks.length; i++) {
+      const pending = this.hooks[i]!.checkPull?.(target);
+      if (pending) return pending.then(() => this.checkPull(target, i + 1));
+    }
   }
 }

@@ -11,6 +11,7 @@ import type { ModuleDeps } from '../governance/module.js';
 import { COSIGN_ATT_ARTIFACT, COSIGN_SIG_ARTIFACT, isSignatureManifest } from './discovery.js';
 import { carriesDeployableLayers } from './deployable.js';
 import { TrustEvaluator, type TrustExplanation } from './evaluator.js';
+import type { TrustPolicy } from './policy.js';
 import { TrustPolicyStore } from './policy-store.js';
 import { registerTrustRoutes } from './routes.js';
 import { BUNDLE_PREFIX } from './verify.js';
@@ -32,31 +33,36 @@ export function registerTrust(deps: ModuleDeps, _families: Families): TrustModul
   const evaluator = new TrustEvaluator(deps.db, deps.store, deps.driver, policies, deps.config.trustedRootPath);
   registerTrustRoutes(deps.app, { access: deps.access, store: deps.store, policies, evaluator });
 
+  async function enforcePull(target: PullTarget, policy: TrustPolicy): Promise<void> {
+    // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify;
+    // legacy `.sig`/`.att` manifests have no subject and are recognised by their layers. None
+    // of them may carry a layer a runtime would deploy (deployable.ts).
+    const exemptShape = target.subject !== null || isSignatureArtifact(target);
+    const m = deps.store.manifestByDigest(target.repository, target.digest);
+    if (m && (exemptShape || isSignatureManifest(m.payload)) && !carriesDeployableLayers(m.payload)) return;
+    const verdict = await evaluator.explain(target.repository, target.digest, policy);
+    if (verdict.trusted) return;
+    const label = `trust policy of namespace ${policy.namespace} (version ${policy.version}, mode ${policy.mode}, enforceOnPull)`;
+    if (policy.mode === 'warn') {
+      deps.log.warn({ repository: target.repository, digest: target.digest, decision: verdict.decision }, `pull of ${verdict.decision} content allowed by the ${label}`);
+      return;
+    }
+    throw ociError('DENIED', `${target.repository}@${target.digest} is ${verdict.decision}${verdict.quarantined ? ' (quarantined: signed only by a revoked key)' : ''}; pull refused by the ${label}`, {
+      detail: { repository: target.repository, digest: target.digest, decision: verdict.decision, quarantined: verdict.quarantined, policy: verdict.policy },
+    });
+  }
+
   deps.governance.add({
     name: 'trust',
     // Any change in a repository may add or remove a signature, its payload blob or a signed
     // parent index: its cached verdicts are recomputed on the next question.
     afterPush: (push) => evaluator.invalidate(push.repository),
     guardDelete: (target) => evaluator.invalidate(target.repository),
-    checkPull: async (target) => {
+    // On every manifest pull: the policy comes from memory, and only an enforcing policy awaits.
+    checkPull: (target) => {
       const policy = policies.get(namespaceOf(target.repository));
       if (policy.mode === 'off' || !policy.enforceOnPull) return;
-      // Referrers (signatures, attestations, SBOMs) stay readable: clients fetch them to verify;
-      // legacy `.sig`/`.att` manifests have no subject and are recognised by their layers. None
-      // of them may carry a layer a runtime would deploy (deployable.ts).
-      const exemptShape = target.subject !== null || isSignatureArtifact(target);
-      const m = deps.store.manifestByDigest(target.repository, target.digest);
-      if (m && (exemptShape || isSignatureManifest(m.payload)) && !carriesDeployableLayers(m.payload)) return;
-      const verdict = await evaluator.explain(target.repository, target.digest, policy);
-      if (verdict.trusted) return;
-      const label = `trust policy of namespace ${policy.namespace} (version ${policy.version}, mode ${policy.mode}, enforceOnPull)`;
-      if (policy.mode === 'warn') {
-        deps.log.warn({ repository: target.repository, digest: target.digest, decision: verdict.decision }, `pull of ${verdict.decision} content allowed by the ${label}`);
-        return;
-      }
-      throw ociError('DENIED', `${target.repository}@${target.digest} is ${verdict.decision}${verdict.quarantined ? ' (quarantined: signed only by a revoked key)' : ''}; pull refused by the ${label}`, {
-        detail: { repository: target.repository, digest: target.digest, decision: verdict.decision, quarantined: verdict.quarantined, policy: verdict.policy },
-      });
+      return enforcePull(target, policy);
     },
   });
 
