@@ -69,7 +69,13 @@ export class HttpClient {
   }
 
   async request(method: string, pathOrUrl: string | URL, opts: ReqOpts = {}): Promise<Resp> {
-    let res = await this.once(method, pathOrUrl, opts);
+    let res = await this.once(method, pathOrUrl, opts).catch((e: unknown) => {
+      // A pooled keep-alive socket the server closed while it sat idle (Node servers: after 5 s)
+      // fails the next request at once; such a request never reached the server, so a body the
+      // client still holds is sent again on a fresh socket.
+      if ((e as { staleSocket?: boolean }).staleSocket && (opts.body === undefined || Buffer.isBuffer(opts.body))) return this.once(method, pathOrUrl, opts);
+      throw e;
+    });
     let hops = 0;
     while (opts.follow && (method === "GET" || method === "HEAD") && REDIRECTS.has(res.status) && hops < 5) {
       const loc = header(res.headers, "location");
@@ -91,7 +97,10 @@ export class HttpClient {
       const fail = (e: unknown): void => {
         if (!settled) {
           settled = true;
-          reject(e instanceof Error ? e : new Error(String(e)));
+          const err = e instanceof Error ? e : new Error(String(e));
+          const code = (err as NodeJS.ErrnoException).code;
+          if (req.reusedSocket && !gotResponse && (code === "ECONNRESET" || code === "EPIPE")) Object.assign(err, { staleSocket: true });
+          reject(err);
         }
       };
       const req = mod.request({
@@ -106,8 +115,10 @@ export class HttpClient {
       if (opts.timeoutMs) {
         req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname} timed out`)));
       }
+      let gotResponse = false;
       req.on("error", fail);
       req.on("response", (res) => {
+        gotResponse = true;
         const chunks: Buffer[] = [];
         let bytes = 0;
         res.on("data", (c: Buffer) => {
