@@ -22,11 +22,11 @@
  * (MANIFEST_BLOB_UNKNOWN) and the client uploads it again.
  */
 import { randomUUID } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import type { Db } from '../meta/db.js';
-import { blobs } from '../meta/schema.js';
-import { gcPins, gcTombstones } from './schema.js';
+import { clientOf } from '../meta/events.js';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
@@ -43,8 +43,37 @@ export class BlobCollectedError extends Error {}
 
 const WAIT_FOR_DELETING_MS = 10_000;
 
+/**
+ * The fence's statements, prepared once per connection: they run on every blob upload and link
+ * (drizzle would build and prepare each again per call). `q` in the functions below is the
+ * caller's transaction on that same connection.
+ */
+interface FenceStatements {
+  tombstone: Statement<[string], string>;
+  insertPin: Statement<[string, string, number]>;
+  deletePin: Statement<[string, string]>;
+  deleteTombstone: Statement<[string]>;
+  blobExists: Statement<[string], number>;
+}
+const prepared = new WeakMap<Database.Database, FenceStatements>();
+function statements(q: unknown): FenceStatements {
+  const client = clientOf(q as Tx);
+  let s = prepared.get(client);
+  if (!s) {
+    s = {
+      tombstone: client.prepare<[string], string>('SELECT state FROM gc_tombstones WHERE digest = ?').pluck(),
+      insertPin: client.prepare('INSERT INTO gc_pins (token, digest, created_at) VALUES (?, ?, ?)'),
+      deletePin: client.prepare('DELETE FROM gc_pins WHERE token = ? AND digest = ?'),
+      deleteTombstone: client.prepare('DELETE FROM gc_tombstones WHERE digest = ?'),
+      blobExists: client.prepare<[string], number>('SELECT 1 FROM blobs WHERE digest = ?').pluck(),
+    };
+    prepared.set(client, s);
+  }
+  return s;
+}
+
 function tombstoneState(q: Pick<Db, 'select'>, digest: string): 'deleting' | 'deleted' | undefined {
-  return q.select({ state: gcTombstones.state }).from(gcTombstones).where(eq(gcTombstones.digest, digest)).get()?.state;
+  return statements(q).tombstone.get(digest) as 'deleting' | 'deleted' | undefined;
 }
 
 /** Before an upload commits bytes under `digest`: waits out a deletion in progress, then pins the digest. */
@@ -54,7 +83,7 @@ export async function pinForUpload(db: Db, digest: string): Promise<LinkFence> {
     const pin = db.transaction((tx) => {
       if (tombstoneState(tx, digest) === 'deleting') return undefined;
       const token = randomUUID();
-      tx.insert(gcPins).values({ token, digest, createdAt: Date.now() }).run();
+      statements(tx).insertPin.run(token, digest, Date.now());
       return token;
     });
     if (pin) return { kind: 'upload', pin };
@@ -66,18 +95,18 @@ export async function pinForUpload(db: Db, digest: string): Promise<LinkFence> {
 /** Inside the linking transaction, before any row is written. */
 export function checkLinkFence(tx: Tx, digest: string, fence: LinkFence | undefined): void {
   if (fence?.kind === 'mount') {
-    if (!tx.select({ d: blobs.digest }).from(blobs).where(eq(blobs.digest, digest)).get()) throw new BlobCollectedError(digest);
+    if (statements(tx).blobExists.get(digest) === undefined) throw new BlobCollectedError(digest);
     return;
   }
   const state = tombstoneState(tx, digest);
   if (fence?.kind === 'upload') {
-    const pinned = tx.delete(gcPins).where(and(eq(gcPins.token, fence.pin), eq(gcPins.digest, digest))).run().changes > 0;
+    const pinned = statements(tx).deletePin.run(fence.pin, digest).changes > 0;
     // Only an expired pin (commit slower than PIN_TTL_MS) can meet a `deleting` tombstone.
     if (!pinned && state === 'deleting') throw collecting(digest);
   } else if (state !== undefined) {
     throw collecting(digest); // no pin: cannot tell whether the stored bytes predate the deletion
   }
-  if (state !== undefined) tx.delete(gcTombstones).where(eq(gcTombstones.digest, digest)).run();
+  if (state !== undefined) statements(tx).deleteTombstone.run(digest);
 }
 
 function collecting(digest: string) {
