@@ -47,11 +47,12 @@ export function registerOperations(deps: ModuleDeps, modules: { protection: Prot
   governance.add({
     name: 'operations',
     guardPush(push: ManifestPush, tx: Tx): void {
-      const repoId = store.repositoryId(push.repository, tx);
       // The GC fence for references (blobs and child manifests still there) is
       // RegistryStore.putManifest's own re-check in this same transaction.
       const ns = namespaceOf(push.repository);
       const policy = policyOf(ns, tx);
+      // Most namespaces have no immutable tags: no repository lookup then.
+      const repoId = policy.immutableTags.length > 0 ? store.repositoryId(push.repository, tx) : undefined;
       if (repoId !== undefined) {
         for (const tag of push.tags) {
           const rule = immutableRuleFor(policy, tag);
