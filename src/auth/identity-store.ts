@@ -12,11 +12,24 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
 export class IdentityStore {
   readonly denials: DenialLog;
+  // Every token-authenticated request reads its user, key and memberships: prepared once
+  // (building and preparing the query each time cost more than running it).
+  private readonly qPrincipalByName;
+  private readonly qKeyById;
+  private readonly qMemberships;
 
   constructor(
     readonly db: Db,
     denialOptions: DenialLogOptions = DEFAULT_DENIAL_OPTIONS,
   ) {
+    this.qPrincipalByName = db.select().from(principals).where(eq(principals.name, sql.placeholder('name'))).prepare();
+    this.qKeyById = db.select().from(apiKeys).where(eq(apiKeys.id, sql.placeholder('id'))).prepare();
+    this.qMemberships = db
+      .select({ org: principals.name, role: orgMembers.role })
+      .from(orgMembers)
+      .innerJoin(principals, eq(principals.id, orgMembers.orgId))
+      .where(eq(orgMembers.userId, sql.placeholder('userId')))
+      .prepare();
     this.denials = new DenialLog(
       (d) =>
         this.db.transaction((tx) =>
@@ -27,7 +40,7 @@ export class IdentityStore {
   }
 
   principalByName(name: string): PrincipalRow | undefined {
-    return this.db.select().from(principals).where(eq(principals.name, name)).get();
+    return this.qPrincipalByName.get({ name });
   }
 
   principalById(id: number): PrincipalRow | undefined {
@@ -40,12 +53,7 @@ export class IdentityStore {
 
   /** The user with its organisation roles, as the permission rules need it. */
   loadPrincipal(user: PrincipalRow, key?: ApiKeyRow): Principal {
-    const rows = this.db
-      .select({ org: principals.name, role: orgMembers.role })
-      .from(orgMembers)
-      .innerJoin(principals, eq(principals.id, orgMembers.orgId))
-      .where(eq(orgMembers.userId, user.id))
-      .all();
+    const rows = this.qMemberships.all({ userId: user.id });
     const p: Principal = { id: user.id, name: user.name, isAdmin: user.isAdmin, roles: new Map(rows.map((r) => [r.org, r.role as Role])), tokenGeneration: user.tokenGeneration };
     if (key) p.key = { id: key.id, scopes: JSON.parse(key.scopes) as KeyScope[], repositories: key.repositories ? (JSON.parse(key.repositories) as string[]) : null, expiresAt: key.expiresAt };
     return p;
@@ -140,7 +148,7 @@ export class IdentityStore {
   }
 
   keyById(id: string): ApiKeyRow | undefined {
-    return this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+    return this.qKeyById.get({ id });
   }
 
   keysOf(userId: number): Omit<ApiKeyRow, 'secretHash'>[] {

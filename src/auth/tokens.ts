@@ -50,7 +50,18 @@ export async function loadOrCreateKeys(file: string): Promise<TokenKeys> {
   return { privateKey: (await importJWK(jwk, ALG)) as CryptoKey, publicKey: (await importJWK(pub, ALG)) as CryptoKey, keyId: jwk.kid };
 }
 
+/** Verified access tokens remembered at most (a token is a few hundred bytes). */
+const VERIFIED_MAX = 10_000;
+
 export class TokenService {
+  /**
+   * Access tokens whose signature, issuer and audience verified, by their exact text. A docker
+   * pull sends the same token with every request, and an ES256 verification costs ~100 µs (more
+   * than serving the manifest). Only that is remembered: not-before and expiry are checked again
+   * on every use, and the caller still checks the token's user and key on every request.
+   */
+  private readonly verified = new Map<string, { claims: AccessClaims; nbf: number; exp: number }>();
+
   constructor(
     private readonly keys: TokenKeys,
     readonly issuer: string,
@@ -88,10 +99,24 @@ export class TokenService {
 
   /** Verifies signature, issuer, audience (this service) and time; null when any fails. */
   async verifyAccess(token: string): Promise<AccessClaims | null> {
+    const known = this.verified.get(token);
+    if (known) {
+      // The same comparison jose makes (whole seconds, no clock tolerance).
+      const now = Math.floor(Date.now() / 1000);
+      if (known.nbf <= now && now < known.exp) return known.claims;
+      if (now >= known.exp) this.verified.delete(token);
+      return null;
+    }
     try {
       const { payload } = await jwtVerify(token, this.keys.publicKey, { issuer: this.issuer, audience: this.service, algorithms: [ALG] });
       if (typeof payload.sub !== 'string' || !Array.isArray(payload.access)) return null;
-      return { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), uid: generationOf(payload.uid), access: payload.access as AccessEntry[], issuedAt: (payload.iat ?? 0) * 1000 };
+      const claims: AccessClaims = { sub: payload.sub, kid: typeof payload.key === 'string' ? payload.key : undefined, gen: generationOf(payload.gen), uid: generationOf(payload.uid), access: payload.access as AccessEntry[], issuedAt: (payload.iat ?? 0) * 1000 };
+      if (typeof payload.exp === 'number') {
+        // Oldest first out (Map order); a flood of distinct valid tokens only costs verifications.
+        if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+        this.verified.set(token, { claims, nbf: typeof payload.nbf === 'number' ? payload.nbf : -Infinity, exp: payload.exp });
+      }
+      return claims;
     } catch {
       return null;
     }
