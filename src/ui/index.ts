@@ -69,6 +69,12 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
     return { user: s?.user ?? null, csrf: s?.csrf ?? null, authEnabled };
   };
 
+  /**
+   * The env of an in-process sub-request, shaped as the middleware reads Node's request: the
+   * client's address (login budget, logs) and the sub-request's headers (lower-case names).
+   */
+  const subEnv = (c: C, headers: Record<string, string>) => ({ incoming: { socket: { remoteAddress: c.get('clientAddress') }, headers } }) as never;
+
   /** A GET to this app's own API as the signed-in user (or anonymous). */
   const api = async (c: C, path: string, init: { method?: string; json?: unknown } = {}): Promise<ApiAnswer> => {
     const s = sessionOf.get(c.req.raw);
@@ -76,7 +82,7 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
     if (s) headers.authorization = `Basic ${Buffer.from(`${s.user}:${s.token}`).toString('base64')}`;
     if (init.json !== undefined) headers['content-type'] = 'application/json';
     const reqInit = { method: init.method ?? 'GET', headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) };
-    const res = await app.request(path, reqInit, { incoming: { socket: { remoteAddress: c.get('clientAddress') } } } as never);
+    const res = await app.request(path, reqInit, subEnv(c, headers));
     let body: Record<string, unknown> = {};
     try {
       body = (await res.json()) as Record<string, unknown>;
@@ -157,7 +163,8 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
       const user = form.get('username') ?? '';
       const password = form.get('password') ?? '';
       if (!user || !password || user.includes(':')) return loginForm(c, 'Enter your user name and password.', 400);
-      const who = await app.request('/api/v1/whoami', { headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } }, { incoming: { socket: { remoteAddress: c.get('clientAddress') } } } as never);
+      const whoHeaders = { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
+      const who = await app.request('/api/v1/whoami', { headers: whoHeaders }, subEnv(c, whoHeaders));
       if (who.status === 429) return loginForm(c, 'Too many failed sign-ins from this address; wait a minute.', 429);
       const body = who.status === 200 ? ((await who.json()) as { name?: string; key?: unknown }) : null;
       if (!body?.name) return loginForm(c, 'Wrong user name or password.', 401);
@@ -315,7 +322,7 @@ export function registerWebUi(deps: ModuleDeps): SearchModule {
     const headers: Record<string, string> = {};
     if (s) headers.authorization = `Basic ${Buffer.from(`${s.user}:${s.token}`).toString('base64')}`;
     const after = Math.max(0, afterParam(c));
-    return app.request(`/api/v1/events/stream?after=${after}`, { headers, signal: c.req.raw.signal }, { incoming: { socket: { remoteAddress: c.get('clientAddress') } } } as never);
+    return app.request(`/api/v1/events/stream?after=${after}`, { headers, signal: c.req.raw.signal }, subEnv(c, headers));
   });
 
   const keys = (c: C, created: { id: string; token: string } | null, error: string | null, status = 200) => {
