@@ -24,7 +24,9 @@ export function openDatabase(file: string): Db {
   if (file !== ':memory:') mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new Database(file);
   // WAL lets readers run beside the single writer; NORMAL is durable across process crashes
-  // (an OS crash can lose the last transactions, never corrupt the file).
+  // (an OS crash can lose the last transactions, never corrupt the file). Pushes, tag moves,
+  // deletes and blob links go through the group commit (write-batcher.ts), which fdatasyncs the
+  // WAL before answering: those survive power loss too, and so does everything committed before.
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
