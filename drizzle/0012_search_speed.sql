@@ -16,6 +16,10 @@ DROP TRIGGER `search_docs_au`;
 --> statement-breakpoint
 DROP TABLE `search_fts`;
 --> statement-breakpoint
+-- Existing family entries' words, while search_docs has no FTS5 triggers (the index is rebuilt last).
+UPDATE `search_docs` SET `annotation_text` = `annotation_text` || ' ' || (SELECT trim(coalesce(json_extract(v.entry, '$.name'), '') || ' ' || coalesce(json_extract(v.entry, '$.title'), '') || ' ' || coalesce(json_extract(v.entry, '$.owner'), '') || ' ' || coalesce(json_extract(v.entry, '$.description'), '')) FROM family_entry_versions v WHERE v.family = substr(search_docs.repository, 11) AND v.digest = search_docs.digest LIMIT 1)
+	WHERE repository LIKE '\_registry/%' ESCAPE '\' AND EXISTS (SELECT 1 FROM family_entry_versions v WHERE v.family = substr(search_docs.repository, 11) AND v.digest = search_docs.digest);
+--> statement-breakpoint
 ALTER TABLE `search_docs` ADD COLUMN `scope` text GENERATED ALWAYS AS (CASE WHEN `public` = 1 THEN 'public' ELSE '' END || CASE WHEN `subject` IS NULL THEN '' ELSE ' referrer' END) VIRTUAL;
 --> statement-breakpoint
 -- Relevance is computed by the search module over the candidates (bm25's document-frequency pass
@@ -64,8 +68,5 @@ CREATE TRIGGER `search_manifest_ai` AFTER INSERT ON `manifests` BEGIN
 	UPDATE `search_docs` SET `signed` = 1 WHERE new.subject IS NOT NULL AND repository_id = new.repository_id AND digest = new.subject
 		AND (new.artifact_type = 'application/vnd.dev.cosign.artifact.sig.v1+json' OR new.artifact_type LIKE 'application/vnd.dev.sigstore.bundle%');
 END;
---> statement-breakpoint
-UPDATE `search_docs` SET `annotation_text` = `annotation_text` || ' ' || (SELECT trim(coalesce(json_extract(v.entry, '$.name'), '') || ' ' || coalesce(json_extract(v.entry, '$.title'), '') || ' ' || coalesce(json_extract(v.entry, '$.owner'), '') || ' ' || coalesce(json_extract(v.entry, '$.description'), '')) FROM family_entry_versions v WHERE v.family = substr(search_docs.repository, 11) AND v.digest = search_docs.digest LIMIT 1)
-	WHERE repository LIKE '\_registry/%' ESCAPE '\' AND EXISTS (SELECT 1 FROM family_entry_versions v WHERE v.family = substr(search_docs.repository, 11) AND v.digest = search_docs.digest);
 --> statement-breakpoint
 INSERT INTO `search_fts`(`search_fts`) VALUES ('rebuild');

@@ -4,6 +4,12 @@
  * documents recomputed from scratch, the FTS table answers for every live tag and for no dead
  * one, and a write that rolls back leaves the index untouched (same transaction).
  */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../src/meta/db.js';
@@ -151,6 +157,43 @@ describe('relevance', () => {
     expect(order('shop fro')).toEqual(['shop/web-frontend']);
     expect(order('web shop')).toEqual(['shop/web-frontend']);
     expect(search.search(parseSearchQuery(new URLSearchParams({ q: 'shop' })), null).sort).toBe('relevance');
+  });
+});
+
+describe('migration 0012 on an index written by 0011', () => {
+  it('keeps every document, adds family entry words and scope tokens, and the FTS5 index passes its integrity check', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'search-migrate-'));
+    try {
+      // The migrations up to 0011 only: a registry as the previous release left it.
+      const old = join(dir, 'drizzle-0011');
+      cpSync('drizzle', old, { recursive: true });
+      const journalFile = join(old, 'meta', '_journal.json');
+      const journal = JSON.parse(readFileSync(journalFile, 'utf8')) as { entries: { idx: number }[] };
+      journal.entries = journal.entries.filter((e) => e.idx <= 11);
+      writeFileSync(journalFile, JSON.stringify(journal));
+      const file = join(dir, 'metadata.db');
+      const sqlite = new Database(file);
+      migrate(drizzle(sqlite), { migrationsFolder: old });
+      sqlite.prepare("INSERT INTO repositories(name) VALUES ('_registry/scope'), ('pub/app')").run();
+      const add = sqlite.prepare("INSERT INTO manifests(repository_id, digest, media_type, payload, size, annotations, created_at) VALUES (?, ?, 'application/vnd.oci.image.manifest.v1+json', x'00', 1, ?, 1)");
+      add.run(1, digestOf(1), JSON.stringify({ 'dev.artifact-store.entry.id': 'payments' }));
+      add.run(2, digestOf(2), JSON.stringify({ 'org.opencontainers.image.title': 'open thing' }));
+      sqlite.prepare("INSERT INTO family_entry_versions(family, id, version, digest, layer_digest, entry, actor) VALUES ('scope', 'payments', 1, ?, ?, ?, 'test')").run(digestOf(1), digestOf(1), JSON.stringify({ id: 'payments', owner: 'artifact-store', description: 'Numbat ledger' }));
+      sqlite.prepare("INSERT INTO repository_visibility(name, visibility) VALUES ('pub/app', 'public')").run();
+      expect(sqlite.prepare("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'numbat'").pluck().get()).toBe(0);
+      sqlite.close();
+
+      db = openDatabase(file);
+      const fts = (q: string) => db!.$client.prepare('SELECT count(*) FROM search_fts WHERE search_fts MATCH ?').pluck().get(q);
+      expect(db.$client.prepare('SELECT count(*) FROM search_docs').pluck().get()).toBe(2);
+      expect(fts('numbat')).toBe(1);
+      expect(fts('{scope} : public')).toBe(1);
+      db.$client.prepare("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 1)").run();
+      const hits = new SearchStore(db).search(parseSearchQuery(new URLSearchParams({ q: 'numbat ledger' })), null).results;
+      expect(hits.map((h) => h.repository)).toEqual(['_registry/scope']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
