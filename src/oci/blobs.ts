@@ -32,7 +32,8 @@ export function blobRoutes({ store, driver, config, log, governance }: OciDeps) 
         headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
         headers['Content-Length'] = String(range.end - range.start + 1);
       }
-      if (c.req.method === 'HEAD') return c.body(null, status as 200, headers);
+      // A plain header object (c.body would build a Headers): @hono/node-server's fast path.
+      if (c.req.method === 'HEAD') return new Response(null, { status, headers });
       if (config.storage === 's3' && config.s3Redirect) {
         const url = await driver.redirectUrl(digest, REDIRECT_TTL_SECONDS);
         if (url) return c.body(null, 307, { Location: url, 'Docker-Content-Digest': digest });
