@@ -40,6 +40,8 @@ export interface SearchResult {
   /** Exact up to FACET_SCAN matches; beyond, FACET_SCAN with `totalExact: false` ("2000+"). */
   total: number;
   totalExact: boolean;
+  /** Facet counts cover every match; false: they describe the first FACET_SCAN matches in index order. */
+  facetsExact: boolean;
   /** The order used: as asked, except `newest` when relevance was asked of more than FACET_SCAN matches. */
   sort: 'relevance' | 'newest' | 'name' | 'updated';
   page: number;
@@ -70,7 +72,17 @@ interface FacetRow {
   namespace: string;
   signed: number;
   n: number;
+  /** capped(): the greatest row number in the group. */
+  last?: number;
 }
+
+/**
+ * Facet counts over the first FACET_SCAN of at most FACET_SCAN + 1 rows (`rows`: a SELECT of
+ * type, namespace, signed with that LIMIT); `last` says how many rows there were.
+ */
+const capped = (rows: string) =>
+  `SELECT type, namespace, signed, sum(rn <= ${FACET_SCAN}) AS n, max(rn) AS last FROM (SELECT type, namespace, signed, row_number() OVER () AS rn FROM (${rows})) GROUP BY type, namespace, signed`;
+const countOf = (rows: FacetRow[]): number => rows.reduce((m, r) => Math.max(m, r.last ?? 0), 0);
 
 /** More namespaces than this and FTS5 is not asked to narrow by them (the SQL filter still does). */
 const MAX_SCOPE_NAMESPACES = 32;
@@ -184,9 +196,9 @@ export class SearchStore {
       arms.map((a) => `SELECT ${cols} FROM search_docs d${[...where, ...(a.sql ? [a.sql] : [])].length > 0 ? ` WHERE ${[...(a.sql ? [a.sql] : []), ...where].join(' AND ')}` : ''}`).join(' UNION ALL ');
     const armArgs = arms.flatMap((a) => [...a.args, ...args]);
     const facetRows = sqlite
-      .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (${armSql('d.type AS type, d.namespace AS namespace, d.signed AS signed')} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
+      .prepare(capped(`${armSql('d.type AS type, d.namespace AS namespace, d.signed AS signed')} LIMIT ${FACET_SCAN + 1}`))
       .all(...armArgs) as FacetRow[];
-    const counted = facetRows.reduce((s, r) => s + r.n, 0);
+    const counted = countOf(facetRows);
     const sort: SearchResult['sort'] = query.sort === 'name' ? 'name' : 'updated';
     const order = sort === 'name' ? 'ORDER BY repository, id' : 'ORDER BY updated_at DESC, id DESC';
     const rows = sqlite
@@ -224,9 +236,9 @@ export class SearchStore {
       if (r) return r;
     }
     const facetRows = sqlite
-      .prepare(`SELECT type, namespace, signed, count(*) AS n FROM (SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}) GROUP BY type, namespace, signed`)
+      .prepare(capped(`SELECT d.type AS type, d.namespace AS namespace, d.signed AS signed FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1}`))
       .all(...allArgs) as FacetRow[];
-    const counted = facetRows.reduce((n, r) => n + r.n, 0);
+    const counted = countOf(facetRows);
     // Filters FTS5 cannot see (type, annotations…) left few: rank after all.
     if (query.sort === 'relevance' && counted <= FACET_SCAN) {
       const r = ranked();
@@ -274,12 +286,13 @@ export class SearchStore {
     this.lastRows = rows;
     const tally = (key: (r: FacetRow) => string): Facet[] => {
       const m = new Map<string, number>();
-      for (const r of facetRows) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
+      for (const r of facetRows) if (r.n > 0) m.set(key(r), (m.get(key(r)) ?? 0) + r.n);
       return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)).slice(0, FACET_LIMIT);
     };
     return {
       total: Math.min(counted, FACET_SCAN),
       totalExact: counted <= FACET_SCAN,
+      facetsExact: counted <= FACET_SCAN,
       sort,
       page: query.page,
       perPage: query.perPage,
