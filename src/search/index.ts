@@ -37,14 +37,18 @@ export function repositoryParam(c: Context<AppEnv>): string {
 }
 
 /**
- * What a non-administrator may pull, as SQL tests it (permissions.ts allowedActions): public
- * repositories, the user's own namespace and those of its organisations — exactly (the same
- * rule as capabilities.ts catalogScope), unless an API key narrows it to patterns or has no
- * scope (then a superset, and the evaluator decides every row). Bearer tokens and
- * administrators' keys: undefined, the evaluator alone.
+ * What a non-administrator may pull, as SQL tests it (capabilities.ts decide, permissions.ts
+ * allowedActions): public repositories, the user's own namespace and those of its organisations
+ * — exactly (the rule of catalogScope), unless an API key narrows it to patterns or has no scope
+ * (then a superset, and the evaluator decides every row). A bearer token: exactly the
+ * repositories it grants pull on (public ones are not among them). Administrators' keys:
+ * undefined, the evaluator alone.
  */
 export function readableFor(caller: Caller): Readable | undefined {
-  if (caller.grants) return undefined;
+  if (caller.grants) {
+    const repositories = caller.grants.filter((g) => g.type === 'repository' && (g.actions.includes('pull') || g.actions.includes('*'))).map((g) => g.name);
+    return { namespaces: [], repositories: [...new Set(repositories)], publicToo: false, exact: true };
+  }
   const p = caller.principal;
   if (!p) return { namespaces: [], exact: true };
   if (p.isAdmin) return undefined;

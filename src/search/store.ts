@@ -105,11 +105,30 @@ function parseAnnotations(raw: string | null): Record<string, string> {
   }
 }
 
-/** A cheap SQL form of what the caller may pull: public repositories and these namespaces. */
+/** A cheap SQL form of what the caller may pull: public repositories, these namespaces, these repositories. */
 export interface Readable {
   namespaces: string[];
+  /** Exact names (a bearer token's grants). */
+  repositories?: string[];
+  /** Public repositories are readable (default true; bearer tokens: false). */
+  publicToo?: boolean;
   /** The set is exactly what the pull check allows (not only a superset). */
   exact?: boolean;
+}
+
+/** The readable set as disjoint SQL conditions, each answerable from an index; none: nothing. */
+function armsOf(r: Readable): Arm[] {
+  const list = (xs: string[]) => xs.map(() => '?').join(', ');
+  const arms: Arm[] = [];
+  if (r.publicToo !== false) arms.push({ sql: 'd.public = 1', args: [] });
+  const priv = r.publicToo !== false ? 'd.public = 0 AND ' : '';
+  if (r.namespaces.length > 0) arms.push({ sql: `${priv}d.namespace IN (${list(r.namespaces)})`, args: r.namespaces });
+  const repos = r.repositories ?? [];
+  if (repos.length > 0) {
+    const notNs = r.namespaces.length > 0 ? ` AND d.namespace NOT IN (${list(r.namespaces)})` : '';
+    arms.push({ sql: `${priv}d.repository IN (${list(repos)})${notNs}`, args: [...repos, ...(r.namespaces.length > 0 ? r.namespaces : [])] });
+  }
+  return arms.length > 0 ? arms : [{ sql: '0', args: [] }];
 }
 
 interface Arm {
@@ -172,9 +191,7 @@ export class SearchStore {
     const scoped = canPull !== null && readable !== undefined ? readable : undefined;
     // The set as disjoint arms (public; private in one of the caller's namespaces), each
     // answerable from an index in the order asked — an OR of the two is a full sort instead.
-    const arms: Arm[] = !scoped
-      ? [{ sql: '', args: [] }]
-      : [{ sql: 'd.public = 1', args: [] }, ...(scoped.namespaces.length > 0 ? [{ sql: `d.public = 0 AND d.namespace IN (${scoped.namespaces.map(() => '?').join(', ')})`, args: scoped.namespaces }] : [])];
+    const arms: Arm[] = !scoped ? [{ sql: '', args: [] }] : armsOf(scoped);
     const perRow = canPull !== null && !scoped?.exact;
     if (perRow) where.push('search_visible(d.repository, d.public)');
     const result = this.withVisibility(canPull, () => (terms.length > 0 ? this.fullText(query, terms, where, args, arms, scoped) : this.browse(query, where, args, arms)));
@@ -186,7 +203,7 @@ export class SearchStore {
       if (ok === undefined) memo.set(r.repository, (ok = canPull(r.repository, r.public === 1)));
       return !ok;
     });
-    return refused ? this.search(query, canPull, { namespaces: scoped!.namespaces, exact: false }) : result;
+    return refused ? this.search(query, canPull, { ...scoped!, exact: false }) : result;
   }
 
   /** No words: facets from a covering index, the page in index order (merged across the arms). */
@@ -219,8 +236,10 @@ export class SearchStore {
     // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
     // it and the exact `d.namespace = ?` keeps only the right ones.
     if (query.namespace !== undefined && /[\p{L}\p{N}]/u.test(query.namespace)) match += ` AND {repository} : ${phrase(query.namespace)}`;
-    if (readable && readable.namespaces.length <= MAX_SCOPE_NAMESPACES && readable.namespaces.every((n) => /[\p{L}\p{N}]/u.test(n))) {
-      match = `(${match}) AND ({scope} : "public"${readable.namespaces.map((n) => ` OR {repository} : ${phrase(n)}`).join('')})`;
+    const names = [...readable?.namespaces ?? [], ...readable?.repositories ?? []];
+    if (readable && names.length <= MAX_SCOPE_NAMESPACES && names.every((n) => /[\p{L}\p{N}]/u.test(n))) {
+      const alternatives = [...(readable.publicToo === false ? [] : ['{scope} : "public"']), ...names.map((n) => `{repository} : ${phrase(n)}`)];
+      match = alternatives.length > 0 ? `(${match}) AND (${alternatives.join(' OR ')})` : match;
     }
     if (!query.includeReferrers) match = `(${match}) NOT {scope} : "referrer"`;
     const superset = arms.length > 1 ? [`(${arms.map((a) => `(${a.sql})`).join(' OR ')})`] : arms[0]!.sql ? [arms[0]!.sql] : [];
