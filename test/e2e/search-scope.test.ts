@@ -1,6 +1,6 @@
 /**
  * The SQL form of "what the caller may pull" that search counts with (search/index.ts
- * readableFor: public, or the caller's namespaces) gives exactly the answers of the evaluator
+ * readableFor: public, or the caller's namespaces; a bearer token's pull grants) gives exactly the answers of the evaluator
  * deciding every row: same results, totals and facets, for anonymous callers, users with and
  * without organisations, API keys (narrowed to patterns or not) and bearer tokens, over random
  * visibility. And when the evaluator refuses a row the SQL form let through (a divergence), the
