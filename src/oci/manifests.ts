@@ -42,7 +42,7 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
       if (isDigest(ref)) m = store.manifestByDigest(name, parseDigest(ref).value);
       else if (isValidTag(ref)) m = store.manifestByTag(name, ref);
       if (!m) notFound(name, ref);
-      await governance.checkPull({ repository: name, digest: m.digest, artifactType: m.artifactType, subject: m.subject, caller: c.get('caller') });
+      await governance.checkPull({ repository: name, digest: m.digest, ...(isDigest(ref) ? {} : { tag: ref }), artifactType: m.artifactType, subject: m.subject, caller: c.get('caller') });
       const headers = {
         'Content-Type': m.mediaType,
         'Content-Length': String(m.size),

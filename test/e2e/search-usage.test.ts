@@ -83,10 +83,16 @@ describe('per-tag counts over HTTP', () => {
       const bad = await fetch(`${reg.url}/api/v1/usage?repository=tagged/app&tag=${encodeURIComponent('no/such:tag')}`);
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('INVALID_PAYLOAD');
+      // Real pulls count per tag: three by tag, one by digest (which counts for no tag).
+      const edge = await fetch(`${reg.url}/v2/tagged/app/manifests/edge`);
+      const edgeDigest = edge.headers.get('docker-content-digest')!;
+      for (let i = 0; i < 2; i++) expect((await fetch(`${reg.url}/v2/tagged/app/manifests/edge`)).status).toBe(200);
+      expect((await fetch(`${reg.url}/v2/tagged/app/manifests/${edgeDigest}`)).status).toBe(200);
+      expect(await (await fetch(`${reg.url}/api/v1/usage?repository=tagged/app&tag=edge`)).json()).toMatchObject({ tagDownloads: 10 });
       const page = await (await fetch(`${reg.url}/ui/r/tagged/app`)).text();
       expect(page).toContain('<th>Downloads</th>');
       expect(page).toMatch(/>stable<\/a><\/td>(<td[^>]*>[^<]*<\/td>){3}<td>41<\/td>/);
-      expect(page).toMatch(/>edge<\/a><\/td>(<td[^>]*>[^<]*<\/td>){3}<td>7<\/td>/);
+      expect(page).toMatch(/>edge<\/a><\/td>(<td[^>]*>[^<]*<\/td>){3}<td>10<\/td>/);
     } finally {
       await reg.stop();
     }
