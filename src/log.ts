@@ -37,6 +37,18 @@ class TurnBatch {
   }
 }
 
+/** pino's isoTime, formatted once per millisecond (the access log writes many lines per ms). */
+let isoAt = -1;
+let isoText = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== isoAt) {
+    isoAt = now;
+    isoText = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return isoText;
+}
+
 /**
  * `batch`: the server's logger (main.ts) batches its writes per event-loop turn. Commands that
  * also print to stdout themselves keep writing each line at once, so the two stay in order.
@@ -50,7 +62,7 @@ export function createLogger(level: string, options: { batch?: boolean } = {}): 
     {
       level,
       base: { service: 'artifact-store' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       redact: { paths: ['*.authorization', '*.password', '*.secret*', '*.token'], censor: '[redacted]' },
     },
     options.batch ? new TurnBatch(process.stdout) : process.stdout,
