@@ -10,6 +10,7 @@ import { errorResponse } from './http/errors.js';
 import { requestContext } from './http/middleware.js';
 import type { Db } from './meta/db.js';
 import type { RegistryStore } from './meta/registry-store.js';
+import { writeBatcher } from './meta/write-batcher.js';
 import { registerOci } from './oci/routes.js';
 import { registerEventRoutes } from './events/routes.js';
 import { ociError } from './errors/catalogue.js';
@@ -44,6 +45,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use('*', requestContext(deps.log));
+  writeBatcher(deps.db).logTo(deps.log);
   const metrics = deps.metrics ?? new Metrics();
   app.use('*', metrics.middleware());
 
@@ -85,6 +87,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     } catch {
       return c.json({ status: 'database unavailable' }, 503);
     }
+    // A failed WAL sync: writes are refused until a restart (meta/write-batcher.ts `fail`).
+    const notDurable = writeBatcher(deps.db).failed;
+    if (notDurable) return c.json({ status: 'database not durable', reason: notDurable.message }, 503);
     const storageError = await storage();
     if (storageError !== null) return c.json({ status: 'storage unavailable', reason: storageError }, 503);
     return ready ? c.json({ status: 'ready' }) : c.json({ status: 'shutting down' }, 503);

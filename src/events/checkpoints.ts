@@ -11,13 +11,14 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { asc, desc, eq } from 'drizzle-orm';
+import { asc, desc, eq, lte } from 'drizzle-orm';
 import type { Hono } from 'hono';
 import type { AccessControl } from '../auth/access.js';
 import type { Config } from '../config/index.js';
 import type { AppEnv } from '../http/env.js';
 import type { Db } from '../meta/db.js';
 import { events } from '../meta/schema.js';
+import { writeBatcher } from '../meta/write-batcher.js';
 import { eventCheckpoints } from './checkpoint-schema.js';
 
 export type Checkpoint = typeof eventCheckpoints.$inferSelect;
@@ -60,12 +61,16 @@ export function logKeyFromPublicPem(pem: string): LogKey {
 export const checkpointMessage = (c: Pick<Checkpoint, 'seq' | 'headHash' | 'time'>): Buffer =>
   Buffer.from(JSON.stringify({ type: 'artifact-store.event-log.checkpoint.v1', seq: c.seq, head: c.headHash, time: c.time }));
 
-/** Signs the current head unless it is already checkpointed; returns the (new or latest) checkpoint. */
-export function writeCheckpoint(db: Db, key: LogKey): { checkpoint: Checkpoint | null; created: boolean } {
+/**
+ * Signs the head unless it is already checkpointed; returns the (new or latest) checkpoint. The
+ * head is the last event at or below `upTo` (the durable watermark, `signDurableHead`): a signed
+ * head a power loss could erase would make the log look rewritten.
+ */
+export function writeCheckpoint(db: Db, key: LogKey, upTo: number): { checkpoint: Checkpoint | null; created: boolean } {
   if (!key.privateKey) throw new Error('checkpoints need the private log key');
   const privateKey = key.privateKey;
   return db.transaction((tx) => {
-    const head = tx.select({ seq: events.seq, hash: events.hash }).from(events).orderBy(desc(events.seq)).limit(1).get();
+    const head = tx.select({ seq: events.seq, hash: events.hash }).from(events).where(lte(events.seq, upTo)).orderBy(desc(events.seq)).limit(1).get();
     const latest = tx.select().from(eventCheckpoints).orderBy(desc(eventCheckpoints.seq)).limit(1).get() ?? null;
     if (!head || (latest && latest.seq >= head.seq)) return { checkpoint: latest, created: false };
     const unsigned = { seq: head.seq, headHash: head.hash, time: Date.now() };
@@ -73,6 +78,11 @@ export function writeCheckpoint(db: Db, key: LogKey): { checkpoint: Checkpoint |
     const row = tx.insert(eventCheckpoints).values({ ...unsigned, keyId: key.keyId, signature }).returning().get();
     return { checkpoint: row, created: true };
   });
+}
+
+/** Checkpoints the event log up to what is on disk (meta/write-batcher.ts `durableSeq`). */
+export async function signDurableHead(db: Db, key: LogKey): Promise<{ checkpoint: Checkpoint | null; created: boolean }> {
+  return writeCheckpoint(db, key, await writeBatcher(db).durableSeq());
 }
 
 export function listCheckpoints(db: Db, limit = 1000): Checkpoint[] {
@@ -109,19 +119,16 @@ export function registerCheckpoints(app: Hono<AppEnv>, deps: { db: Db; access: A
     deps.access.require(c, { kind: 'registry.admin' });
     return c.json({ keyId: deps.key.keyId, publicKey: deps.key.publicKeyPem, algorithm: 'Ed25519', checkpoints: listCheckpoints(deps.db).map(presentCheckpoint) });
   });
-  app.post('/api/v1/events/checkpoints', (c) => {
+  app.post('/api/v1/events/checkpoints', async (c) => {
     deps.access.require(c, { kind: 'registry.admin' });
-    const { checkpoint, created } = writeCheckpoint(deps.db, deps.key);
+    const { checkpoint, created } = await signDurableHead(deps.db, deps.key);
     if (!checkpoint) return c.json({ checkpoint: null }, 200);
     return c.json(presentCheckpoint(checkpoint), created ? 201 : 200);
   });
   if (deps.intervalSeconds <= 0) return () => {};
   const timer = setInterval(() => {
-    try {
-      writeCheckpoint(deps.db, deps.key);
-    } catch {
-      // closing database or a busy moment: the next interval tries again
-    }
+    // A closing database or a busy moment: the next interval tries again.
+    signDurableHead(deps.db, deps.key).catch(() => {});
   }, deps.intervalSeconds * 1000);
   timer.unref();
   return () => clearInterval(timer);

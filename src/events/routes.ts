@@ -5,6 +5,8 @@
  *   GET /api/v1/events?after=<seq>&limit=<n>      → { events, next }
  *   GET /api/v1/events/stream?after=<seq>         → text/event-stream, `id:` = seq, resumable
  *                                                   with Last-Event-ID; at-least-once delivery
+ *
+ * Both end at the durable watermark (events whose WAL sync completed; a few ms behind the head).
  */
 import type { Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
@@ -14,6 +16,7 @@ import type { AppEnv } from '../http/env.js';
 import { errorResponse } from '../http/errors.js';
 import type { Db } from '../meta/db.js';
 import { listEvents, type EventRow } from '../meta/events.js';
+import { writeBatcher } from '../meta/write-batcher.js';
 import { parseRedacted } from './replay/redact.js';
 
 const POLL_MS = 250;
@@ -32,6 +35,9 @@ function cursor(value: string | undefined): number {
 }
 
 export function registerEventRoutes(app: Hono<AppEnv>, deps: { db: Db; access: AccessControl; isLive: () => boolean }): void {
+  // Like webhooks and checkpoints, the API shows the log only up to what is on disk: a consumer
+  // never sees an event a power loss could erase and then reuse its seq for another.
+  const durable = () => writeBatcher(deps.db).durableSeq();
   const guarded = (handler: (c: Context<AppEnv>) => Response | Promise<Response>) => async (c: Context<AppEnv>) => {
     try {
       deps.access.authorizeAdmin(c);
@@ -43,11 +49,11 @@ export function registerEventRoutes(app: Hono<AppEnv>, deps: { db: Db; access: A
 
   app.get(
     '/api/v1/events',
-    guarded((c) => {
+    guarded(async (c) => {
       const after = cursor(c.req.query('after'));
       const limit = Number(c.req.query('limit') ?? 100);
       if (!Number.isSafeInteger(limit) || limit < 1) throw ociError('UNSUPPORTED', 'limit must be a positive integer', { status: 400 });
-      const events = listEvents(deps.db, after, Math.min(limit, 1000)).map(present);
+      const events = listEvents(deps.db, after, Math.min(limit, 1000), await durable()).map(present);
       return c.json({ events, next: events.length > 0 ? (events[events.length - 1]!.seq as number) : after });
     }),
   );
@@ -65,7 +71,7 @@ export function registerEventRoutes(app: Hono<AppEnv>, deps: { db: Db; access: A
         let quietSince = Date.now();
         // Ends when the client goes away or the server shuts down; the client resumes from its last id.
         while (!aborted && deps.isLive()) {
-          const batch = listEvents(deps.db, seq, BATCH);
+          const batch = listEvents(deps.db, seq, BATCH, await durable());
           for (const e of batch) {
             await stream.writeSSE({ id: String(e.seq), event: 'event', data: JSON.stringify(present(e)) });
             seq = e.seq;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { asc, gt } from 'drizzle-orm';
+import { and, asc, gt, lte } from 'drizzle-orm';
 import type { Db } from './db.js';
 import { events } from './schema.js';
 
@@ -92,8 +92,10 @@ export function appendEvent(tx: Tx, input: EventInput): EventRow {
   return { seq: Number(res.lastInsertRowid), ...row, prevHash, hash };
 }
 
-export function listEvents(db: Db, afterSeq: number, limit: number): EventRow[] {
-  return db.select().from(events).where(gt(events.seq, afterSeq)).orderBy(asc(events.seq)).limit(limit).all();
+/** Events after `afterSeq`, at most up to `upTo` (publishers pass the durable watermark: meta/write-batcher.ts). */
+export function listEvents(db: Db, afterSeq: number, limit: number, upTo?: number): EventRow[] {
+  const where = upTo === undefined ? gt(events.seq, afterSeq) : and(gt(events.seq, afterSeq), lte(events.seq, upTo));
+  return db.select().from(events).where(where).orderBy(asc(events.seq)).limit(limit).all();
 }
 
 /** Walks the whole chain; returns the first sequence number whose hash does not verify. */

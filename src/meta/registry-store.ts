@@ -191,7 +191,8 @@ export class RegistryStore {
    * Resolves after COMMIT, so a 201 sent then is as durable as with a transaction of its own.
    */
   commitManifest(name: string, m: NewManifest, tagNames: string[], actor: string, hooks: WriteHooks = {}): Promise<void> {
-    return this.batcher.run((tx) => this.writes.putManifest(tx, name, m, tagNames, actor, hooks));
+    // The payload is stored twice (row + base64 in the event): its size bounds the batch (maxBytes).
+    return this.batcher.run((tx) => this.writes.putManifest(tx, name, m, tagNames, actor, hooks), m.payload.length);
   }
 
   /**

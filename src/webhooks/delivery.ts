@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
 import type { Db } from '../meta/db.js';
 import { listEvents, type EventRow } from '../meta/events.js';
+import { writeBatcher } from '../meta/write-batcher.js';
 import { parseRedacted } from '../events/replay/redact.js';
 import { globMatches } from './glob.js';
 import type { WebhookRow, WebhookStore } from './store.js';
@@ -149,7 +150,8 @@ export class WebhookDispatcher {
     let cursor = w.cursorSeq;
     let attempts = w.attempts;
     while (!this.stopped) {
-      const batch = listEvents(this.db, cursor, SCAN_BATCH);
+      // Only what is on disk: an event a power loss could erase (and its seq reuse) is never sent.
+      const batch = listEvents(this.db, cursor, SCAN_BATCH, await writeBatcher(this.db).durableSeq());
       if (batch.length === 0) return;
       let skipped = cursor;
       for (const e of batch) {

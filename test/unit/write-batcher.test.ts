@@ -123,7 +123,7 @@ describe('WriteBatcher', () => {
     const db = fresh();
     try {
       const level = () => db.$client.pragma('synchronous', { simple: true });
-      const b = new WriteBatcher(db, 'full');
+      const b = new WriteBatcher(db, { durability: 'full' });
       expect(level()).toBe(1);
       expect(await b.run(() => level())).toBe(2);
       expect(level()).toBe(1);
