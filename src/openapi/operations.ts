@@ -43,6 +43,11 @@ const event = z.looseObject({
 });
 const checkpoint = z.looseObject({ seq: z.number().int(), head: z.string(), time: z.string(), keyId: z.string(), signature: z.string() });
 const repoUsage = z.looseObject({ repository: z.string(), downloads: z.number().int(), stars: z.number().int(), starred: z.boolean() });
+/** GET /api/v1/usage also counts one digest's and one tag's pulls when asked (`digest=`, `tag=`). */
+const usageAnswer = repoUsage.extend({
+  digestDownloads: z.number().int().optional().describe('pulls of that manifest; only with `digest=`'),
+  tagDownloads: z.number().int().optional().describe('pulls by that tag; only with `tag=`'),
+});
 const repoQuery = { 'repository!': 'repository name' };
 
 export const operationsOperations: Operations = {
@@ -92,11 +97,14 @@ export const operationsOperations: Operations = {
   '/api/v1/search': {
     get: {
       summary: 'Full-text search over what the caller may pull, with facets',
-      query: { q: 'words', type: 'artifact type', namespace: 'namespace', signed: 'true or false', sort: 'relevance, updated, …', page: 'page number', per_page: 'results per page', include: 'extra fields' },
+      query: { q: 'words', type: 'artifact type', namespace: 'namespace', signed: 'true or false', sort: 'relevance, updated or name', page: 'page number', per_page: 'results per page', include: '`referrers`' },
       ok: {
         status: 200,
         schema: z.looseObject({
-          total: z.number().int(),
+          total: z.number().int().describe('exact up to the facet scan limit; beyond it, that limit (see totalExact)'),
+          totalExact: z.boolean(),
+          facetsExact: z.boolean().describe('false: the facet counts describe only the first matches up to the scan limit'),
+          sort: z.enum(['relevance', 'newest', 'name', 'updated']).describe('the order used (relevance over too many matches falls back to newest)'),
           page: z.number().int(),
           perPage: z.number().int(),
           results: z.array(z.looseObject({ repository: z.string(), digest: z.string(), tags: z.array(z.string()), signed: z.boolean(), size: z.number().int(), pull: z.string() })),
@@ -111,6 +119,6 @@ export const operationsOperations: Operations = {
     delete: { summary: 'Remove the star', query: repoQuery, ok: { status: 200, schema: repoUsage } },
   },
   '/api/v1/usage': {
-    get: { summary: "A repository's downloads and stars", query: { ...repoQuery, digest: 'one manifest', tag: 'one tag' }, ok: { status: 200, schema: repoUsage }, access: 'optional' },
+    get: { summary: "A repository's downloads and stars", query: { ...repoQuery, digest: 'one manifest (adds digestDownloads)', tag: 'one tag (adds tagDownloads)' }, ok: { status: 200, schema: usageAnswer }, access: 'optional' },
   },
 };

@@ -72,9 +72,9 @@ export const trustEvidenceOperations: Operations = {
   },
   '/api/v1/holds': {
     get: {
-      summary: 'Legal holds of a repository, paged (`limit`, `cursor` = the previous `next`)',
-      query: { 'repository!': 'repository name', limit: 'page size', cursor: "the previous page's `next`" },
-      ok: { status: 200, schema: z.looseObject({ repository: z.string(), holds: z.array(hold), next: z.string().nullable() }) },
+      summary: 'Legal holds of a repository (every repository: administrators, without `repository`), oldest first, paged (`limit`, `cursor` = the previous `next`)',
+      query: { repository: 'repository name (required unless an administrator)', includeReleased: '`true`: released holds too', limit: 'page size, 1 to 1000 (default 1000)', cursor: "the previous page's `next`" },
+      ok: { status: 200, schema: z.looseObject({ repository: z.string().optional(), holds: z.array(hold), next: z.string().nullable().describe('cursor of the following page; null on the last') }) },
     },
     post: { summary: 'Place a legal hold on a repository or one digest; namespace owners and administrators', body: holdBody, ok: { status: 201, schema: hold } },
   },

@@ -166,8 +166,19 @@ it('every governance operation answers as described (families, trust, evidence, 
   await pushEvidence(reg.url, 'acme/app', { digest: img.digest, size: img.bytes.length }, 'test-log', h);
   expect((await ok('GET', '/api/v1/evidence', `/api/v1/evidence?repository=acme/app&digest=${img.digest}`, olive)).evidence).toHaveLength(1);
   const hold = await ok('POST', '/api/v1/holds', '/api/v1/holds', olive, { repository: 'acme/app', reason: 'matter 1' });
-  await ok('GET', '/api/v1/holds', '/api/v1/holds?repository=acme/app', olive);
+  const hold2 = await ok('POST', '/api/v1/holds', '/api/v1/holds', olive, { repository: 'acme/app', reason: 'matter 2' });
+  // Paged with the described `limit` and `cursor`; `next` is null on the last page.
+  const page1 = await ok('GET', '/api/v1/holds', '/api/v1/holds?repository=acme/app&limit=1', olive);
+  expect([page1.holds.map((x: { id: string }) => x.id), typeof page1.next]).toEqual([[hold.id], 'string']);
+  const page2 = await ok('GET', '/api/v1/holds', `/api/v1/holds?repository=acme/app&limit=1&cursor=${page1.next as string}`, olive);
+  expect([page2.holds.map((x: { id: string }) => x.id), page2.next]).toEqual([[hold2.id], null]);
+  expect((await call('GET', '/api/v1/holds', '/api/v1/holds?repository=acme/app&limit=0', olive)).status).toBe(400);
+  expect((await call('GET', '/api/v1/holds', '/api/v1/holds?repository=acme/app&cursor=x', olive)).status).toBe(400);
   await ok('DELETE', '/api/v1/holds/{id}', `/api/v1/holds/${hold.id as string}`, olive, { reason: 'settled' });
+  await ok('DELETE', '/api/v1/holds/{id}', `/api/v1/holds/${hold2.id as string}`, olive, { reason: 'settled' });
+  // Administrators list every repository's holds (no `repository` in the answer), released ones on request.
+  const all = await ok('GET', '/api/v1/holds', '/api/v1/holds?includeReleased=true', root);
+  expect([all.repository, all.holds.length]).toEqual([undefined, 2]);
   expect((await call('POST', '/api/v1/holds', '/api/v1/holds', undefined, { repository: 'acme/app', reason: 'x' })).status).toBe(401);
   // Bundles: two versions, activate both, roll back.
   for (const version of ['1.0.0', '1.1.0']) {
@@ -199,10 +210,20 @@ it('every governance operation answers as described (families, trust, evidence, 
   expect((await call('GET', '/api/v1/events', '/api/v1/events', olive)).status).toBe(403);
   await ok('POST', '/api/v1/events/checkpoints', '/api/v1/events/checkpoints', root);
   await ok('GET', '/api/v1/events/checkpoints', '/api/v1/events/checkpoints', root);
-  expect((await ok('GET', '/api/v1/search', '/api/v1/search?q=app', olive)).results.length).toBeGreaterThan(0);
+  const found = await ok('GET', '/api/v1/search', '/api/v1/search?q=app', olive);
+  expect([found.results.length > 0, found.facetsExact, found.totalExact]).toEqual([true, true, true]);
   await ok('PUT', '/api/v1/stars', '/api/v1/stars?repository=acme/app', olive);
   await ok('DELETE', '/api/v1/stars', '/api/v1/stars?repository=acme/app', olive);
   await ok('GET', '/api/v1/usage', '/api/v1/usage?repository=acme/app', olive);
+  // Pulled once by tag: the tag's count is in the answer (`tag=`), and so is the digest's (`digest=`).
+  expect((await fetch(`${reg.url}/v2/acme/app/manifests/v1`, { headers: { ...h, Accept: 'application/vnd.oci.image.manifest.v1+json' } })).status).toBe(200);
+  const usage = await ok('GET', '/api/v1/usage', `/api/v1/usage?repository=acme/app&tag=v1&digest=${img.digest}`, olive);
+  expect([usage.tagDownloads, typeof usage.digestDownloads]).toEqual([1, 'number']);
+  expect((await call('GET', '/api/v1/usage', '/api/v1/usage?repository=acme/app&tag=-bad', olive)).status).toBe(400);
+  // Optional fields are invisible to a loose schema's validation: the document must name them.
+  const props = (template: string) => (doc.paths[template]!.get!.responses['200']!.content!['application/json']!.schema as { properties: Record<string, { type?: string }> }).properties;
+  expect([props('/api/v1/usage').tagDownloads?.type, props('/api/v1/usage').digestDownloads?.type, props('/api/v1/search').facetsExact?.type]).toEqual(['integer', 'integer', 'boolean']);
+  expect(props('/api/v1/holds').next).toBeDefined();
   // The changefeed is Server-Sent Events, described as such.
   const abort = new AbortController();
   const stream = await fetch(`${reg.url}/api/v1/events/stream?after=0`, { headers: { Authorization: root }, signal: abort.signal });
