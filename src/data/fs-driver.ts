@@ -1,5 +1,5 @@
 /** Local-filesystem driver: the embedded default. Layout in keys.ts. */
-import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, open as openCb, openSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -29,6 +29,9 @@ const READ_CHUNK = 1 << 20;
  * create, rename, rmdir, unlink) stay on the thread pool with the writes and syncs: profiled,
  * they wait for the journal commit of concurrent fsyncs and would block the event loop.
  */
+
+/** open(O_CREAT|O_EXCL) on the thread pool: creating an entry can wait for the journal. */
+const createFd = (file: string): Promise<number> => new Promise((done, fail) => openCb(file, 'wx', (err, fd) => (err ? fail(err) : done(fd))));
 
 const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -102,7 +105,8 @@ export class FsDriver implements BlobDriver {
   async createUpload(id: string): Promise<UploadState> {
     const file = this.path(keys.uploadData(id));
     const created = await mkdir(dirname(file), { recursive: true });
-    await (await open(file, 'wx')).close();
+    // A plain fd, not a FileHandle (whose creation and close cost 5% of a small-blob push).
+    closeSync(await createFd(file));
     // The new entries are synced with the session's first bytes (append): an empty session
     // lost in a crash is only a 404 the client recovers from, and a session that is committed
     // in the request that fills it never needs them durable at all. Only a new uploads/ itself
