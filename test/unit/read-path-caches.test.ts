@@ -22,7 +22,8 @@ afterAll(() => {
 describe('verified access tokens', () => {
   it('answers a repeated token from memory until it expires, then refuses it', async () => {
     const keys = await loadOrCreateKeys(join(dir, 'key.jwk'));
-    const tokens = new TokenService(keys, 'artifact-store', 'artifact-store', 1, 60);
+    // 2 s: exp is whole seconds after the issue second, so the token is valid for 1-2 s.
+    const tokens = new TokenService(keys, 'artifact-store', 'artifact-store', 2, 60);
     const { token } = await tokens.issueAccess({ sub: 'mary', access: [{ type: 'repository', name: 'acme/app', actions: ['pull'] }] });
     const first = await tokens.verifyAccess(token);
     expect(first).toMatchObject({ sub: 'mary', access: [{ name: 'acme/app', actions: ['pull'] }] });
