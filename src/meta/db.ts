@@ -49,3 +49,12 @@ function immediateByDefault(db: Db): void {
   const begin = db.transaction.bind(db);
   db.transaction = ((fn, config) => begin(fn, { behavior: 'immediate', ...config })) as Db['transaction'];
 }
+
+const repoIdQueries = new WeakMap<Database.Database, Database.Statement<[string], number>>();
+
+/** `SELECT id FROM repositories WHERE name = ?`, prepared once per connection: every push and most reads ask it. */
+export function repositoryIdQuery(db: Db): Database.Statement<[string], number> {
+  let q = repoIdQueries.get(db.$client);
+  if (!q) repoIdQueries.set(db.$client, (q = db.$client.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck()));
+  return q;
+}

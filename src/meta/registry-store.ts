@@ -5,7 +5,7 @@
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
-import type { Db } from './db.js';
+import { repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { LinkFence } from '../operations/fence.js';
 import { writeBatcher, type WriteBatcher } from './write-batcher.js';
@@ -77,7 +77,7 @@ export class RegistryStore {
     const c = db.$client;
     this.writes = new WritePath(db);
     this.batcher = writeBatcher(db);
-    this.qRepoId = c.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck();
+    this.qRepoId = repositoryIdQuery(db);
     this.qRepoBlob = c
       .prepare<[string, string], number>('SELECT b.size FROM repositories r JOIN repository_blobs rb ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?')
       .pluck();

@@ -7,7 +7,7 @@
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import { checkLinkFence, type LinkFence } from '../operations/fence.js';
-import type { Db } from './db.js';
+import { repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { NewManifest, Tx, WriteHooks } from './registry-store.js';
 
@@ -28,7 +28,7 @@ export class WritePath {
 
   constructor(db: Db) {
     const c = db.$client;
-    this.repoId = c.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck();
+    this.repoId = repositoryIdQuery(db);
     this.insertRepo = c.prepare('INSERT INTO repositories (name) VALUES (?)');
     this.insertBlob = c.prepare('INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING');
     this.insertLink = c.prepare('INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING');

@@ -23,10 +23,7 @@ import type { Metrics } from '../metrics/index.js';
 export interface GcItem {
   kind: 'blob' | 'manifest' | 'tag';
   action: 'delete' | 'keep';
-  repository?: string;
-  digest?: string;
-  tag?: string;
-  size?: number;
+  repository?: string; digest?: string; tag?: string; size?: number;
   reason: string;
 }
 
