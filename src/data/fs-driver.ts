@@ -185,6 +185,7 @@ export class FsDriver implements BlobDriver {
     const durable = this.fsync && opts.durable !== false;
     const fd = this.openUpload(id);
     let written = 0;
+    let entriesSynced = state.driver.entriesSynced === true;
     try {
       // truncate() would extend a short file with zeros: bytes the session hashed but lost (a
       // crash without fsync) must be re-sent, not invented. Callers check with verifyUpload first.
@@ -198,8 +199,12 @@ export class FsDriver implements BlobDriver {
         if (durable && written > 0) {
           // Acknowledged means durable: the background syncs leave little for this one.
           await datasyncFd(fd);
-          // The session's first bytes: its file and directory entries must survive too (createUpload left them unsynced).
-          if (state.size === 0) await Promise.all([this.syncDirectory(dirname(file)), this.dirSyncer.sync(dirname(dirname(file)))]);
+          // The first acknowledged bytes: the session's file and directory entries must survive
+          // too (createUpload left them unsynced; the state remembers it was done).
+          if (!entriesSynced) {
+            await Promise.all([this.syncDirectory(dirname(file)), this.dirSyncer.sync(dirname(dirname(file)))]);
+            entriesSynced = true;
+          }
         }
       } catch (err) {
         // Roll back to the last acknowledged size so the session stays consistent with its hash.
@@ -213,7 +218,7 @@ export class FsDriver implements BlobDriver {
     } finally {
       closeSync(fd);
     }
-    return { size: state.size + written, driver: state.driver };
+    return { size: state.size + written, driver: entriesSynced && state.driver.entriesSynced !== true ? { ...state.driver, entriesSynced } : state.driver };
   }
 
   async readUpload(id: string, state: UploadState): Promise<Readable> {

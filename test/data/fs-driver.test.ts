@@ -63,6 +63,29 @@ describe('fs durability (issue 18, item 9)', () => {
     expect(synced.get(root)).toContain('blobs');
   });
 
+  it('a session start syncs nothing; its entries are synced with the first acknowledged bytes, once (issue 17)', async () => {
+    const driver = new RecordingFsDriver({ root, fsync: true });
+    const engine = new UploadEngine(driver);
+    const warm = randomUUID();
+    await engine.start(warm); // creates uploads/ (synced into root once)
+    const id = randomUUID();
+    driver.dirSyncs.length = 0;
+    let state = await engine.start(id);
+    expect(driver.dirSyncs).toEqual([]);
+    // Bytes the same request commits need no sync of their own: the commit flushes them.
+    state = await engine.append(id, state, once(randomBytes(100)), { durable: false });
+    expect(driver.dirSyncs).toEqual([]);
+    // The first acknowledged bytes: the session's file in uploads/<id>/ and that directory in uploads/.
+    state = await engine.append(id, state, once(randomBytes(100)));
+    const synced = new Map(driver.dirSyncs.map((s) => [s.dir, s.entries]));
+    expect(synced.get(join(root, 'uploads', id))).toContain('data');
+    expect(synced.get(join(root, 'uploads'))).toContain(id);
+    // Remembered in the state (as the control plane persists it): later appends sync only bytes.
+    driver.dirSyncs.length = 0;
+    await engine.append(id, JSON.parse(JSON.stringify(state)) as typeof state, once(randomBytes(100)));
+    expect(driver.dirSyncs).toEqual([]);
+  });
+
   it('syncs no directory with fsync off', async () => {
     const driver = new RecordingFsDriver({ root, fsync: false });
     const engine = new UploadEngine(driver);
