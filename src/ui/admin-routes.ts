@@ -1,9 +1,10 @@
 /**
  * /ui/admin/users and /ui/admin/orgs. They act in-process with the session's caller and ask the
- * same capabilities as the management API (user.manage, org.create, org.read, namespace.manage)
- * through the one evaluator, then call the same IdentityStore/accounts functions (which write
- * the events). Not through API sub-requests as the session's key: decide() refuses user
- * management to any API key by design, and the session is a password login in effect.
+ * same capabilities as the management API (user.manage, org.create, org.read, namespace.manage,
+ * registry.admin to delete an organisation) through the one evaluator, then call the same
+ * IdentityStore/accounts/account-deletion functions (which write the events). Not through API
+ * sub-requests as the session's key: decide() refuses user management to any API key by
+ * design, and the session is a password login in effect.
  * Lists are name-ordered pages of the principals table (the management API has no list yet).
  */
 import type { Context } from 'hono';
@@ -15,7 +16,8 @@ import { createUserAccount, validatePrincipalName } from '../auth/accounts.js';
 import type { IdentityStore } from '../auth/identity-store.js';
 import type { Role } from '../auth/permissions.js';
 import { AppError, ociError } from '../errors/catalogue.js';
-import { orgsPage, usersPage, type Notice, type OrgRow, type UserRow } from './pages-identity.js';
+import { deleteConfirmPage, orgsPage, usersPage, type DeleteTarget, type Notice, type OrgRow, type UserRow } from './pages-identity.js';
+import { deleteOrg, deleteUser } from '../auth/account-deletion.js';
 import type { UiStore } from './store.js';
 
 type C = Context<AppEnv>;
@@ -124,7 +126,8 @@ export function registerAdminPages(k: AdminKit): void {
           ? { status: 200, body: { members: k.identities!.members(org.id) } }
           : { status: 404, body: { errors: [{ message: 'No such organisation, or you are not a member.' }] } };
     }
-    return k.page(c, 'Organisations', orgsPage(rows, k.csrfOf(c)!, last, more ? page[page.length - 1]!.name : null, selected, members, n), status);
+    const canDelete = access.can(c, { kind: 'registry.admin' });
+    return k.page(c, 'Organisations', orgsPage(rows, k.csrfOf(c)!, last, more ? page[page.length - 1]!.name : null, selected, members, n, canDelete), status);
   };
   app.get(
     '/ui/admin/orgs',
@@ -167,6 +170,70 @@ export function registerAdminPages(k: AdminKit): void {
       });
       if (r.notice.ok) return c.redirect(`/ui/admin/orgs?org=${encodeURIComponent(orgName)}`, 303);
       return renderOrgs(c, NAME.test(orgName) ? orgName : null, r.notice, r.status);
+    }),
+  );
+
+  // Deletion: a confirmation page (GET) whose form repeats the name, then the POST. The same
+  // capabilities as DELETE /api/v1/users|orgs (user.manage; registry.admin) are asked before any
+  // lookup; account-deletion.ts refuses (409, saying what to do first) and writes the event.
+  const confirmPage = (c: C, t: DeleteTarget, n: Notice | null, status = 200) => k.page(c, `Delete ${t.kind} ${t.name}`, deleteConfirmPage(t, k.csrfOf(c)!, n), status);
+  const userTarget = (name: string): DeleteTarget => ({ kind: 'user', name, action: '/ui/admin/users/delete', back: '/ui/admin/users' });
+  const orgTarget = (name: string): DeleteTarget => ({ kind: 'organisation', name, action: '/ui/admin/orgs/delete', back: `/ui/admin/orgs?org=${encodeURIComponent(name)}` });
+  const named = (name: string, kind: 'user' | 'org') => {
+    const row = NAME.test(name) ? k.identities!.principalByName(name) : undefined;
+    if (!row || row.kind !== kind) throw ociError('NOT_FOUND', kind === 'user' ? 'no such user' : 'no such organisation', { status: 404 });
+    return row;
+  };
+  const confirmed = (f: URLSearchParams, name: string) => {
+    if ((f.get('confirm') ?? '').trim() !== name) throw ociError('UNSUPPORTED', `type the name '${name}' to confirm the deletion`, { status: 400 });
+  };
+
+  app.get(
+    '/ui/admin/users/delete',
+    k.guarded((c) => {
+      const stop = early(c, 'Delete user');
+      if (stop) return stop;
+      access.require(c, { kind: 'user.manage' });
+      return confirmPage(c, userTarget(named(c.req.query('name') ?? '', 'user').name), null);
+    }),
+  );
+  app.post(
+    '/ui/admin/users/delete',
+    k.guarded(async (c) => {
+      const f = await form(c, 'Delete user');
+      if (f instanceof Response) return f;
+      access.require(c, { kind: 'user.manage' });
+      const user = named(f.get('name') ?? '', 'user');
+      const r = await attempt(() => {
+        confirmed(f, user.name);
+        const d = deleteUser(k.identities!, user, actor(c), c.get('caller').principal?.id ?? null);
+        return `User ${d.user} deleted (${d.keysRevoked} API keys revoked, ${d.memberships} memberships removed).`;
+      });
+      return r.notice.ok ? renderUsers(c, r.notice) : confirmPage(c, userTarget(user.name), r.notice, r.status);
+    }),
+  );
+  app.get(
+    '/ui/admin/orgs/delete',
+    k.guarded((c) => {
+      const stop = early(c, 'Delete organisation');
+      if (stop) return stop;
+      access.require(c, { kind: 'registry.admin' });
+      return confirmPage(c, orgTarget(named(c.req.query('org') ?? '', 'org').name), null);
+    }),
+  );
+  app.post(
+    '/ui/admin/orgs/delete',
+    k.guarded(async (c) => {
+      const f = await form(c, 'Delete organisation');
+      if (f instanceof Response) return f;
+      access.require(c, { kind: 'registry.admin' });
+      const org = named(f.get('org') ?? '', 'org');
+      const r = await attempt(() => {
+        confirmed(f, org.name);
+        const d = deleteOrg(k.identities!, org, actor(c));
+        return `Organisation ${d.org} deleted (${d.members} memberships removed).`;
+      });
+      return r.notice.ok ? renderOrgs(c, null, r.notice) : confirmPage(c, orgTarget(org.name), r.notice, r.status);
     }),
   );
 }

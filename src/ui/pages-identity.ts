@@ -30,11 +30,12 @@ export function usersPage(users: UserRow[], csrf: string, last: string, nextLast
 <p><button type="submit">Create user</button></p></form>
 <h2>Users</h2><table><thead><tr><th>Name</th><th>Role</th><th>Status</th><th></th></tr></thead><tbody>${users.map(
     (u) => html`<tr><td>${u.name}</td><td>${u.admin ? 'administrator' : 'user'}</td><td>${u.disabled ? html`<span class="bad">disabled</span>` : html`<span class="ok">active</span>`}</td>
-<td><form method="post" action="/ui/admin/users/disabled" class="inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="name" value="${u.name}"><input type="hidden" name="disabled" value="${u.disabled ? 'false' : 'true'}"><button type="submit" aria-label="${`${u.disabled ? 'Enable' : 'Disable'} user ${u.name}`}">${u.disabled ? 'Enable' : 'Disable'}</button></form></td></tr>`,
+<td><form method="post" action="/ui/admin/users/disabled" class="inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="name" value="${u.name}"><input type="hidden" name="disabled" value="${u.disabled ? 'false' : 'true'}"><button type="submit" aria-label="${`${u.disabled ? 'Enable' : 'Disable'} user ${u.name}`}">${u.disabled ? 'Enable' : 'Disable'}</button></form>
+<a href="${`/ui/admin/users/delete${qs({ name: u.name })}`}" aria-label="${`Delete user ${u.name}`}">Delete…</a></td></tr>`,
   )}</tbody></table>${pager('/ui/admin/users', last, nextLast)}`;
 }
 
-export function orgsPage(orgs: OrgRow[], csrf: string, last: string, nextLast: string | null, selected: string | null, members: ApiAnswer | null, n: Notice | null): Html {
+export function orgsPage(orgs: OrgRow[], csrf: string, last: string, nextLast: string | null, selected: string | null, members: ApiAnswer | null, n: Notice | null, canDelete = false): Html {
   let membersHtml = html``;
   if (selected && members) {
     const list = members.status === 200 ? ((members.body.members as { user: string; role: string }[] | undefined) ?? []) : [];
@@ -48,7 +49,9 @@ export function orgsPage(orgs: OrgRow[], csrf: string, last: string, nextLast: s
 <h3>Add or change a member</h3><form method="post" action="/ui/admin/orgs/member"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="org" value="${selected}">
 <label for="member-user">User name</label><input type="text" id="member-user" name="user" required maxlength="64">
 <label for="member-role">Role</label><select id="member-role" name="role"><option value="reader">reader</option><option value="maintainer">maintainer</option><option value="owner">owner</option></select>
-<p><button type="submit">Set role</button></p></form>`;
+<p><button type="submit">Set role</button></p></form>${
+      canDelete && members.status === 200 ? html`<p><a href="${`/ui/admin/orgs/delete${qs({ org: selected })}`}" aria-label="${`Delete organisation ${selected}`}">Delete this organisation…</a></p>` : ''
+    }`;
   }
   return html`${notice(n)}${membersHtml}<h2>Create an organisation</h2><form method="post" action="/ui/admin/orgs"><input type="hidden" name="csrf" value="${csrf}">
 <label for="org-name">Organisation name</label><input type="text" id="org-name" name="name" required maxlength="64" autocomplete="off">
@@ -58,4 +61,27 @@ export function orgsPage(orgs: OrgRow[], csrf: string, last: string, nextLast: s
       ? html`<p class="muted">None visible to you.</p>`
       : html`<ul>${orgs.map((o) => html`<li><a href="${`/ui/admin/orgs${qs({ org: o.name })}`}">${o.name}</a></li>`)}</ul>`
   }${pager('/ui/admin/orgs', last, nextLast)}`;
+}
+
+export interface DeleteTarget {
+  kind: 'user' | 'organisation';
+  name: string;
+  /** Where the form posts and where "cancel" leads. */
+  action: string;
+  back: string;
+}
+
+const CONSEQUENCES: Record<DeleteTarget['kind'], string> = {
+  user: 'Their API keys, web sessions, memberships and stars go with them; the name becomes free again. Refused while their namespace has repositories with content, while they are the only owner of an organisation, while a legal hold or a webhook covers their namespace, and for your own account.',
+  organisation:
+    'Its memberships go with it; the name becomes free again. Refused while its namespace has repositories with content, while families are delegated to it, or while a legal hold or a webhook covers its namespace.',
+};
+
+/** The confirmation step of a deletion: the name must be typed again (no script: the CSP forbids inline JS). */
+export function deleteConfirmPage(t: DeleteTarget, csrf: string, n: Notice | null): Html {
+  const field = t.kind === 'user' ? 'name' : 'org';
+  return html`${notice(n)}<p>Delete ${t.kind} <strong>${t.name}</strong>? This cannot be undone.</p><p class="muted">${CONSEQUENCES[t.kind]}</p>
+<form method="post" action="${t.action}"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="${field}" value="${t.name}">
+<label for="confirm-name">Type <code>${t.name}</code> to confirm</label><input type="text" id="confirm-name" name="confirm" required maxlength="64" autocomplete="off">
+<p><button type="submit">${`Delete ${t.kind} ${t.name}`}</button> <a href="${t.back}">Cancel</a></p></form>`;
 }
