@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Hono } from 'hono';
+import { openAccess } from '../../src/auth/access.js';
 import { AppError } from '../../src/errors/catalogue.js';
+import { registerEventRoutes } from '../../src/events/routes.js';
+import type { AppEnv } from '../../src/http/env.js';
 import { listCheckpoints, loadOrCreateLogKey, signDurableHead } from '../../src/events/checkpoints.js';
 import { openDatabase, type Db } from '../../src/meta/db.js';
 import { appendEvent } from '../../src/meta/events.js';
@@ -174,6 +178,30 @@ describe('WriteBatcher: the durable-sequence watermark', () => {
       await turn();
       calls[1]!.resolve();
       expect((await next).checkpoint?.seq).toBe(s2);
+    } finally {
+      db.$client.close();
+    }
+  });
+
+  it('the events API pages only up to the watermark', async () => {
+    const db = fresh();
+    try {
+      const { calls, sync } = heldSync();
+      writeBatcher(db, { sync });
+      const app = new Hono<AppEnv>();
+      registerEventRoutes(app, { db, access: openAccess, isLive: () => true });
+      const page = async () => ((await (await app.request('/api/v1/events?after=0')).json()) as { events: { seq: number }[] }).events.map((e) => e.seq);
+      const s1 = plainEvent(db, 'e/one');
+      const first = page();
+      await turn();
+      expect(calls).toHaveLength(1);
+      plainEvent(db, 'e/two'); // committed while the sync runs
+      calls[0]!.resolve();
+      expect(await first).toEqual([s1]);
+      const second = page();
+      await turn();
+      calls[1]!.resolve();
+      expect(await second).toEqual([s1, s1 + 1]);
     } finally {
       db.$client.close();
     }
