@@ -103,10 +103,8 @@ export interface BatcherOptions {
   sync?: (walPath: string) => Promise<void>;
 }
 
-interface Waiter {
-  seq: number;
-  resolve: (seq: number) => void;
-}
+/** A reader waiting for the watermark to pass the head it saw. */
+type Waiter = (seq: number) => void;
 
 export class WriteBatcher {
   private queue: Item[] = [];
@@ -197,7 +195,7 @@ export class WriteBatcher {
     const head = this.head();
     if (this.walPath === undefined || head <= this.durable) return Promise.resolve(Math.max(head, this.durable));
     return new Promise((resolve) => {
-      this.waiters.push({ seq: head, resolve });
+      this.waiters.push(resolve);
       this.syncWal();
     });
   }
@@ -316,6 +314,9 @@ export class WriteBatcher {
     this.syncing = true;
     const group = this.unsynced;
     this.unsynced = [];
+    // Readers asking from now on wait for the next sync: this one may have read the head before their commit.
+    const asked = this.waiters;
+    this.waiters = [];
     let upTo: number;
     try {
       upTo = this.db.$client.open ? this.head() : this.durable;
@@ -325,13 +326,13 @@ export class WriteBatcher {
     const settle = (err?: unknown): void => {
       this.stats.syncs++;
       this.syncing = false;
-      if (err !== undefined) return this.fail(err, group);
+      if (err !== undefined) {
+        for (const w of asked) w(this.durable);
+        return this.fail(err, group);
+      }
       this.durable = Math.max(this.durable, upTo);
       for (const d of group) d.item.resolve(d.value);
-      const still: Waiter[] = [];
-      for (const w of this.waiters) if (w.seq <= this.durable) w.resolve(this.durable);
-      else still.push(w);
-      this.waiters = still;
+      for (const w of asked) w(this.durable);
       this.syncWal();
     };
     this.doSync(path).then(() => settle(), settle);
@@ -355,7 +356,7 @@ export class WriteBatcher {
     }
     for (const d of [...group, ...this.unsynced.splice(0)]) d.item.reject(this.failure);
     for (const item of this.queue.splice(0)) item.reject(this.failure);
-    for (const w of this.waiters.splice(0)) w.resolve(this.durable);
+    for (const w of this.waiters.splice(0)) w(this.durable);
   }
 }
 
