@@ -88,7 +88,11 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const server: ServerType = await new Promise((resolveServer) => {
     // No whole-request deadline (Node's default 300 s would cut off any large blob on a slow
     // link); instead a connection that sends or receives nothing for idleTimeoutMs is dropped.
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: { requestTimeout: 0, headersTimeout: 60_000 } }, () => resolveServer(s));
+    // Idle keep-alive connections live 65 s, not Node's 5 s: clients pool connections far longer
+    // (Go's transport 90 s, load balancers 60 s), and a PUT or PATCH streamed into a socket the
+    // server closed a moment before fails with "socket hang up" — a streamed body cannot be retried.
+    const serverOptions = { requestTimeout: 0, headersTimeout: 66_000, keepAliveTimeout: 65_000 };
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions }, () => resolveServer(s));
     s.setTimeout(config.idleTimeoutMs);
     answerClientErrors(s as import('node:http').Server, log);
   });
