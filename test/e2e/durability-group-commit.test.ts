@@ -9,11 +9,10 @@
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageManifest, pushBlob, randomBlob, sha256 } from '../helpers/http.js';
-import { startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
 
 const MT = 'application/vnd.oci.image.manifest.v1+json';
 const PUTS = 64;
@@ -44,10 +43,7 @@ function writeLocked(watch: Database.Database): boolean {
 describe('group commit under kill -9', () => {
   let reg: RegistryProcess | undefined;
   afterEach(async () => {
-    if (reg && reg.proc.exitCode === null && reg.proc.signalCode === null) {
-      reg.proc.kill('SIGCONT');
-      await reg.stop();
-    } else if (reg) rmSync(reg.dataDir, { recursive: true, force: true });
+    await disposeRegistryProcess(reg);
     reg = undefined;
   });
 

@@ -9,11 +9,11 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageManifest, pushImage, randomBlob, sha256 } from '../helpers/http.js';
-import { startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
 
 const GARBAGE = 6000;
 const MT = 'application/vnd.oci.image.manifest.v1+json';
@@ -71,10 +71,7 @@ async function readable(url: string, p: Pushed): Promise<void> {
 describe('GC crash (kill -9 during a sweep)', () => {
   let reg: RegistryProcess | undefined;
   afterEach(async () => {
-    if (reg && reg.proc.exitCode === null && reg.proc.signalCode === null) {
-      reg.proc.kill('SIGCONT');
-      await reg.stop();
-    } else if (reg) rmSync(reg.dataDir, { recursive: true, force: true });
+    await disposeRegistryProcess(reg);
     reg = undefined;
   });
 

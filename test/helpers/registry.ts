@@ -113,3 +113,15 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
     },
   };
 }
+
+/**
+ * After-each cleanup for crash tests: a process still running (perhaps frozen with SIGSTOP) is
+ * resumed and stopped; one that was killed leaves only its data directory to remove.
+ */
+export async function disposeRegistryProcess(reg: RegistryProcess | undefined): Promise<void> {
+  if (!reg) return;
+  if (reg.proc.exitCode === null && reg.proc.signalCode === null) {
+    reg.proc.kill('SIGCONT');
+    await reg.stop();
+  } else removeDir(reg.dataDir);
+}
