@@ -28,10 +28,12 @@ const HELP = `usage: npx tsx bench/run.ts [options]
   --out=DIR               results directory (default bench/results) [BENCH_OUT]
   --distribution-bin=PATH (default /usr/bin/docker-registry)      [BENCH_DISTRIBUTION_BIN]
   --no-sync               do not run sync(1) before each timed run
-  --no-ceiling            skip measuring the disk/SHA-256 ceilings before push workloads
+  --no-ceiling            skip measuring the disk/SHA-256 ceilings after push workloads
   --timeout-min=N         abort the whole run after N minutes (default 40, quick 10)
 `;
 
+/** Pause after a ceiling measurement: page-cache pages it freed skew kernel CPU for ~2 s. */
+const CEILING_PAUSE_MS = 3_000;
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "..");
 
@@ -151,8 +153,10 @@ async function main(): Promise<number> {
   }, timeoutMin * 60_000);
   watchdog.unref();
 
-  // Ceilings in the same run as the pushes (the same disk, the same load): measured before every
-  // round of a push workload, medians printed beside the ratios.
+  // Ceilings in the same run as the pushes (the same disk, the same load): measured once AFTER
+  // each push workload's rounds, then a pause. Writing and deleting the big file frees page-cache
+  // pages; a push started within ~2 s gets them fresh from the host and is charged less kernel
+  // CPU, which favoured short pushes when the ceiling ran right before every round.
   const ceilingSamples: Ceilings[] = [];
   const measureCeiling = async (): Promise<void> => {
     if (args.has("no-ceiling")) return;
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
     const c = await measureCeilings(tmpdir(), s.bigBlob);
     ceilingSamples.push(c);
     log(`ceilings: write+fdatasync ${c.diskMiBps.toFixed(0)} MiB/s, 4 KiB write+fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s, SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s`);
+    await new Promise((r) => setTimeout(r, CEILING_PAUSE_MS)); // keep the next workload's first round clear of it
   };
   const samples = new Map<string, Record<string, number[]>>(); // metric id -> label -> values
   const errors: Array<{ workload: string; target: string; round: number; error: string }> = [];
@@ -193,7 +198,6 @@ async function main(): Promise<number> {
       }
       const n = w.rounds ?? rounds;
       for (let r = 1; r <= n; r++) {
-        if (w.name.startsWith("push-")) await measureCeiling();
         const order = r % 2 === 1 ? running : [...running].reverse();
         for (const t of order) {
           if (failed.has(t.label)) continue;
@@ -218,6 +222,7 @@ async function main(): Promise<number> {
           log(`${w.name} r${r}/${n} ${t.label}: ${parts.join(", ")}`);
         }
       }
+      if (w.name.startsWith("push-")) await measureCeiling();
     }
     const cpuEnd = machineCpuSeconds();
     if (cpuStart && cpuEnd) {
@@ -267,10 +272,11 @@ async function main(): Promise<number> {
     };
     const shares = ["push.mono", "push.chunked"].map(share).filter(Boolean).join(", ");
     notes.push(
-      `Ceilings measured in this run (medians of ${ceilingSamples.length}, one before each push round, ${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
+      `Ceilings measured in this run (medians of ${ceilingSamples.length}, once after each push workload's rounds and followed by a ${CEILING_PAUSE_MS / 1000} s pause, never right before a timed round; ${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
         `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
     );
   }
+  notes.push("Server CPU rows are utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the timed part; the \"— user\" and \"— system (kernel)\" rows split them. System time on pushes is mostly copying into the page cache, which on this VM varies with how recently pages were freed, so read #17's CPU targets against the user row too.");
   notes.push("Times cover only the HTTP exchange; data generation and digest precomputation happen before the clock starts, but the client generates/hashes bytes while streaming, sharing the CPUs with the server.");
   notes.push("Each upload is checked against Docker-Content-Digest and a HEAD afterwards (untimed); every pulled blob is hashed and compared in an untimed pull (the timed throughput pulls count bytes, so the client's SHA-256 speed does not cap the servers).");
   for (const e of errors) notes.push(`ERROR in ${e.workload} (${e.target}, round ${e.round}): ${e.error.split("\n")[0]}`);

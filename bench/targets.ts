@@ -343,15 +343,21 @@ export function currentRssMiB(pid: number): number | undefined {
 
 const CLK_TCK = 100; // USER_HZ on Linux
 
-/** utime + stime of a process (seconds), or undefined if it is gone. */
-export function processCpuSeconds(pid: number): number | undefined {
+/** utime and stime of a process (seconds), or undefined if it is gone. */
+export function processCpuSplit(pid: number): { user: number; sys: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK };
   } catch {
     return undefined;
   }
+}
+
+/** utime + stime of a process (seconds), or undefined if it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  const c = processCpuSplit(pid);
+  return c ? c.user + c.sys : undefined;
 }
 
 /** Whole-machine CPU time (seconds, summed over CPUs): busy and total. */

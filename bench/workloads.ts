@@ -9,7 +9,7 @@ import {
   SMALL_TIMEOUT, checkDigestHeader, expect, manifestBase, pullBlob, pushChunked, pushMonolithic, putManifest, verifyBlob,
 } from "./oci.js";
 import { latencySummary, type MetricDef } from "./stats.js";
-import { RssSampler, processCpuSeconds, type RssReport, type RunningTarget } from "./targets.js";
+import { RssSampler, processCpuSplit, type RssReport, type RunningTarget } from "./targets.js";
 
 export interface Sizes {
   bigBlob: number;
@@ -67,14 +67,24 @@ export interface Workload {
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 const mibps = (bytes: number, s: number): number => bytes / MiB / s;
-/** Server CPU seconds (user + system) spent in `fn`, or NaN when the PID is unknown. */
-async function serverCpu<T>(t: RunningTarget, fn: () => Promise<T>): Promise<{ value: T; cpu: number }> {
-  const before = t.pid !== undefined ? processCpuSeconds(t.pid) : undefined;
+/** Server CPU seconds spent in `fn`: user + system, and each alone (NaN when the PID is unknown). */
+async function serverCpu<T>(t: RunningTarget, fn: () => Promise<T>): Promise<{ value: T; cpu: number; user: number; sys: number }> {
+  const before = t.pid !== undefined ? processCpuSplit(t.pid) : undefined;
   const value = await fn();
-  const after = t.pid !== undefined ? processCpuSeconds(t.pid) : undefined;
-  return { value, cpu: before !== undefined && after !== undefined ? after - before : NaN };
+  const after = t.pid !== undefined ? processCpuSplit(t.pid) : undefined;
+  if (!before || !after) return { value, cpu: NaN, user: NaN, sys: NaN };
+  const user = after.user - before.user;
+  const sys = after.sys - before.sys;
+  return { value, cpu: user + sys, user, sys };
 }
 const cpuMetric = (id: string, what: string): MetricDef => ({ id, workload: `server CPU per GiB pushed, ${what}`, unit: "s/GiB", better: "lower", target: { kind: "absolute", max: 2 } });
+/** Informational rows splitting a CPU row into user and system (kernel) time; no target of their own. */
+const cpuSplitMetrics = (id: string, workload: string, unit: string): MetricDef[] => [
+  { id: `${id}.user`, workload: `${workload} — user`, unit, better: "lower" },
+  { id: `${id}.sys`, workload: `${workload} — system (kernel)`, unit, better: "lower" },
+];
+/** Sample entries for `cpuSplitMetrics`, scaled like the combined row. */
+const cpuSplit = (id: string, c: { user: number; sys: number }, scale: number): Sample => ({ [`${id}.user`]: c.user * scale, [`${id}.sys`]: c.sys * scale });
 
 // ---------------------------------------------------------------------------
 // Workload definitions
@@ -88,29 +98,29 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
 
   list.push({
     name: "push-monolithic",
-    metrics: [{ id: "push.mono", workload: `blob push, monolithic ${big} (POST + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.mono.cpu", "monolithic")],
+    metrics: [{ id: "push.mono", workload: `blob push, monolithic ${big} (POST + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.mono.cpu", "monolithic"), ...cpuSplitMetrics("push.mono.cpu", "server CPU per GiB pushed, monolithic", "s/GiB")],
     async run({ t }, round) {
       const blob = new BlobSource(`mono:${round}`, s.bigBlob);
       const digest = blob.digest();
       const t0 = performance.now();
-      const { cpu } = await serverCpu(t, () => pushMonolithic(t.client, "bench/push", blob, digest));
+      const c = await serverCpu(t, () => pushMonolithic(t.client, "bench/push", blob, digest));
       const el = seconds(t0);
       await verifyBlob(t.client, "bench/push", digest, s.bigBlob);
-      return { "push.mono": mibps(s.bigBlob, el), "push.mono.cpu": cpu / (s.bigBlob / GiB) };
+      return { "push.mono": mibps(s.bigBlob, el), "push.mono.cpu": c.cpu / (s.bigBlob / GiB), ...cpuSplit("push.mono.cpu", c, GiB / s.bigBlob) };
     },
   });
 
   list.push({
     name: "push-chunked",
-    metrics: [{ id: "push.chunked", workload: `blob push, chunked ${big} (${formatBytes(s.patchChunk)} PATCHes + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.chunked.cpu", "chunked")],
+    metrics: [{ id: "push.chunked", workload: `blob push, chunked ${big} (${formatBytes(s.patchChunk)} PATCHes + PUT)`, unit: "MiB/s", better: "higher", target: { kind: "ratio", min: 0.9 } }, cpuMetric("push.chunked.cpu", "chunked"), ...cpuSplitMetrics("push.chunked.cpu", "server CPU per GiB pushed, chunked", "s/GiB")],
     async run({ t }, round) {
       const blob = new BlobSource(`chunked:${round}`, s.bigBlob);
       const digest = blob.digest();
       const t0 = performance.now();
-      const { cpu } = await serverCpu(t, () => pushChunked(t.client, "bench/push", blob, digest, s.patchChunk));
+      const c = await serverCpu(t, () => pushChunked(t.client, "bench/push", blob, digest, s.patchChunk));
       const el = seconds(t0);
       await verifyBlob(t.client, "bench/push", digest, s.bigBlob);
-      return { "push.chunked": mibps(s.bigBlob, el), "push.chunked.cpu": cpu / (s.bigBlob / GiB) };
+      return { "push.chunked": mibps(s.bigBlob, el), "push.chunked.cpu": c.cpu / (s.bigBlob / GiB), ...cpuSplit("push.chunked.cpu", c, GiB / s.bigBlob) };
     },
   });
 
@@ -119,16 +129,17 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
     metrics: [
       { id: "push.small", workload: `small blob push, ${n(s.smallCount)} × ${formatBytes(s.smallSize)} @ c${c} (POST + PUT)`, unit: "blobs/s", better: "higher", target: { kind: "ratio", min: 1.0 } },
       { id: "push.small.cpu", workload: `server CPU per small blob pushed`, unit: "ms/blob", better: "lower" },
+      ...cpuSplitMetrics("push.small.cpu", "server CPU per small blob pushed", "ms/blob"),
     ],
     async run({ t }, round) {
       const repo = `bench/small-r${round}`;
       const blobs = Array.from({ length: s.smallCount }, (_, i) => new BlobSource(`small:${round}:${i}`, s.smallSize).bytes());
       const digests = blobs.map((b) => sha256(b));
       const t0 = performance.now();
-      const { cpu } = await serverCpu(t, () => pool(s.smallCount, c, (i) => pushMonolithic(t.client, repo, blobs[i]!, digests[i]!)));
+      const cu = await serverCpu(t, () => pool(s.smallCount, c, (i) => pushMonolithic(t.client, repo, blobs[i]!, digests[i]!)));
       const el = seconds(t0);
       await pool(s.smallCount, c, (i) => verifyBlob(t.client, repo, digests[i]!, s.smallSize));
-      return { "push.small": s.smallCount / el, "push.small.cpu": (cpu * 1000) / s.smallCount };
+      return { "push.small": s.smallCount / el, "push.small.cpu": (cu.cpu * 1000) / s.smallCount, ...cpuSplit("push.small.cpu", cu, 1000 / s.smallCount) };
     },
   });
 
@@ -187,6 +198,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
     metrics: [
       { id: "manifest.put", workload: `manifest PUT by tag @ c${c} (${n(s.manifestPutCount)} distinct or ${cap})`, unit: "req/s", better: "higher", target: { kind: "ratio", min: 3 } },
       { id: "manifest.put.cpu", workload: `server CPU per manifest PUT`, unit: "ms/PUT", better: "lower", target: { kind: "absolute", max: 1 } },
+      ...cpuSplitMetrics("manifest.put.cpu", "server CPU per manifest PUT", "ms/PUT"),
     ],
     async setup({ t, state }) {
       state.set("mput.base", await manifestBase(t.client, "bench/mput"));
@@ -196,7 +208,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
       const bodies = Array.from({ length: s.manifestPutCount }, (_, i) =>
         imageManifest(config, [layer], { "org.example.bench": `r${round}-${i}` }));
       const t0 = performance.now();
-      const { value: done, cpu } = await serverCpu(t, () => pool(bodies.length, c, (i) => putManifest(t.client, "bench/mput", `r${round}-${i}`, bodies[i]!), t0 + s.rpsCapMs));
+      const { value: done, ...cu } = await serverCpu(t, () => pool(bodies.length, c, (i) => putManifest(t.client, "bench/mput", `r${round}-${i}`, bodies[i]!), t0 + s.rpsCapMs));
       const el = seconds(t0);
       await pool(done, c, async (i) => {
         const res = await t.client.request("HEAD", `/v2/bench/mput/manifests/${sha256(bodies[i]!)}`, {
@@ -205,7 +217,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
         expect(res, [200], "HEAD manifest");
         checkDigestHeader(res, sha256(bodies[i]!), "HEAD manifest");
       });
-      return { "manifest.put": done / el, "manifest.put.count": done, "manifest.put.cpu": (cpu * 1000) / done };
+      return { "manifest.put": done / el, "manifest.put.count": done, "manifest.put.cpu": (cu.cpu * 1000) / done, ...cpuSplit("manifest.put.cpu", cu, 1000 / done) };
     },
   });
 
