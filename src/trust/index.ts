@@ -38,10 +38,15 @@ export function registerTrust(deps: ModuleDeps, _families: Families): TrustModul
     // legacy `.sig`/`.att` manifests have no subject and are recognised by their layers. None
     // of them may carry a layer a runtime would deploy (deployable.ts).
     const exemptShape = target.subject !== null || isSignatureArtifact(target);
-    const m = deps.store.manifestByDigest(target.repository, target.digest);
-    if (m && (exemptShape || isSignatureManifest(m.payload)) && !carriesDeployableLayers(m.payload)) return;
+    // A plain image's pull asks only the (cached) verdict; its bytes are read and parsed only
+    // when it looks like verification material or is about to be refused.
+    const onlyDocuments = (): boolean => {
+      const m = deps.store.manifestByDigest(target.repository, target.digest);
+      return m !== undefined && !carriesDeployableLayers(m.payload) && (exemptShape || isSignatureManifest(m.payload));
+    };
+    if (exemptShape && onlyDocuments()) return;
     const verdict = await evaluator.explain(target.repository, target.digest, policy);
-    if (verdict.trusted) return;
+    if (verdict.trusted || (!exemptShape && onlyDocuments())) return;
     const label = `trust policy of namespace ${policy.namespace} (version ${policy.version}, mode ${policy.mode}, enforceOnPull)`;
     if (policy.mode === 'warn') {
       deps.log.warn({ repository: target.repository, digest: target.digest, decision: verdict.decision }, `pull of ${verdict.decision} content allowed by the ${label}`);
