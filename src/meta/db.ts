@@ -1,26 +1,75 @@
-/** Opens the metadata database (SQLite file) and applies migrations from drizzle/. */
+/** Opens the metadata database (SQLite file, or PostgreSQL by URL) and applies its migrations. */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { migratePostgres } from './pg/migrate.js';
+import { PostgresDatabase } from './pg/facade.js';
 import * as schema from './schema.js';
 
 export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
 
-/** drizzle/ sits at the package root, whether we run from src/ (tsx, vitest) or dist/src/. */
-function migrationsFolder(): string {
+/** drizzle/ (and drizzle-pg/) sit at the package root, whether we run from src/ (tsx, vitest) or dist/src/. */
+export function migrationsFolder(name: 'drizzle' | 'drizzle-pg' = 'drizzle'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
+  const marker = name === 'drizzle' ? join('meta', '_journal.json') : '0000_init.sql';
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'drizzle');
-    if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate;
+    const candidate = join(dir, name);
+    if (existsSync(join(candidate, marker))) return candidate;
     dir = dirname(dir);
   }
-  throw new Error('drizzle/ migrations folder not found');
+  throw new Error(`${name}/ migrations folder not found`);
 }
 
-export function openDatabase(file: string): Db {
+export function isPostgresUrl(target: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(target);
+}
+
+/** True when the metadata lives in PostgreSQL (the few SQLite-only statements branch on it). */
+export function isPostgres(db: Db): boolean {
+  return (db.$client as unknown as { dialect?: string }).dialect === 'postgres';
+}
+
+/**
+ * Opens `target`: a SQLite file path, `:memory:`, or a `postgres://` URL (`?schema=name` picks a
+ * schema other than public). With ARTIFACT_STORE_TEST_POSTGRES_URL set (the test suite's second
+ * run), a file path opens instead its own schema on that server, named from the path's hash, so
+ * every test's data directory keeps isolated metadata shared by its server, CLI and test process.
+ */
+export function openDatabase(target: string): Db {
+  const testPg = process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+  if (isPostgresUrl(target)) return openPostgres(target);
+  if (testPg && target !== ':memory:') {
+    const schemaName = `t_${createHash('sha256').update(resolve(target)).digest('hex').slice(0, 24)}`;
+    return openPostgres(testPg, schemaName);
+  }
+  return openSqlite(target);
+}
+
+function openPostgres(url: string, schemaOverride?: string): Db {
+  const parsed = new URL(url);
+  const schemaName = schemaOverride ?? parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  const connection = parsed.toString();
+  if (schemaName !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schemaName)) {
+    throw new Error(`database schema name ${JSON.stringify(schemaName)} must be lower-case letters, digits and _`);
+  }
+  const client = new PostgresDatabase({ url: connection, schema: schemaName });
+  try {
+    migratePostgres(client, schemaName, migrationsFolder('drizzle-pg'));
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  const db = drizzle(client as unknown as Database.Database, { schema }) as Db;
+  immediateByDefault(db);
+  return db;
+}
+
+function openSqlite(file: string): Db {
   if (file !== ':memory:') mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new Database(file);
   // WAL lets readers run beside the single writer; NORMAL is durable across process crashes

@@ -1,0 +1,134 @@
+/**
+ * Synchronous PostgreSQL calls for the metadata stores. The stores are written against
+ * better-sqlite3's synchronous API (check-and-write guards rely on it); on PostgreSQL a worker
+ * thread owns one `pg` connection and the calling thread blocks on an Atomics word until the
+ * worker has posted the answer, which it then takes with receiveMessageOnPort. One statement
+ * is in flight per process at a time, exactly as with one SQLite connection; processes scale
+ * out beside each other (PRODUCT.md §9).
+ */
+import { createRequire } from 'node:module';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+export interface PgQuery {
+  sql: string;
+  params?: readonly unknown[];
+  /** 'array': rows as value arrays in column order (better-sqlite3's raw()); 'object' by column name. */
+  rowMode?: 'array' | 'object';
+  /** Several statements in one round trip, no parameters (simple query protocol). */
+  simple?: boolean;
+}
+
+export interface PgResult {
+  rows: unknown[];
+  rowCount: number;
+  fields: string[];
+}
+
+export class PgError extends Error {
+  constructor(message: string, readonly code: string | undefined, readonly detail?: string) {
+    super(message);
+    this.name = 'PgError';
+  }
+}
+
+type Reply = { ok: true; result: PgResult } | { ok: false; message: string; code?: string; detail?: string };
+
+/** The worker's source, evaluated as CommonJS; `pg` comes in by absolute path (works from src/ and dist/). */
+const WORKER_SOURCE = String.raw`
+const { workerData } = require('node:worker_threads');
+const pg = require(workerData.pgPath);
+const { port, flag, url, schema, applicationName } = workerData;
+// SQLite hands integers back as numbers and booleans as 0/1: so does this connection.
+const own = { 20: (v) => Number(v), 1700: (v) => Number(v), 16: (v) => (v === 't' ? 1 : 0) };
+const types = { getTypeParser: (oid, format) => (format !== 'binary' && own[oid]) || pg.types.getTypeParser(oid, format) };
+const client = new pg.Client({ connectionString: url, types, application_name: applicationName });
+let ready = (async () => {
+  await client.connect();
+  if (schema) await client.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
+})();
+ready.catch(() => {});
+client.on('error', () => {});
+function answer(reply) {
+  port.postMessage(reply);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+port.on('message', async (q) => {
+  try {
+    await ready;
+    if (q.close) { await client.end().catch(() => {}); answer({ ok: true, result: { rows: [], rowCount: 0, fields: [] } }); port.close(); return; }
+    const res = q.simple
+      ? await client.query(q.sql)
+      : await client.query({ text: q.sql, values: q.params ?? [], rowMode: q.rowMode === 'array' ? 'array' : undefined });
+    const last = Array.isArray(res) ? res[res.length - 1] : res;
+    answer({ ok: true, result: { rows: last?.rows ?? [], rowCount: last?.rowCount ?? 0, fields: (last?.fields ?? []).map((f) => f.name) } });
+  } catch (err) {
+    answer({ ok: false, message: String(err && err.message || err), code: err && err.code, detail: err && err.detail });
+  }
+});
+`;
+
+export interface BridgeOptions {
+  url: string;
+  /** Schema for `search_path` (created by the caller before use). */
+  schema?: string;
+  /** A statement that has not answered within this many ms fails the call (the process keeps running). */
+  timeoutMs?: number;
+}
+
+export class PgBridge {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly flag = new Int32Array(new SharedArrayBuffer(4));
+  private readonly timeoutMs: number;
+  private closed = false;
+  private broken: Error | undefined;
+
+  constructor(opts: BridgeOptions) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    const pgPath = createRequire(import.meta.url).resolve('pg');
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { port: port2, flag: this.flag, url: opts.url, schema: opts.schema, pgPath, applicationName: 'artifact-store' },
+      transferList: [port2],
+    });
+    // The worker must never keep the process alive on its own (CLI commands exit when done).
+    this.worker.unref();
+    this.port.unref();
+  }
+
+  query(q: PgQuery): PgResult {
+    if (this.closed) throw new PgError('the database connection is closed', '08003');
+    if (this.broken) throw this.broken;
+    Atomics.store(this.flag, 0, 0);
+    this.port.postMessage(q);
+    if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
+      // The answer may still arrive later and would be taken as the reply to the next call:
+      // this connection cannot be trusted again.
+      this.broken = new PgError(`PostgreSQL did not answer within ${this.timeoutMs} ms`, '57014');
+      throw this.broken;
+    }
+    const msg = receiveMessageOnPort(this.port);
+    if (!msg) throw new PgError('PostgreSQL bridge lost its answer', '08006');
+    const reply = msg.message as Reply;
+    if (!reply.ok) throw new PgError(reply.message, reply.code, reply.detail);
+    return reply.result;
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      if (!this.broken) this.query({ sql: '', simple: true, ...{ close: true } } as PgQuery);
+    } catch {
+      // closing anyway
+    }
+    this.closed = true;
+    void this.worker.terminate();
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * A better-sqlite3-shaped connection over PostgreSQL: drizzle's better-sqlite3 driver and our
+ * hand-prepared statements run on it unchanged. Each call is synchronous (bridge.ts).
+ *
+ * Transactions take one cluster-wide advisory lock at BEGIN, the PostgreSQL form of SQLite's
+ * BEGIN IMMEDIATE: writers are serialised across every process sharing the database, so the
+ * stores' check-then-write guards and the event hash chain (head read, then append) stay a
+ * single total order. Reads outside transactions run concurrently (READ COMMITTED).
+ */
+import { PgBridge, PgError, type PgResult } from './bridge.js';
+import { translate } from './translate.js';
+
+/** The advisory lock key every write transaction holds (any constant; "artifact" in ASCII). */
+export const WRITE_LOCK_KEY = 0x6172746966616374n;
+
+export interface RunResult {
+  changes: number;
+  lastInsertRowid: number;
+}
+
+/** pg SQLSTATE → the SQLite code callers already branch on. */
+const SQLITE_CODES: Record<string, string> = {
+  '23505': 'SQLITE_CONSTRAINT_UNIQUE',
+  '23503': 'SQLITE_CONSTRAINT_FOREIGNKEY',
+  '23502': 'SQLITE_CONSTRAINT_NOTNULL',
+  '23514': 'SQLITE_CONSTRAINT_CHECK',
+  P0001: 'SQLITE_CONSTRAINT_TRIGGER',
+  '40001': 'SQLITE_BUSY',
+  '40P01': 'SQLITE_BUSY',
+  '55P03': 'SQLITE_BUSY',
+};
+
+export class PostgresDatabaseError extends Error {
+  readonly code: string;
+  constructor(override readonly cause: PgError) {
+    super(cause.message);
+    this.name = 'PostgresDatabaseError';
+    this.code = (cause.code && SQLITE_CODES[cause.code]) ?? `PG_${cause.code ?? 'ERROR'}`;
+  }
+  get pgCode(): string | undefined {
+    return this.cause.code;
+  }
+}
+
+function toBuffers(rows: unknown[], arrayMode: boolean): unknown[] {
+  // Structured clone turns Buffers into Uint8Arrays; callers expect Buffers as better-sqlite3 gives.
+  for (const row of rows) {
+    const r = row as Record<string, unknown> | unknown[];
+    if (arrayMode) {
+      const a = r as unknown[];
+      for (let i = 0; i < a.length; i++) if (a[i] instanceof Uint8Array && !Buffer.isBuffer(a[i])) a[i] = asBuffer(a[i] as Uint8Array);
+    } else {
+      const o = r as Record<string, unknown>;
+      for (const k in o) if (o[k] instanceof Uint8Array && !Buffer.isBuffer(o[k])) o[k] = asBuffer(o[k] as Uint8Array);
+    }
+  }
+  return rows;
+}
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function normaliseParams(params: unknown[]): unknown[] {
+  // better-sqlite3 takes one array or spread values; bigint ids become numbers as SQLite would store them.
+  const flat = params.length === 1 && Array.isArray(params[0]) ? (params[0] as unknown[]) : params;
+  return flat.map((v) => (typeof v === 'bigint' ? Number(v) : v === undefined ? null : v));
+}
+
+export class PgStatement {
+  private rawMode = false;
+  private pluckMode = false;
+  readonly reader: boolean;
+
+  constructor(
+    private readonly db: PostgresDatabase,
+    readonly source: string,
+  ) {
+    this.reader = /^\s*(select|with|values|pragma)\b/i.test(source) || /\breturning\b/i.test(source);
+  }
+
+  raw(toggle = true): this {
+    this.rawMode = toggle;
+    if (toggle) this.pluckMode = false;
+    return this;
+  }
+
+  pluck(toggle = true): this {
+    this.pluckMode = toggle;
+    if (toggle) this.rawMode = false;
+    return this;
+  }
+
+  run(...params: unknown[]): RunResult {
+    const t = translate(this.source);
+    if (t.control) {
+      this.db.control(t.control, this.source);
+      return { changes: 0, lastInsertRowid: 0 };
+    }
+    const res = this.db.execute(t.text, normaliseParams(params), 'array');
+    const last = t.returningId && res.rows.length ? (res.rows[res.rows.length - 1] as unknown[])[0] : 0;
+    return { changes: res.rowCount, lastInsertRowid: Number(last ?? 0) };
+  }
+
+  all(...params: unknown[]): unknown[] {
+    const arrayMode = this.rawMode || this.pluckMode;
+    const res = this.db.execute(translate(this.source).text, normaliseParams(params), arrayMode ? 'array' : 'object');
+    const rows = toBuffers(res.rows, arrayMode);
+    return this.pluckMode ? rows.map((r) => (r as unknown[])[0]) : rows;
+  }
+
+  get(...params: unknown[]): unknown {
+    return this.all(...params)[0];
+  }
+
+  *iterate(...params: unknown[]): IterableIterator<unknown> {
+    yield* this.all(...params);
+  }
+}
+
+type TxFn = ((...args: unknown[]) => unknown) & { deferred: TxFn; immediate: TxFn; exclusive: TxFn };
+
+export interface PostgresDatabaseOptions {
+  url: string;
+  schema?: string;
+  timeoutMs?: number;
+}
+
+export class PostgresDatabase {
+  readonly dialect = 'postgres' as const;
+  readonly memory = false;
+  readonly name: string;
+  private readonly bridge: PgBridge;
+  private depth = 0;
+  private savepoints = 0;
+
+  constructor(readonly options: PostgresDatabaseOptions) {
+    this.bridge = new PgBridge(options);
+    this.name = options.schema ? `postgres:${options.schema}` : 'postgres';
+  }
+
+  get open(): boolean {
+    return this.bridge.open;
+  }
+
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
+  prepare(sql: string): PgStatement {
+    return new PgStatement(this, sql);
+  }
+
+  /** One statement with parameters; errors carry SQLite-style codes. */
+  execute(text: string, params: unknown[], rowMode: 'array' | 'object'): PgResult {
+    try {
+      return this.bridge.query({ sql: text, params, rowMode });
+    } catch (err) {
+      throw err instanceof PgError ? new PostgresDatabaseError(err) : err;
+    }
+  }
+
+  /** Several statements (no parameters), as better-sqlite3's exec. */
+  exec(sql: string): this {
+    const t = translate(sql);
+    if (t.control) this.control(t.control, sql);
+    else this.simple(t.text);
+    return this;
+  }
+
+  /** PostgreSQL SQL as written (migrations): no SQLite rewriting, several statements allowed. */
+  execNative(sql: string): PgResult {
+    return this.simple(sql);
+  }
+
+  private simple(sql: string): PgResult {
+    try {
+      return this.bridge.query({ sql, simple: true });
+    } catch (err) {
+      throw err instanceof PgError ? new PostgresDatabaseError(err) : err;
+    }
+  }
+
+  /** BEGIN takes the write lock (any flavour: SQLite's deferred reads become writes later). */
+  control(kind: 'begin' | 'commit' | 'rollback', _sql: string): void {
+    if (kind === 'begin') {
+      this.simple(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
+      this.depth = 1;
+      return;
+    }
+    this.depth = 0;
+    this.savepoints = 0;
+    this.simple(kind === 'commit' ? 'COMMIT' : 'ROLLBACK');
+  }
+
+  transaction(fn: (...args: unknown[]) => unknown): TxFn {
+    const run = (...args: unknown[]): unknown => {
+      if (this.depth > 0) return this.nested(fn, args);
+      this.control('begin', 'BEGIN');
+      let result: unknown;
+      try {
+        result = fn(...args);
+      } catch (err) {
+        if (this.open) this.rollbackQuietly();
+        throw err;
+      }
+      this.control('commit', 'COMMIT');
+      return result;
+    };
+    const wrapped = run as TxFn;
+    wrapped.deferred = wrapped;
+    wrapped.immediate = wrapped;
+    wrapped.exclusive = wrapped;
+    return wrapped;
+  }
+
+  private nested(fn: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+    const name = `pg_sp${++this.savepoints}`;
+    this.simple(`SAVEPOINT ${name}`);
+    this.depth++;
+    try {
+      const result = fn(...args);
+      this.simple(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (err) {
+      this.simple(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+      throw err;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private rollbackQuietly(): void {
+    try {
+      this.control('rollback', 'ROLLBACK');
+    } catch {
+      // the connection is gone; the server rolls the transaction back itself
+    }
+  }
+
+  /** The few pragmas callers read, answered the way SQLite would for this back end. */
+  pragma(source: string, opts?: { simple?: boolean }): unknown {
+    const name = source.trim().toLowerCase().split(/[\s=(]/)[0];
+    const value = name === 'journal_mode' ? 'postgres' : name === 'synchronous' ? 2 : name === 'foreign_keys' ? 1 : undefined;
+    if (opts?.simple) return value;
+    return value === undefined ? [] : [{ [name!]: value }];
+  }
+
+  close(): this {
+    if (this.depth > 0) this.rollbackQuietly();
+    this.bridge.close();
+    return this;
+  }
+}
