@@ -44,6 +44,7 @@ const types = { getTypeParser: (oid, format) => (format !== 'binary' && own[oid]
 const client = new pg.Client({ connectionString: url, types, application_name: applicationName });
 let ready = (async () => {
   await client.connect();
+  await client.query("SET statement_timeout = '60s'; SET lock_timeout = '15s'; SET client_min_messages = warning");
   if (schema) await client.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
 })();
 ready.catch(() => {});
@@ -87,7 +88,7 @@ export class PgBridge {
   constructor(opts: BridgeOptions) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? 75_000;
     const pgPath = createRequire(import.meta.url).resolve('pg');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,

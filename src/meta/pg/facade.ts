@@ -7,7 +7,8 @@
  * stores' check-then-write guards and the event hash chain (head read, then append) stay a
  * single total order. Reads outside transactions run concurrently (READ COMMITTED).
  */
-import { PgBridge, PgError, type PgResult } from './bridge.js';
+import { PgBridge, PgError, type PgQuery, type PgResult } from './bridge.js';
+import { LibpqTransport, loadLibpq } from './libpq-transport.js';
 import { translate } from './translate.js';
 
 /** The advisory lock key every write transaction holds (any constant; "artifact" in ASCII). */
@@ -124,18 +125,34 @@ export interface PostgresDatabaseOptions {
   url: string;
   schema?: string;
   timeoutMs?: number;
+  /** libpq when the addon loads (faster), else the worker bridge; ARTIFACT_STORE_PG_TRANSPORT forces one. */
+  transport?: 'libpq' | 'worker';
+}
+
+interface Transport {
+  query(q: PgQuery): PgResult;
+  readonly open: boolean;
+  close(): void;
+}
+
+function openTransport(options: PostgresDatabaseOptions): Transport {
+  const wanted = options.transport ?? (process.env.ARTIFACT_STORE_PG_TRANSPORT as 'libpq' | 'worker' | undefined);
+  const Libpq = wanted === 'worker' ? null : loadLibpq();
+  if (Libpq) return new LibpqTransport(Libpq, options.url, options.schema);
+  if (wanted === 'libpq') throw new Error('ARTIFACT_STORE_PG_TRANSPORT=libpq but the libpq addon is not installed (apt-get install libpq-dev, then npm rebuild libpq)');
+  return new PgBridge(options);
 }
 
 export class PostgresDatabase {
   readonly dialect = 'postgres' as const;
   readonly memory = false;
   readonly name: string;
-  private readonly bridge: PgBridge;
+  private readonly bridge: Transport;
   private depth = 0;
   private savepoints = 0;
 
   constructor(readonly options: PostgresDatabaseOptions) {
-    this.bridge = new PgBridge(options);
+    this.bridge = openTransport(options);
     this.name = options.schema ? `postgres:${options.schema}` : 'postgres';
   }
 
