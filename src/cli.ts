@@ -3,14 +3,13 @@
  * (the server may be running: SQLite WAL allows it). Usage: `npm run cli -- <command>`.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApiKey, createUserAccount, validatePrincipalName } from './auth/accounts.js';
 import { IdentityStore } from './auth/identity-store.js';
 import type { KeyScope, Role } from './auth/permissions.js';
 import { loadConfig } from './config/index.js';
 import { configProblem } from './startup-errors.js';
-import { openDatabase } from './meta/db.js';
+import { metadataTarget, openDatabase } from './meta/db.js';
 import { verifyChain } from './meta/events.js';
 import { isValidName } from './core/names.js';
 
@@ -154,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     return fail(`artifact-store: ${configProblem(err)}`);
   }
-  const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
+  const db = openDatabase(metadataTarget(config));
   const identities = new IdentityStore(db);
   const actor = `cli:${process.env.USER ?? 'operator'}`;
   const user = (name: string | undefined) => {
@@ -279,7 +278,7 @@ async function main(argv: string[]): Promise<void> {
       case 'events rebuild':
       case 'events check': {
         const { runEventsCommand } = await import('./events/rebuild.js');
-        process.exitCode = runEventsCommand(command as 'rebuild' | 'check', join(resolve(config.dataDir), 'metadata.db'), values.into, (s) => process.stdout.write(s));
+        process.exitCode = runEventsCommand(command as 'rebuild' | 'check', metadataTarget(config), values.into, (s) => process.stdout.write(s));
         break;
       }
       case 'gc ': {

@@ -2,11 +2,10 @@
  * The server process (`artifact-store serve`, `npm start`): load config, make sure someone can
  * log in, start, stop cleanly on SIGTERM/SIGINT. Nothing else.
  */
-import { join, resolve } from 'node:path';
 import { loadConfig, unknownEnvironmentVariables, type Config } from './config/index.js';
 import { ensureInitialAdmin, watchInitialPassword } from './first-run.js';
 import { createLogger } from './log.js';
-import { openDatabase } from './meta/db.js';
+import { metadataTarget, openDatabase } from './meta/db.js';
 import { startRegistry } from './server.js';
 import { configProblem } from './startup-errors.js';
 import { VERSION } from './version.js';
@@ -26,7 +25,7 @@ log.info({ version: VERSION, node: process.version }, 'artifact-store starting')
 for (const warning of unknownEnvironmentVariables()) log.warn(warning);
 
 // Before listening, so whoever waits for /readyz finds the password file already written.
-const firstRunDb = config.auth === 'token' ? openDatabase(join(resolve(config.dataDir), 'metadata.db')) : undefined;
+const firstRunDb = config.auth === 'token' ? openDatabase(metadataTarget(config)) : undefined;
 const firstRun = firstRunDb ? await ensureInitialAdmin(firstRunDb, config.dataDir, log) : undefined;
 const stopWatching = firstRunDb && firstRun ? watchInitialPassword(firstRunDb, firstRun, log) : undefined;
 if (firstRunDb && !firstRun) firstRunDb.$client.close();

@@ -2,7 +2,7 @@
  * Builds the running registry from a config: storage driver, metadata DB, app, HTTP server,
  * background sweep, graceful shutdown. main.ts and end-to-end tests both use it.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -15,7 +15,7 @@ import type { Config } from './config/index.js';
 import type { BlobDriver } from './data/driver.js';
 import { FsDriver } from './data/fs-driver.js';
 import { UploadEngine } from './data/uploads.js';
-import { openDatabase } from './meta/db.js';
+import { metadataTarget, openDatabase } from './meta/db.js';
 import { RegistryStore } from './meta/registry-store.js';
 import type { UploadState } from './data/driver.js';
 
@@ -46,7 +46,7 @@ export async function createDriver(config: Config): Promise<BlobDriver> {
 export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
   const metrics = new Metrics();
   const driver = metrics.instrument(await createDriver(config));
-  const db = openDatabase(join(resolve(config.dataDir), 'metadata.db'));
+  const db = openDatabase(metadataTarget(config));
   const store = new RegistryStore(db);
   const uploads = new UploadEngine(driver);
   let ready = true;

@@ -17,6 +17,12 @@ export const configSchema = z
     port: int(5000),
     host: z.string().default('0.0.0.0'),
     dataDir: z.string().default('./data'),
+    /**
+     * Metadata in PostgreSQL (`postgres://user:pass@host:5432/db`, `?schema=name` for a schema
+     * other than public) instead of `<dataDir>/metadata.db` (SQLite, the embedded default).
+     * Several registry processes share one such database and one S3 bucket (PRODUCT.md §9).
+     */
+    databaseUrl: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL').optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Where blob bytes live: local disk (embedded default) or an S3-compatible bucket. */
     storage: z.enum(['fs', 's3']).default('fs'),

@@ -24,6 +24,11 @@ export function migrationsFolder(name: 'drizzle' | 'drizzle-pg' = 'drizzle'): st
   throw new Error(`${name}/ migrations folder not found`);
 }
 
+/** The metadata database a configuration names: PostgreSQL when databaseUrl is set, else `<dataDir>/metadata.db`. */
+export function metadataTarget(config: { dataDir: string; databaseUrl?: string | undefined }): string {
+  return config.databaseUrl ?? join(resolve(config.dataDir), 'metadata.db');
+}
+
 export function isPostgresUrl(target: string): boolean {
   return /^postgres(ql)?:\/\//i.test(target);
 }
