@@ -74,6 +74,11 @@ function openPostgres(url: string, schemaOverride?: string): Db {
   return db;
 }
 
+/** A SQLite file even in test mode (ARTIFACT_STORE_TEST_POSTGRES_URL): `db migrate-to-postgres` reads its source so. */
+export function openSqliteDatabase(file: string): Db {
+  return openSqlite(file);
+}
+
 function openSqlite(file: string): Db {
   if (file !== ':memory:') mkdirSync(dirname(resolve(file)), { recursive: true });
   const sqlite = new Database(file);
