@@ -37,7 +37,7 @@ export class DownloadCounter {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    const upsert = this.db.$client.prepare('INSERT INTO search_downloads(repository, ref, count) VALUES (?, ?, ?) ON CONFLICT(repository, ref) DO UPDATE SET count = count + excluded.count');
+    const upsert = this.db.$client.prepare('INSERT INTO search_downloads(repository, ref, count) VALUES (?, ?, ?) ON CONFLICT(repository, ref) DO UPDATE SET count = search_downloads.count + excluded.count');
     this.db.$client.transaction(() => {
       for (const [k, n] of batch) {
         const nl = k.indexOf('\n');

@@ -263,6 +263,14 @@ export class PostgresDatabase {
     return value === undefined ? [] : [{ [name!]: value }];
   }
 
+  /**
+   * better-sqlite3 runs JS functions inside SQL; PostgreSQL cannot. Registering one is accepted so
+   * shared setup code runs, and SQL that calls it fails loudly (callers branch on isPostgres).
+   */
+  function(_name: string, ..._rest: unknown[]): this {
+    return this;
+  }
+
   close(): this {
     if (this.depth > 0) this.rollbackQuietly();
     this.bridge.close();

@@ -43,7 +43,8 @@ function translateUncached(sql: string): TranslatedSql {
   if (/^(commit|end)( transaction)?$/.test(head)) return { text: 'COMMIT', control: 'commit' };
   if (/^rollback( transaction)?$/.test(head)) return { text: 'ROLLBACK', control: 'rollback' };
 
-  let text = rewriteOutsideStrings(trimmed);
+  // drizzle inlines the schema's SQL defaults into INSERTs: SQLite's clock in ms, as PostgreSQL writes it.
+  let text = rewriteOutsideStrings(trimmed.replaceAll("(unixepoch('subsec') * 1000)", '(extract(epoch from clock_timestamp()) * 1000)::bigint'));
   let orIgnore = false;
   text = text.replace(/^insert\s+or\s+ignore\s+into\b/i, () => {
     orIgnore = true;
