@@ -111,7 +111,7 @@ export function deleteUser(identities: IdentityStore, user: PrincipalRow, actor:
     sql.prepare('DELETE FROM api_keys WHERE user_id = ?').run(user.id);
     sql.prepare('DELETE FROM org_members WHERE user_id = ?').run(user.id);
     sql.prepare('DELETE FROM principals WHERE id = ?').run(user.id);
-    sql.prepare('DELETE FROM search_stars WHERE user = ?').run(user.name);
+    sql.prepare('DELETE FROM search_stars WHERE "user" = ?').run(user.name);
     clearNamespaceLeftovers((q, ...args) => sql.prepare(q).run(...args), user.name);
     appendEvent(tx, { actor, action: 'identity.user.delete', before: { user: user.name, admin: user.isAdmin, disabled: user.disabled, keys, memberships }, after: { user: user.name } });
     return { user: user.name, keysRevoked: keys.length, memberships: memberships.length };

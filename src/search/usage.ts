@@ -72,8 +72,8 @@ export class StarStore {
   set(repository: string, user: string, starred: boolean, actor: string): boolean {
     return this.db.transaction((tx) => {
       const res = starred
-        ? this.db.$client.prepare('INSERT INTO search_stars(repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(repository, user, Date.now())
-        : this.db.$client.prepare('DELETE FROM search_stars WHERE repository = ? AND user = ?').run(repository, user);
+        ? this.db.$client.prepare('INSERT INTO search_stars(repository, "user", created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(repository, user, Date.now())
+        : this.db.$client.prepare('DELETE FROM search_stars WHERE repository = ? AND "user" = ?').run(repository, user);
       if (res.changes === 0) return false;
       // The star belongs to the user (`after.user`), whichever of its keys the actor names.
       if (starred) appendEvent(tx, { actor, action: 'search.star.add', repository, after: { user } });
@@ -87,6 +87,6 @@ export class StarStore {
   }
 
   starredBy(repository: string, user: string): boolean {
-    return this.db.$client.prepare('SELECT 1 FROM search_stars WHERE repository = ? AND user = ?').get(repository, user) !== undefined;
+    return this.db.$client.prepare('SELECT 1 FROM search_stars WHERE repository = ? AND "user" = ?').get(repository, user) !== undefined;
   }
 }

@@ -62,7 +62,7 @@ export const identityHandlers: Record<string, Handler> = {
     ctx.run('DELETE FROM api_keys WHERE user_id = ?', id);
     ctx.run('DELETE FROM org_members WHERE user_id = ?', id);
     ctx.run('DELETE FROM principals WHERE id = ?', id);
-    ctx.run('DELETE FROM search_stars WHERE user = ?', e.afterJson.user);
+    ctx.run('DELETE FROM search_stars WHERE "user" = ?', e.afterJson.user);
     clearNamespaceLeftovers((q, ...args) => ctx.run(q, ...args), String(e.afterJson.user));
   },
   'identity.org.delete': (ctx, e) => {

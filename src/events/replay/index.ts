@@ -54,10 +54,10 @@ const operationsHandlers: Record<string, Handler> = {
   },
   'search.star.add': (ctx, e) => {
     // The starring user, not the actor: a star made with an API key has actor `name/key:id`.
-    ctx.run('INSERT INTO search_stars (repository, user, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', e.repository, (e.afterJson as { user?: string } | null)?.user ?? e.actor, e.time);
+    ctx.run('INSERT INTO search_stars (repository, "user", created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', e.repository, (e.afterJson as { user?: string } | null)?.user ?? e.actor, e.time);
   },
   'search.star.remove': (ctx, e) => {
-    ctx.run('DELETE FROM search_stars WHERE repository = ? AND user = ?', e.repository, (e.beforeJson as { user?: string } | null)?.user ?? e.actor);
+    ctx.run('DELETE FROM search_stars WHERE repository = ? AND "user" = ?', e.repository, (e.beforeJson as { user?: string } | null)?.user ?? e.actor);
   },
 };
 

@@ -100,7 +100,8 @@ function rewriteOutsideStrings(sql: string): string {
     } else {
       let j = i;
       while (j < sql.length && !"'\"`?".includes(sql[j]!)) j++;
-      out += sql.slice(i, j).replace(/\bAS\s+([A-Za-z_][A-Za-z0-9_]*)\b/gi, (m, alias: string) => (/[A-Z]/.test(alias) && !SQL_TYPES.has(alias.toLowerCase()) ? `AS "${alias}"` : m));
+      // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is its equivalent.
+      out += sql.slice(i, j).replace(/\bLIKE\b/gi, 'ILIKE').replace(/\bAS\s+([A-Za-z_][A-Za-z0-9_]*)\b/gi, (m, alias: string) => (/[A-Z]/.test(alias) && !SQL_TYPES.has(alias.toLowerCase()) ? `AS "${alias}"` : m));
       i = j;
     }
   }
