@@ -39,6 +39,16 @@ export function isPostgres(db: Db): boolean {
 }
 
 /**
+ * A number that changes when another connection (another registry process) committed: SQLite's
+ * PRAGMA data_version. On PostgreSQL, the event log's head: every privileged write appends an
+ * event in its transaction, so a cache keyed on it sees every other process's change.
+ */
+export function changeCounter(db: Db): () => number {
+  const q = isPostgres(db) ? db.$client.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck() : db.$client.prepare('PRAGMA data_version').pluck();
+  return () => q.get() as number;
+}
+
+/**
  * Opens `target`: a SQLite file path, `:memory:`, or a `postgres://` URL (`?schema=name` picks a
  * schema other than public). With ARTIFACT_STORE_TEST_POSTGRES_URL set (the test suite's second
  * run), a file path opens instead its own schema on that server, named from the path's hash, so

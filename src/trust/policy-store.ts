@@ -1,7 +1,7 @@
 /** SQL for trust policies: read by version, write with its event in one transaction. */
 import { eq, sql } from 'drizzle-orm';
 import { ociError } from '../errors/catalogue.js';
-import type { Db } from '../meta/db.js';
+import { changeCounter, type Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { defaultPolicy, type PutPolicyBody, type TrustPolicy, type TrustPolicyDocument } from './policy.js';
 import { trustPolicies } from './schema.js';
@@ -40,7 +40,7 @@ export class TrustPolicyStore {
 
   constructor(private readonly db: Db) {
     this.qVersion = db.select({ version: trustPolicies.version }).from(trustPolicies).where(eq(trustPolicies.namespace, sql.placeholder('ns'))).prepare();
-    this.qDataVersion = db.$client.prepare('PRAGMA data_version').pluck();
+    this.qDataVersion = changeCounter(db);
   }
 
   /** The current policy: from memory unless someone wrote to the database since it was read. */
@@ -48,7 +48,7 @@ export class TrustPolicyStore {
     const now = performance.now();
     if (now - this.dataVersionAt >= DATA_VERSION_MS) {
       this.dataVersionAt = now;
-      const version = this.qDataVersion.get() as number;
+      const version = this.qDataVersion();
       if (version !== this.dataVersion) {
         this.current.clear();
         this.dataVersion = version;

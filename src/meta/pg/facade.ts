@@ -33,7 +33,11 @@ const SQLITE_CODES: Record<string, string> = {
 
 export class PostgresDatabaseError extends Error {
   readonly code: string;
-  constructor(override readonly cause: PgError) {
+  constructor(
+    override readonly cause: PgError,
+    /** The statement as sent (no parameter values), for the log line of an unexpected failure. */
+    readonly statement?: string,
+  ) {
     super(cause.message);
     this.name = 'PostgresDatabaseError';
     this.code = (cause.code && SQLITE_CODES[cause.code]) ?? `PG_${cause.code ?? 'ERROR'}`;
@@ -173,7 +177,7 @@ export class PostgresDatabase {
     try {
       return this.bridge.query({ sql: text, params, rowMode });
     } catch (err) {
-      throw err instanceof PgError ? new PostgresDatabaseError(err) : err;
+      throw err instanceof PgError ? new PostgresDatabaseError(err, text.slice(0, 500)) : err;
     }
   }
 
@@ -194,7 +198,7 @@ export class PostgresDatabase {
     try {
       return this.bridge.query({ sql, simple: true });
     } catch (err) {
-      throw err instanceof PgError ? new PostgresDatabaseError(err) : err;
+      throw err instanceof PgError ? new PostgresDatabaseError(err, sql.slice(0, 500)) : err;
     }
   }
 
