@@ -22,7 +22,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { ociError, type AppError } from '../errors/catalogue.js';
-import type { Db } from './db.js';
+import { isPostgres, type Db } from './db.js';
+import type { PostgresDatabase } from './pg/facade.js';
 
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
@@ -121,6 +122,9 @@ export class WriteBatcher {
   /** `wal-fsync`: callers are answered only after a WAL sync that started after their commit. */
   private readonly syncCommits: boolean;
   private readonly doSync: (walPath: string) => Promise<void>;
+  /** PostgreSQL: a failed barrier is a lost connection, not a lost write: callers get a retryable 503, later writes go on. */
+  private readonly pg: boolean = false;
+  private readonly asyncCommit: Statement | undefined;
   private unsynced: { item: Item; value: unknown }[] = [];
   /** The WAL kept open while the connection is: SQLite removes the file only when the last connection closes. */
   private walHandle: FileHandle | undefined;
@@ -143,6 +147,23 @@ export class WriteBatcher {
     this.maxBytes = opts.maxBytes ?? 8 * 1024 * 1024;
     this.doSync = opts.sync ?? ((path) => this.datasyncWal(path));
     const client = db.$client;
+    if (isPostgres(db)) {
+      // PostgreSQL: the batch commits without waiting for the WAL flush and an asynchronous
+      // barrier (pg/commit-barrier.ts) stands in for the fdatasync; 'full' and 'commit' are
+      // PostgreSQL's own synchronous COMMIT.
+      this.pg = true;
+      if (durability === 'wal-fsync') {
+        const barrier = (client as unknown as PostgresDatabase).commitBarrier();
+        this.walPath = 'postgres';
+        this.syncCommits = true;
+        this.doSync = opts.sync ?? (() => barrier.wait());
+      } else this.syncCommits = false;
+      this.savepoint = client.prepare('SAVEPOINT write_item');
+      this.release = client.prepare('RELEASE write_item');
+      this.rollbackTo = client.prepare('ROLLBACK TO write_item');
+      this.asyncCommit = client.prepare('SET LOCAL synchronous_commit = off');
+      return;
+    }
     const level = client.pragma('synchronous', { simple: true }) as number;
     const wal = client.pragma('journal_mode', { simple: true }) === 'wal' && !client.memory;
     // Nothing to add when SQLite already syncs every commit (a FULL or EXTRA connection).
@@ -241,6 +262,7 @@ export class WriteBatcher {
     if (raise) client.exec('PRAGMA synchronous = FULL');
     try {
       this.db.transaction((tx) => {
+        if (this.syncCommits) this.asyncCommit?.run();
         for (const item of batch) {
           this.savepoint.run();
           try {
@@ -328,6 +350,13 @@ export class WriteBatcher {
       this.syncing = false;
       if (err !== undefined) {
         for (const w of asked) w(this.durable);
+        if (this.pg) {
+          // The commits may well be durable; unconfirmed, their callers retry (PUTs are idempotent).
+          const retry = ociError('UNAVAILABLE', `the metadata database did not confirm the write (${err instanceof Error ? err.message : String(err)}): retry`, { headers: { 'Retry-After': '1' } });
+          for (const d of group) d.item.reject(retry);
+          this.syncWal();
+          return;
+        }
         return this.fail(err, group);
       }
       this.durable = Math.max(this.durable, upTo);

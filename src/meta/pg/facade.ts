@@ -8,6 +8,7 @@
  * single total order. Reads outside transactions run concurrently (READ COMMITTED).
  */
 import { PgBridge, PgError, type PgQuery, type PgResult } from './bridge.js';
+import { CommitBarrier } from './commit-barrier.js';
 import { LibpqTransport, loadLibpq } from './libpq-transport.js';
 import { translate } from './translate.js';
 
@@ -275,8 +276,16 @@ export class PostgresDatabase {
     return this;
   }
 
+  private barrier: CommitBarrier | undefined;
+
+  /** The asynchronous durability barrier for group commit (commit-barrier.ts), opened on first use. */
+  commitBarrier(): CommitBarrier {
+    return (this.barrier ??= new CommitBarrier(this.options.url));
+  }
+
   close(): this {
     if (this.depth > 0) this.rollbackQuietly();
+    this.barrier?.close();
     this.bridge.close();
     return this;
   }
