@@ -51,6 +51,8 @@ function translateUncached(sql: string): TranslatedSql {
     return 'INSERT INTO';
   });
   if (orIgnore) text = insertBeforeReturning(text, ' ON CONFLICT DO NOTHING');
+  // drizzle qualifies a composite conflict target ("t"."a", "t"."b"); PostgreSQL accepts only bare columns there.
+  text = text.replace(/\bon conflict \(([^)]*)\)/i, (m, cols: string) => m.replace(cols, cols.replace(/"[a-z_][a-z0-9_]*"\./gi, '')));
 
   const insert = /^insert\s+into\s+"?([a-z_]+)"?/i.exec(text);
   let returningId: string | undefined;
