@@ -89,11 +89,15 @@ export function parseSearchQuery(params: URLSearchParams): SearchQuery {
  * it is dropped: such a search simply matches everything else the words say.
  */
 export function ftsTerms(q: string): string[] {
-  const words = q
-    .split(/\s+/)
-    .filter((w) => /[\p{L}\p{N}]/u.test(w))
-    .slice(0, MAX_TERMS)
-    .map((w) => `"${w.replace(/"/g, '""')}"`);
+  const words = plainWords(q).map((w) => `"${w.replace(/"/g, '""')}"`);
   if (words.length > 0) words[words.length - 1] += '*';
   return words;
+}
+
+/** The words of `q` ftsTerms reads, as typed (PostgreSQL's search_query takes them so: drizzle-pg/0001_search.sql). */
+export function plainWords(q: string): string[] {
+  return q
+    .split(/\s+/)
+    .filter((w) => /[\p{L}\p{N}]/u.test(w))
+    .slice(0, MAX_TERMS);
 }

@@ -11,9 +11,11 @@
  * The repository's visibility is a column of the document (kept by triggers on
  * repository_visibility: a function may not query the connection it runs on), and
  * better-sqlite3 is synchronous, so the per-request predicate cannot be observed by another
- * request.
+ * request. On PostgreSQL (drizzle-pg/0001_search.sql; pg-query.ts) a tsvector index stands in
+ * for FTS5 and the per-row decision is asked before the query, once per candidate repository.
  */
-import type { Db } from '../meta/db.js';
+import { isPostgres, type Db } from '../meta/db.js';
+import { pgTextMatch, pgVisible, type TextMatch } from './pg-query.js';
 import { ftsTerms, type SearchQuery } from './query.js';
 import { RELEVANCE_COLUMNS, relevanceSql } from './rank.js';
 
@@ -81,7 +83,7 @@ interface FacetRow {
  * type, namespace, signed with that LIMIT); `last` says how many rows there were.
  */
 const capped = (rows: string) =>
-  `SELECT type, namespace, signed, sum(rn <= ${FACET_SCAN}) AS n, max(rn) AS last FROM (SELECT type, namespace, signed, row_number() OVER () AS rn FROM (${rows})) GROUP BY type, namespace, signed`;
+  `SELECT type, namespace, signed, sum(rn <= ${FACET_SCAN}) AS n, max(rn) AS last FROM (SELECT type, namespace, signed, row_number() OVER () AS rn FROM (${rows}) AS x) AS y GROUP BY type, namespace, signed`;
 const countOf = (rows: FacetRow[]): number => rows.reduce((m, r) => Math.max(m, r.last ?? 0), 0);
 
 /** More namespaces than this and FTS5 is not asked to narrow by them (the SQL filter still does). */
@@ -128,8 +130,11 @@ function armsOf(r: Readable): Arm[] {
     const notNs = r.namespaces.length > 0 ? ` AND d.namespace NOT IN (${list(r.namespaces)})` : '';
     arms.push({ sql: `${priv}d.repository IN (${list(repos)})${notNs}`, args: [...repos, ...(r.namespaces.length > 0 ? r.namespaces : [])] });
   }
-  return arms.length > 0 ? arms : [{ sql: '0', args: [] }];
+  return arms.length > 0 ? arms : [{ sql: '1 = 0', args: [] }];
 }
+
+/** The arms as one condition (none when the only arm is "everything"). */
+const supersetOf = (arms: Arm[]): string[] => (arms.length > 1 ? [`(${arms.map((a) => `(${a.sql})`).join(' OR ')})`] : arms[0]!.sql ? [arms[0]!.sql] : []);
 
 interface Arm {
   sql: string;
@@ -145,7 +150,12 @@ export class SearchStore {
   /** The rows of the last result (synchronous, so never another request's). */
   private lastRows: DocRow[] = [];
 
+  private readonly pg: boolean;
+
   constructor(private readonly db: Db) {
+    this.pg = isPostgres(db);
+    // PostgreSQL cannot call back into JS: pgVisible asks the decision before the query instead.
+    if (this.pg) return;
     db.$client.function('search_visible', { deterministic: false }, (repository: unknown, visibility: unknown) => {
       const check = this.visible;
       if (check === null) return 1;
@@ -193,8 +203,14 @@ export class SearchStore {
     // answerable from an index in the order asked — an OR of the two is a full sort instead.
     const arms: Arm[] = !scoped ? [{ sql: '', args: [] }] : armsOf(scoped);
     const perRow = canPull !== null && !scoped?.exact;
-    if (perRow) where.push('search_visible(d.repository, d.public)');
-    const result = this.withVisibility(canPull, () => (terms.length > 0 ? this.fullText(query, terms, where, args, arms, scoped) : this.browse(query, where, args, arms)));
+    const text = terms.length === 0 ? undefined : this.pg ? pgTextMatch(query.q) : this.ftsMatch(query, terms, scoped);
+    if (perRow && this.pg) {
+      const conds = [...(text ? [text.cond] : []), ...supersetOf(arms), ...where];
+      const visible = pgVisible(this.db, text?.from ?? 'search_docs d', conds, [...(text?.args ?? []), ...arms.flatMap((a) => a.args), ...args], canPull);
+      where.push(visible.sql);
+      args.push(...visible.args);
+    } else if (perRow) where.push('search_visible(d.repository, d.public)');
+    const result = this.withVisibility(canPull, () => (text ? this.fullText(query, text, where, args, arms) : this.browse(query, where, args, arms)));
     if (canPull === null || perRow) return result;
     // The final word on every returned row is the evaluator's.
     const memo = new Map<string, boolean>();
@@ -224,13 +240,8 @@ export class SearchStore {
     return this.result(query, sort, counted, facetRows, rows);
   }
 
-  /**
-   * Words: FTS5 narrows to the caller's superset and away from referrers (`scope` tokens), one
-   * pass over at most FACET_SCAN + 1 matches gives the total and facets; when that is every
-   * match, relevance is computed here over them and only the page's rows are read.
-   */
-  private fullText(query: SearchQuery, terms: string[], where: string[], args: unknown[], arms: Arm[], readable?: Readable): SearchResult {
-    const sqlite = this.db.$client;
+  /** The FTS5 MATCH string: the words, narrowed to the caller's superset and away from referrers (`scope` tokens). */
+  private ftsMatch(query: SearchQuery, terms: string[], readable?: Readable): TextMatch {
     const phrase = (s: string) => `"${s.replace(/"/g, '""')}"`;
     let match = terms.join(' AND ');
     // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
@@ -242,15 +253,29 @@ export class SearchStore {
       match = alternatives.length > 0 ? `(${match}) AND (${alternatives.join(' OR ')})` : match;
     }
     if (!query.includeReferrers) match = `(${match}) NOT {scope} : "referrer"`;
-    const superset = arms.length > 1 ? [`(${arms.map((a) => `(${a.sql})`).join(' OR ')})`] : arms[0]!.sql ? [arms[0]!.sql] : [];
-    const whereSql = ['search_fts MATCH ?', ...superset, ...where].join(' AND ');
-    const allArgs = [match, ...arms.flatMap((a) => a.args), ...args];
-    // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
-    const from = 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid';
+    return {
+      // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
+      from: 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid',
+      cond: 'search_fts MATCH ?',
+      args: [match],
+      count: (limit) => `SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ${limit})`,
+    };
+  }
+
+  /**
+   * Words: the index narrows (ftsMatch, pgTextMatch), one pass over at most FACET_SCAN + 1
+   * matches gives the total and facets; when that is every match, relevance is computed here
+   * over them and only the page's rows are read.
+   */
+  private fullText(query: SearchQuery, text: TextMatch, where: string[], args: unknown[], arms: Arm[]): SearchResult {
+    const sqlite = this.db.$client;
+    const whereSql = [text.cond, ...supersetOf(arms), ...where].join(' AND ');
+    const allArgs = [...text.args, ...arms.flatMap((a) => a.args), ...args];
+    const from = text.from;
     const offset = (query.page - 1) * query.perPage;
     const ranked = () => this.ranked(query, from, whereSql, allArgs, offset);
-    // FTS5 alone counts its matches without reading a row (~0.5 ms): when they are few, rank.
-    if (query.sort === 'relevance' && (sqlite.prepare(`SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ${FACET_SCAN + 1})`).pluck().get(match) as number) <= FACET_SCAN) {
+    // The index alone counts its matches without reading a row (~0.5 ms): when they are few, rank.
+    if (query.sort === 'relevance' && (sqlite.prepare(text.count(FACET_SCAN + 1)).pluck().get(...text.args) as number) <= FACET_SCAN) {
       const r = ranked();
       if (r) return r;
     }
@@ -279,18 +304,20 @@ export class SearchStore {
   private ranked(query: SearchQuery, from: string, whereSql: string, args: unknown[], offset: number): SearchResult | null {
     const sqlite = this.db.$client;
     const rel = relevanceSql(query.q);
+    // `materialized` in lower case: the pg facade quotes a capitalised word after AS as an alias.
     const out = sqlite
       .prepare(
-        `WITH m AS MATERIALIZED (SELECT d.id AS id, d.type AS type, d.namespace AS namespace, d.signed AS signed, ${RELEVANCE_COLUMNS} FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1})
-         SELECT 0 AS page, type AS a, namespace AS b, signed AS c, count(*) AS n FROM m GROUP BY type, namespace, signed
-         UNION ALL SELECT 1, id, score, len, NULL FROM (SELECT id, ${rel.sql} AS score, len FROM m ORDER BY score DESC, len, id LIMIT ? OFFSET ?)`,
+        `WITH m AS materialized (SELECT d.id AS id, d.type AS type, d.namespace AS namespace, d.signed AS signed, ${RELEVANCE_COLUMNS} FROM ${from} WHERE ${whereSql} LIMIT ${FACET_SCAN + 1})
+         SELECT 0 AS page, type AS a, namespace AS b, signed AS c, count(*) AS n, NULL AS id, NULL AS score, NULL AS len FROM m GROUP BY type, namespace, signed
+         UNION ALL SELECT 1, NULL, NULL, NULL, NULL, id, score, len FROM (SELECT id, ${rel.sql} AS score, len FROM m ORDER BY score DESC, len, id LIMIT ? OFFSET ?) AS p`,
       )
       .raw(true)
-      .all(...args, ...rel.args, query.perPage, offset) as [number, string | number, string | number, number | null, number | null][];
+      .all(...args, ...rel.args, query.perPage, offset) as [number, string | null, string | null, number | null, number | null, number | null, number | null, number | null][];
+    // Facet rows and page rows in separate columns: PostgreSQL types each column once.
     const facetRows = out.filter((r) => r[0] === 0).map(([, type, namespace, signed, n]) => ({ type: String(type), namespace: String(namespace), signed: Number(signed), n: Number(n) }));
     const ids = out
       .filter((r) => r[0] === 1)
-      .map(([, id, score, len]) => ({ id: Number(id), score: Number(score), len: Number(len) }))
+      .map(([, , , , , id, score, len]) => ({ id: Number(id), score: Number(score), len: Number(len) }))
       .sort((a, b) => b.score - a.score || a.len - b.len || a.id - b.id)
       .map((r) => r.id);
     const byId = new Map(
