@@ -1,0 +1,182 @@
+/**
+ * Scale-out test parts (issue #15): registry processes that share one PostgreSQL database and one
+ * S3 bucket, and a round-robin HTTP proxy in front of them standing in for a load balancer.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { removeDir, type RegistryProcess } from './registry.js';
+
+/**
+ * The environment of a process that must use the explicit ARTIFACT_STORE_DATABASE_URL: without
+ * the suite's test-mode variable, which would otherwise redirect nothing here (a URL is opened as
+ * given) but is not the configuration an operator runs with.
+ */
+export function replicaEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+  return env;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer: createNetServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** `node dist/src/main.js` with its own data directory and port, the rest from `env`. */
+export async function startReplica(env: Record<string, string>): Promise<RegistryProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'as-replica-'));
+  const port = await freePort();
+  let output = '';
+  const proc: ChildProcess = spawn(process.execPath, ['dist/src/main.js'], {
+    env: replicaEnv({ ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'warn', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`replica exited early:\n${output}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      removeDir(dataDir);
+      throw new Error(`replica did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    dataDir,
+    proc,
+    output: () => output,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      removeDir(dataDir);
+    },
+  };
+}
+
+export interface RoundRobinProxy {
+  url: string;
+  /** Which backend (index into the given URLs) answered each request, in arrival order. */
+  served: { method: string; path: string; backend: number }[];
+  /** Backends taken out of the rotation after a connection error. */
+  dead: Set<number>;
+  close(): Promise<void>;
+}
+
+/** Test-only request header: send this request to backend n instead of the next in turn. */
+export const PIN_HEADER = 'x-replica-pin';
+/** Response header naming the backend that answered. */
+export const SERVED_BY_HEADER = 'x-replica';
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's own, never forwarded.
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', PIN_HEADER]);
+
+function forwardable(headers: IncomingMessage['headers']): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
+  return out;
+}
+
+/**
+ * Each new request goes to the next live backend, its body and the answer streamed through.
+ * The request body is held back until the backend's connection is open (one connection per
+ * request): a backend that refuses or drops the connection before any body byte went out is
+ * taken out of the rotation and the request is retried on the next one, as a load balancer's
+ * health check would. A failure after body bytes went out cannot be replayed: the client gets a
+ * 502 (or a cut connection, if the answer had begun).
+ */
+export async function startRoundRobinProxy(backends: string[]): Promise<RoundRobinProxy> {
+  let next = 0;
+  const served: RoundRobinProxy['served'] = [];
+  const dead = new Set<number>();
+
+  const pick = (): number | undefined => {
+    for (let i = 0; i < backends.length; i++) {
+      const n = next++ % backends.length;
+      if (!dead.has(n)) return n;
+    }
+    return undefined;
+  };
+
+  function forward(req: IncomingMessage, res: ServerResponse, backend: number | undefined, pinned: boolean): void {
+    if (backend === undefined) {
+      res.writeHead(502, { 'content-type': 'text/plain' }).end('no live backend');
+      return;
+    }
+    const target = new URL(backends[backend]!);
+    let bodyBytesSent = 0;
+    let answered = false;
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: forwardable(req.headers), agent: false });
+    upstream.on('socket', (socket) => {
+      const go = (): void => {
+        // A retried request without a body has already ended: nothing to stream.
+        if (req.readableEnded) return void upstream.end();
+        req.on('data', (d: Buffer) => (bodyBytesSent += d.length));
+        req.pipe(upstream);
+      };
+      if (socket.connecting) socket.once('connect', go);
+      else go();
+    });
+    upstream.on('response', (up) => {
+      answered = true;
+      served.push({ method: req.method ?? '', path: req.url ?? '', backend });
+      res.writeHead(up.statusCode ?? 502, { ...forwardable(up.headers), [SERVED_BY_HEADER]: String(backend) });
+      up.pipe(res);
+      up.on('error', () => res.destroy());
+    });
+    upstream.on('error', () => {
+      if (answered) return void res.destroy();
+      if (bodyBytesSent === 0 && !pinned) {
+        dead.add(backend);
+        return forward(req, res, pick(), false);
+      }
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', [SERVED_BY_HEADER]: String(backend) }).end('backend failed mid-request');
+      else res.destroy();
+    });
+    // The client went away: so does the request to the backend.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+  }
+
+  const server: Server = createServer((req, res) => {
+    const pin = req.headers[PIN_HEADER];
+    if (typeof pin === 'string') forward(req, res, Number(pin), true);
+    else forward(req, res, pick(), false);
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    served,
+    dead,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
