@@ -29,6 +29,8 @@ const USAGE = `usage: artifact-store <command>
   events verify [--public-key <pem file>]            check the event log's hash chain and signed checkpoints
   events rebuild --into <new.db>                      replay the log into a fresh database
   events check                                        rebuild in a temp database and compare with the live tables (exit 1 on a difference)
+  db migrate-to-postgres --from <metadata.db> [--to postgres://…]
+                                                      copy a SQLite registry's metadata into an empty PostgreSQL database (default: databaseUrl), then verify it
   backup <dir>                                        online copy of the database, blobs (fs or S3) and signing keys into a new directory; GC waits meanwhile
   gc [--dry-run]                                      garbage-collect unreferenced content (JSON report)
   bundle publish <repository> <digest>                register a bundle (needs a PASS gate receipt)
@@ -134,6 +136,8 @@ async function main(argv: string[]): Promise<void> {
         into: { type: 'string' },
         reason: { type: 'string' },
         tenant: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -152,6 +156,13 @@ async function main(argv: string[]): Promise<void> {
     config = loadConfig();
   } catch (err) {
     return fail(`artifact-store: ${configProblem(err)}`);
+  }
+  if (group === 'db') {
+    // Before opening metadataTarget: the source is a SQLite file, the target a URL, neither the configured default database.
+    if (command !== 'migrate-to-postgres') usage(`unknown command "${[group, command].filter(Boolean).join(' ')}"`);
+    const { runMigrateCommand } = await import('./ops/migrate-to-postgres.js');
+    process.exitCode = runMigrateCommand({ from: values.from, to: values.to ?? config.databaseUrl }, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+    return;
   }
   const db = openDatabase(metadataTarget(config));
   const identities = new IdentityStore(db);
