@@ -2,18 +2,24 @@
  * A better-sqlite3-shaped connection over PostgreSQL: drizzle's better-sqlite3 driver and our
  * hand-prepared statements run on it unchanged. Each call is synchronous (bridge.ts).
  *
- * Transactions take one cluster-wide advisory lock at BEGIN, the PostgreSQL form of SQLite's
- * BEGIN IMMEDIATE: writers are serialised across every process sharing the database, so the
+ * Transactions take one advisory lock (per schema) at BEGIN, the PostgreSQL form of SQLite's
+ * BEGIN IMMEDIATE: writers are serialised across every process sharing the registry's schema, so the
  * stores' check-then-write guards and the event hash chain (head read, then append) stay a
  * single total order. Reads outside transactions run concurrently (READ COMMITTED).
  */
+import { createHash } from 'node:crypto';
 import { PgBridge, PgError, type PgQuery, type PgResult } from './bridge.js';
 import { CommitBarrier } from './commit-barrier.js';
 import { LibpqTransport, loadLibpq } from './libpq-transport.js';
 import { translate } from './translate.js';
 
-/** The advisory lock key every write transaction holds (any constant; "artifact" in ASCII). */
-export const WRITE_LOCK_KEY = 0x6172746966616374n;
+/**
+ * The advisory lock every write transaction of one registry holds: one key per schema, so
+ * registries (or test runs) in other schemas of the same server never wait for each other.
+ */
+export function writeLockKey(schema: string | undefined): bigint {
+  return createHash('sha256').update(`artifact-store writer ${schema ?? 'public'}`).digest().readBigInt64BE(0);
+}
 
 export interface RunResult {
   changes: number;
@@ -154,10 +160,12 @@ export class PostgresDatabase {
   readonly name: string;
   private readonly bridge: Transport;
   private depth = 0;
+  private readonly lockKey: bigint;
   private savepoints = 0;
 
   constructor(readonly options: PostgresDatabaseOptions) {
     this.bridge = openTransport(options);
+    this.lockKey = writeLockKey(options.schema);
     this.name = options.schema ? `postgres:${options.schema}` : 'postgres';
   }
 
@@ -206,7 +214,13 @@ export class PostgresDatabase {
   /** BEGIN takes the write lock (any flavour: SQLite's deferred reads become writes later). */
   control(kind: 'begin' | 'commit' | 'rollback', _sql: string): void {
     if (kind === 'begin') {
-      this.simple(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
+      try {
+        this.simple(`BEGIN; SELECT pg_advisory_xact_lock(${this.lockKey})`);
+      } catch (err) {
+        // The lock wait timed out (SQLITE_BUSY) or the connection failed: leave no open block behind.
+        this.rollbackQuietly();
+        throw err;
+      }
       this.depth = 1;
       return;
     }
