@@ -82,6 +82,11 @@ export const configSchema = z
     webhookRetryBaseMs: int(1000),
     /** A receiver that does not answer within this is a failed attempt. */
     webhookTimeoutMs: int(10_000),
+    /**
+     * Processes sharing a database deliver each subscription from one of them, under a lease this
+     * long, renewed while it runs: after a crash another process takes over within this time.
+     */
+    webhookLeaseMs: z.coerce.number().int().min(100).default(30_000),
     /** GC keeps blobs uploaded or linked within this many seconds (0 is valid: pushers then re-upload more often). */
     gcGraceSeconds: int(3600),
     /** Seconds between scheduled garbage collections; 0 turns the schedule off. */

@@ -3,11 +3,17 @@
  * HMAC-SHA256-signed, in log order per subscription, at least once (the cursor moves only after
  * a 2xx), with exponential backoff and jitter, and a dead letter after the last attempt. Runs
  * beside the request path: a request only appends its event; this loop reads the log.
+ *
+ * Every registry process runs one dispatcher; on a shared database each subscription is delivered
+ * by the one holding its lease (WebhookStore.claim). The holder renews its leases while it runs and
+ * releases them at shutdown; a crashed holder's leases run out and another process takes over
+ * from the cursor, so an event in flight at the crash may arrive twice, never not at all.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Db } from '../meta/db.js';
 import { listEvents, type EventRow } from '../meta/events.js';
@@ -23,6 +29,8 @@ export interface DeliverySettings {
   retryBaseMs: number;
   timeoutMs: number;
   source: string;
+  /** How long a claim on a subscription holds without renewal: the takeover delay after a crash. */
+  leaseMs: number;
 }
 
 const POLL_MS = 250;
@@ -98,6 +106,11 @@ export type DeliveryOutcome = 'delivered' | 'failed' | 'dead_letter';
 
 export class WebhookDispatcher {
   private readonly busy = new Set<string>();
+  /** This dispatcher in claimed_by: unique per process start, readable for an operator. */
+  readonly owner = `${hostname()}/${process.pid}/${randomBytes(6).toString('base64url')}`;
+  /** Subscriptions whose lease this dispatcher holds, with the time (ms) until which it does. */
+  private readonly held = new Map<string, number>();
+  private renewedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Aborts deliveries in flight at shutdown: their cursors have not moved, so they are sent again after restart. */
@@ -119,25 +132,60 @@ export class WebhookDispatcher {
     this.timer.unref();
   }
 
-  /** Stops scheduling and waits for deliveries in flight (their cursors are saved). */
+  /**
+   * Stops scheduling, waits for deliveries in flight (their cursors are saved), then releases the
+   * leases so another process takes over at once instead of after they run out.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     this.abort.abort();
     while (this.busy.size > 0) await new Promise((r) => setTimeout(r, 20));
+    try {
+      this.store.release(this.owner);
+    } catch (err) {
+      this.log.warn({ err }, 'webhooks: cannot release delivery leases (other processes take over when they run out)');
+    }
+    this.held.clear();
+  }
+
+  /** True while this dispatcher's lease on `id` still holds by its own clock (with a margin). */
+  private holds(id: string): boolean {
+    return (this.held.get(id) ?? 0) - this.settings.leaseMs / 3 > Date.now();
   }
 
   private tick(): void {
     if (this.stopped) return;
     let due: WebhookRow[];
+    const now = Date.now();
     try {
-      due = this.store.due(Date.now());
+      // Leases are renewed together, a third of a lease before they run out.
+      if (this.held.size > 0 && now - this.renewedAt >= this.settings.leaseMs / 3) {
+        const until = now + this.settings.leaseMs;
+        const kept = new Set(this.store.renew(this.owner, until));
+        this.renewedAt = now;
+        for (const id of [...this.held.keys()]) if (kept.has(id)) this.held.set(id, until);
+        else this.held.delete(id);
+      }
+      due = this.store.due(now, this.owner);
     } catch (err) {
       this.log.error({ err }, 'webhooks: cannot read subscriptions');
       return;
     }
     for (const w of due) {
       if (this.busy.has(w.id)) continue;
+      if (!this.holds(w.id)) {
+        try {
+          if (!this.store.claim(w.id, this.owner, now, this.settings.leaseMs)) {
+            this.held.delete(w.id);
+            continue; // another process took it first
+          }
+        } catch (err) {
+          this.log.error({ err, webhook: w.id }, 'webhooks: cannot claim a subscription');
+          continue;
+        }
+        this.held.set(w.id, now + this.settings.leaseMs);
+      }
       this.busy.add(w.id);
       void this.drain(w)
         .catch((err: unknown) => this.log.error({ err, webhook: w.id }, 'webhooks: delivery loop failed'))
@@ -145,11 +193,15 @@ export class WebhookDispatcher {
     }
   }
 
-  /** Delivers this subscription's matching events in order until caught up or one fails. */
+  /**
+   * Delivers this subscription's matching events in order until caught up, one fails, or the lease
+   * is lost (every write below is conditional on still holding it).
+   */
   private async drain(w: WebhookRow): Promise<void> {
+    const me = this.owner;
     let cursor = w.cursorSeq;
     let attempts = w.attempts;
-    while (!this.stopped) {
+    while (!this.stopped && this.holds(w.id)) {
       // Only what is on disk: an event a power loss could erase (and its seq reuse) is never sent.
       const batch = listEvents(this.db, cursor, SCAN_BATCH, await writeBatcher(this.db).durableSeq());
       if (batch.length === 0) return;
@@ -160,13 +212,14 @@ export class WebhookDispatcher {
           skipped = e.seq;
           continue;
         }
-        if (skipped !== cursor) this.store.skipTo(w.id, skipped);
+        if (skipped !== cursor && !this.store.skipTo(w.id, me, skipped)) return;
+        // Not past the lease (a process stalled longer than that may have been replaced).
+        if (!this.holds(w.id)) return;
         const outcome = await this.deliver(w, e);
         if (this.stopped && outcome !== null) return; // aborted by shutdown: not the receiver's failure
-        if (!this.store.get(w.id)) return; // deleted meanwhile
         if (outcome === null) {
           this.counted('delivered');
-          this.store.delivered(w.id, e.seq);
+          if (!this.store.delivered(w.id, me, e.seq)) return; // deleted or taken over meanwhile
           cursor = skipped = e.seq;
           attempts = 0;
           continue;
@@ -175,17 +228,17 @@ export class WebhookDispatcher {
         if (attempts >= this.settings.maxAttempts) {
           this.counted('dead_letter');
           this.log.warn({ webhook: w.id, seq: e.seq, attempts, error: outcome }, 'webhooks: giving up on an event (dead letter)');
-          this.store.deadLetter(w.id, e.seq, attempts, outcome);
+          if (!this.store.deadLetter(w.id, me, e.seq, attempts, outcome)) return;
           cursor = skipped = e.seq;
           attempts = 0;
           continue;
         }
         this.counted('failed');
-        this.store.failed(w.id, attempts, Date.now() + backoffMs(attempts, this.settings.retryBaseMs), outcome);
+        this.store.failed(w.id, me, attempts, Date.now() + backoffMs(attempts, this.settings.retryBaseMs), outcome);
         return;
       }
       if (skipped !== cursor) {
-        this.store.skipTo(w.id, skipped);
+        if (!this.store.skipTo(w.id, me, skipped)) return;
         cursor = skipped;
       }
     }

@@ -39,7 +39,7 @@ export function registerWebhooks(deps: ModuleDeps): WebhooksModule {
   const dispatcher = new WebhookDispatcher(
     deps.db,
     store,
-    { allowPrivateTargets: config.webhookAllowPrivateTargets, maxAttempts: config.webhookMaxAttempts, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, source: `/${config.authService}` },
+    { allowPrivateTargets: config.webhookAllowPrivateTargets, maxAttempts: config.webhookMaxAttempts, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, source: `/${config.authService}`, leaseMs: config.webhookLeaseMs },
     deps.log,
     (outcome) => deliveries.inc({ outcome }),
   );

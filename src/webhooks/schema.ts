@@ -1,7 +1,8 @@
 /**
  * Webhook subscriptions. The event log itself is the durable outbox: each subscription keeps a
  * cursor (the last event sequence it has handled), so a delivery never needs a write on the
- * request path, survives restarts, and is in order per subscription.
+ * request path, survives restarts, and is in order per subscription. With several processes on one
+ * database, a lease on each subscription (claimed_by/claimed_until) lets one deliver it at a time.
  */
 import { integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
@@ -23,6 +24,13 @@ export const webhooks = sqliteTable('webhooks', {
   delivered: integer('delivered').notNull().default(0),
   createdBy: text('created_by').notNull(),
   createdAt: integer('created_at').notNull(),
+  /**
+   * The dispatcher (one per registry process) delivering this subscription now, and until when
+   * (ms since the epoch) its lease holds: other processes leave the subscription alone until it
+   * runs out, so a crashed holder is replaced within one lease. Null when nobody holds it.
+   */
+  claimedBy: text('claimed_by'),
+  claimedUntil: integer('claimed_until'),
 });
 
 /** Events a subscription gave up on after the maximum number of attempts. */

@@ -1,6 +1,6 @@
 /** Webhook subscriptions, their delivery cursors and dead letters. */
 import { randomBytes } from 'node:crypto';
-import { asc, count, desc, eq, lte } from 'drizzle-orm';
+import { and, asc, count, desc, eq, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { events } from '../meta/schema.js';
@@ -98,31 +98,71 @@ export class WebhookStore {
     return new Map(rows.map((r) => [r.id, r.n]));
   }
 
-  /** Subscriptions whose next attempt is due. */
-  due(now: number): WebhookRow[] {
-    return this.db.select().from(webhooks).where(lte(webhooks.nextAttemptAt, now)).all();
+  /** Subscriptions whose next attempt is due and that no other live dispatcher holds. */
+  due(now: number, owner: string): WebhookRow[] {
+    return this.db
+      .select()
+      .from(webhooks)
+      .where(and(lte(webhooks.nextAttemptAt, now), or(isNull(webhooks.claimedBy), eq(webhooks.claimedBy, owner), lt(webhooks.claimedUntil, now))))
+      .all();
   }
+
+  /**
+   * Takes the lease on one subscription unless another dispatcher holds an unexpired one. One
+   * conditional UPDATE in a write transaction (SQLite's single writer, PostgreSQL's advisory lock
+   * at BEGIN): of two processes racing for the same subscription exactly one changes the row.
+   */
+  claim(id: string, owner: string, now: number, leaseMs: number): boolean {
+    return this.db.transaction(
+      (tx) =>
+        tx
+          .update(webhooks)
+          .set({ claimedBy: owner, claimedUntil: now + leaseMs })
+          .where(and(eq(webhooks.id, id), or(isNull(webhooks.claimedBy), eq(webhooks.claimedBy, owner), lt(webhooks.claimedUntil, now))))
+          .run().changes === 1,
+    );
+  }
+
+  /** Extends every lease `owner` still holds; returns their ids (a lease taken over is not among them). */
+  renew(owner: string, until: number): string[] {
+    return this.db.update(webhooks).set({ claimedUntil: until }).where(eq(webhooks.claimedBy, owner)).returning({ id: webhooks.id }).all().map((r) => r.id);
+  }
+
+  /** Gives up every lease `owner` holds (shutdown): another process may deliver at once. */
+  release(owner: string): void {
+    this.db.update(webhooks).set({ claimedBy: null, claimedUntil: null }).where(eq(webhooks.claimedBy, owner)).run();
+  }
+
+  // The writes below move a subscription's progress only while `owner` still holds its lease;
+  // false means it does not (taken over, or the subscription was deleted): the drain stops.
 
   /** Moves the cursor past events that did not match (no delivery needed). */
-  skipTo(id: string, seq: number): void {
-    this.db.update(webhooks).set({ cursorSeq: seq }).where(eq(webhooks.id, id)).run();
+  skipTo(id: string, owner: string, seq: number): boolean {
+    return this.db.update(webhooks).set({ cursorSeq: seq }).where(this.held(id, owner)).run().changes === 1;
   }
 
-  delivered(id: string, seq: number): void {
-    const row = this.get(id);
-    if (!row) return;
-    this.db.update(webhooks).set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: null, delivered: row.delivered + 1 }).where(eq(webhooks.id, id)).run();
+  delivered(id: string, owner: string, seq: number): boolean {
+    return this.db
+      .update(webhooks)
+      .set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: null, delivered: sql`${webhooks.delivered} + 1` })
+      .where(this.held(id, owner))
+      .run().changes === 1;
   }
 
-  failed(id: string, attempts: number, nextAttemptAt: number, error: string): void {
-    this.db.update(webhooks).set({ attempts, nextAttemptAt, lastError: error }).where(eq(webhooks.id, id)).run();
+  failed(id: string, owner: string, attempts: number, nextAttemptAt: number, error: string): boolean {
+    return this.db.update(webhooks).set({ attempts, nextAttemptAt, lastError: error }).where(this.held(id, owner)).run().changes === 1;
   }
 
   /** Gives up on one event: records it as a dead letter and moves on, in one transaction. */
-  deadLetter(id: string, seq: number, attempts: number, error: string): void {
-    this.db.transaction((tx) => {
+  deadLetter(id: string, owner: string, seq: number, attempts: number, error: string): boolean {
+    return this.db.transaction((tx) => {
+      if (tx.update(webhooks).set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: error }).where(this.held(id, owner)).run().changes !== 1) return false;
       tx.insert(webhookDeadLetters).values({ webhookId: id, seq, attempts, lastError: error, failedAt: Date.now() }).onConflictDoNothing().run();
-      tx.update(webhooks).set({ cursorSeq: seq, attempts: 0, nextAttemptAt: 0, lastError: error }).where(eq(webhooks.id, id)).run();
+      return true;
     });
+  }
+
+  private held(id: string, owner: string) {
+    return and(eq(webhooks.id, id), eq(webhooks.claimedBy, owner));
   }
 }

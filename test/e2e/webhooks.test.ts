@@ -4,7 +4,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,43 +14,7 @@ import { globMatches } from '../../src/webhooks/glob.js';
 import { isPublicAddress } from '../../src/webhooks/targets.js';
 import { expectError, pushBlob, pushImage, randomBlob } from '../helpers/http.js';
 import { removeDir, startTestRegistry, type TestRegistry } from '../helpers/registry.js';
-
-interface Received {
-  headers: Record<string, string | string[] | undefined>;
-  raw: string;
-  body: { specversion: string; id: string; type: string; source: string; time: string; data: { seq: number; repository: string | null; digest: string | null } };
-}
-
-/** A receiver whose answer per request is decided by `answer` (status code). */
-async function receiver(answer: (n: number) => number): Promise<{ url: string; got: Received[]; attempts: () => number; close(): Promise<void> }> {
-  const got: Received[] = [];
-  let n = 0;
-  const server: Server = createServer((req, res) => {
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (raw += d));
-    req.on('end', () => {
-      const status = answer(n++);
-      if (status < 300) got.push({ headers: req.headers, raw, body: JSON.parse(raw) as Received['body'] });
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    got,
-    attempts: () => n,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { receiver, until } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'a-webhook-secret-of-some-length';
 const cleanups: (() => Promise<void>)[] = [];

@@ -25,6 +25,8 @@ const operationsTables: TableRule[] = [
       next_attempt_at: 'delivery progress of the outbox, not a mutation',
       last_error: 'delivery progress of the outbox, not a mutation',
       delivered: 'delivery progress of the outbox, not a mutation',
+      claimed_by: 'which process delivers the subscription now: a lease, operational state of the outbox',
+      claimed_until: 'which process delivers the subscription now: a lease, operational state of the outbox',
       created_at: 'Date.now() of the write, not carried by the event',
     },
   },
