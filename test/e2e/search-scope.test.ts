@@ -6,6 +6,9 @@
  * visibility. And when the evaluator refuses a row the SQL form let through (a divergence), the
  * search is answered by the evaluator alone: the refused repository is never returned.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Caller } from '../../src/auth/authenticate.js';
@@ -25,9 +28,11 @@ let db: Db;
 let store: SearchStore;
 
 beforeAll(() => {
-  db = openDatabase(':memory:');
+  // :memory: is SQLite even in the suite's PostgreSQL run; a data dir's path is a pg schema there.
+  db = openDatabase(process.env.ARTIFACT_STORE_TEST_POSTGRES_URL ? join(mkdtempSync(join(tmpdir(), 'search-scope-')), 'metadata.db') : ':memory:');
   const s = db.$client;
-  const addManifest = s.prepare("INSERT INTO manifests(repository_id, digest, media_type, payload, size, artifact_type, subject, annotations, created_at) VALUES (?, ?, 'application/vnd.oci.image.manifest.v1+json', x'00', 1, ?, ?, ?, ?)");
+  const add = s.prepare("INSERT INTO manifests(repository_id, digest, media_type, payload, size, artifact_type, subject, annotations, created_at) VALUES (?, ?, 'application/vnd.oci.image.manifest.v1+json', ?, 1, ?, ?, ?, ?)");
+  const addManifest = { run: (repo: number, digest: string, ...rest: unknown[]) => add.run(repo, digest, Buffer.from([0]), ...rest) };
   const addTag = s.prepare('INSERT INTO tags(repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)');
   let n = 0;
   REPOS.forEach((name, r) => {

@@ -6,7 +6,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/meta/db.js';
 import { DownloadCounter } from '../../src/search/usage.js';
@@ -75,7 +74,7 @@ describe('per-tag counts over HTTP', () => {
       await pushImage(reg.url, 'tagged/app', 'stable');
       await pushImage(reg.url, 'tagged/app', 'edge');
       // Counts a previous flush wrote (the server adds what it has not flushed yet).
-      const db = new Database(join(reg.dataDir, 'metadata.db'));
+      const db = openDatabase(join(reg.dataDir, 'metadata.db')).$client;
       db.prepare("INSERT INTO search_downloads(repository, ref, count) VALUES ('tagged/app', 'stable', 41), ('tagged/app', 'edge', 7)").run();
       db.close();
       const usage = await (await fetch(`${reg.url}/api/v1/usage?repository=tagged/app&tag=stable`)).json();
