@@ -187,6 +187,11 @@ describe.skipIf(!PG)('db migrate-to-postgres', () => {
       }
       const tags = (await (await fetch(`${reg.url}/v2/app/web/tags/list`)).json()) as { tags: string[] };
       expect(tags.tags.sort()).toEqual(['v1', 'v2']);
+      // Search answers from the copied documents (and the index PostgreSQL derived from them).
+      const searched = await fetch(`${reg.url}/api/v1/search?q=web`);
+      const hits = (await searched.json()) as { results: { repository: string }[] };
+      expect(searched.status, JSON.stringify(hits)).toBe(200);
+      expect(hits.results.map((h) => h.repository)).toContain('app/web');
       // The held repository stays held; the immutable tag stays immutable.
       expect((await fetch(`${reg.url}/v2/app/api/manifests/${pushed['app/api:latest']}`, { method: 'DELETE' })).status).toBeGreaterThanOrEqual(400);
       await pushImage(reg.url, 'new/after', 'v1');
@@ -205,6 +210,9 @@ describe.skipIf(!PG)('db migrate-to-postgres', () => {
   }, 120_000);
 
   it('events check finds no difference between the migrated tables and a rebuild from the log', async () => {
+    // The source was consistent (a difference on PostgreSQL would be the copy's or the back end's).
+    const sourceCheck = await cli(['events', 'check'], { ARTIFACT_STORE_TEST_POSTGRES_URL: '' });
+    expect(sourceCheck.code, sourceCheck.stdout + sourceCheck.stderr).toBe(0);
     const check = await cli(['events', 'check'], { ARTIFACT_STORE_DATABASE_URL: target });
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.stdout).toMatch(/tables match a rebuild/);
