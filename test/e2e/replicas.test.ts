@@ -5,7 +5,9 @@
  * whose PATCHes, and PUT, land on different processes; the event chain then verifies and
  * `events check` finds no difference. Then one process is killed with SIGKILL in the middle of a
  * chunked upload: the other two keep serving, the upload resumes on another process, and every
- * manifest acknowledged before the kill can still be pulled.
+ * manifest acknowledged before the kill can still be pulled. A second process is then killed
+ * while a PATCH streams into it (holding the session's lease): the last process continues the
+ * session from its acknowledged Range once that lease has run out.
  *
  * Runs only when ARTIFACT_STORE_TEST_POSTGRES_URL names a PostgreSQL server (CI's PostgreSQL
  * run sets it); each run gets its own schema there, dropped at the end.
@@ -153,7 +155,7 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
     if (failed.length > 0) throw new Error(`replicas did not start:\n${failed.join('\n')}`);
     console.log(`three replicas started together in ${elapsed(t0)}`);
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url));
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await proxy?.close();
@@ -328,6 +330,60 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
       }
     }
     expect(missing).toEqual([]);
+  }, 240_000);
+
+  it('a PATCH cut off by kill -9 of the process streaming it: the session resumes on the last process from its acknowledged Range', async () => {
+    const t0 = performance.now();
+    const victim = 1;
+    const repo = 'replicas/cut';
+    const blob = randomBlob(7 * MiB + 99);
+    const digest = sha256(blob);
+    let location = await startUpload(repo, 0);
+    location = (await patchChunk(location, blob.subarray(0, 2 * MiB), 0, 0)).location;
+    // The second PATCH trickles into the victim, which dies holding the session's lease.
+    const piece = blob.subarray(2 * MiB, 6 * MiB);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent >= piece.length) return controller.close();
+        await new Promise((r) => setTimeout(r, 50));
+        controller.enqueue(piece.subarray(sent, sent + 256 * 1024));
+        sent += 256 * 1024;
+      },
+    });
+    const cut = fetch(`${proxy.url}${location}`, {
+      method: 'PATCH',
+      body,
+      duplex: 'half',
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${2 * MiB}-${6 * MiB - 1}`, 'Content-Length': String(piece.length), [PIN_HEADER]: String(victim) },
+    } as RequestInit).then((r) => r.status, () => 'cut');
+    while (sent < MiB) await new Promise((r) => setTimeout(r, 20));
+    replicas[victim]!.proc.kill('SIGKILL');
+    await new Promise((r) => replicas[victim]!.proc.once('exit', r));
+    const cutStatus = await cut;
+    expect(cutStatus === 'cut' || cutStatus === 502, `the cut PATCH answered ${cutStatus}`).toBe(true);
+
+    // Only what was acknowledged is claimed.
+    const status = await fetch(`${proxy.url}${location}`);
+    expect(status.status).toBe(204);
+    expect(status.headers.get('range')).toBe(`0-${2 * MiB - 1}`);
+    // The dead holder's lease runs out (30 s); until then the survivor answers 503 + Retry-After.
+    let resumed: Response | undefined;
+    let unavailable = 0;
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const rest = blob.subarray(2 * MiB, 6 * MiB);
+      resumed = await fetch(`${proxy.url}${location}`, { method: 'PATCH', body: rest, headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${2 * MiB}-${6 * MiB - 1}` } });
+      if (resumed.status !== 503) break;
+      unavailable++;
+      await resumed.arrayBuffer();
+      await new Promise((r) => setTimeout(r, Number(resumed!.headers.get('retry-after') ?? '1') * 1000));
+    }
+    expect(resumed!.status, await resumed!.text()).toBe(202);
+    const putBy = await finishUpload(resumed!.headers.get('location')!, digest, blob.subarray(6 * MiB), 6 * MiB);
+    expect(putBy).toBe(0);
+    expect(await blobDigestAt(proxy.url, repo, digest)).toBe(digest);
+    console.log(`cut PATCH resumed in ${elapsed(t0)} (${unavailable} answers of 503 while the dead holder's lease ran out)`);
   }, 240_000);
 
   it('after the kill, the chain still verifies and `events check` still finds no difference', async () => {

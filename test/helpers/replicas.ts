@@ -39,13 +39,15 @@ export async function startReplica(env: Record<string, string>): Promise<Registr
   const port = await freePort();
   let output = '';
   const proc: ChildProcess = spawn(process.execPath, ['dist/src/main.js'], {
-    env: replicaEnv({ ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'warn', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env }),
+    env: replicaEnv({ ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  // Generous, as startRegistryProcess: a first start migrates a fresh schema, and on a loaded
+  // machine (load ~20, a shared PostgreSQL) three starting together took over 40 s.
+  const deadline = Date.now() + 150_000;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`replica exited early:\n${output}`);
     try {
