@@ -14,7 +14,18 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof UploadTooLargeError) return ociError('SIZE_INVALID', `${err.message}: this registry's maxBlobSize (ARTIFACT_STORE_MAX_BLOB_SIZE)`, { status: 413 });
   if (err instanceof StorageUnavailableError) return ociError('UNAVAILABLE', 'storage temporarily unavailable', { headers: { 'Retry-After': '1' } });
   if (isClientAbort(err)) return ociError('BLOB_UPLOAD_INVALID', 'request body ended early');
+  if (isDatabaseUnavailable(err)) return ociError('UNAVAILABLE', 'metadata database busy or unreachable: retry', { headers: { 'Retry-After': '1' } });
   return ociError('INTERNAL');
+}
+
+/**
+ * The metadata database could not take the request now: the write lock stayed held past its
+ * timeout (SQLITE_BUSY; on PostgreSQL also a lock timeout or serialisation failure, mapped to
+ * it), or PostgreSQL is unreachable or restarting (SQLSTATE class 08, 57P0x). Retryable.
+ */
+function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('PG_08') || code.startsWith('PG_57P0') || code === 'PG_57014');
 }
 
 /** The client went away or the body stream broke: not our fault, not a 500. */
