@@ -8,7 +8,10 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { imageManifest, randomBlob, sha256 } from './http.js';
 import { removeDir, type RegistryProcess } from './registry.js';
+
+export const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /**
  * The environment of a process that must use the explicit ARTIFACT_STORE_DATABASE_URL: without
@@ -181,4 +184,35 @@ export async function startRoundRobinProxy(backends: string[]): Promise<RoundRob
         server.close(() => resolve());
       }),
   };
+}
+
+/** A push that reports failure instead of asserting: under a kill, failures are expected and allowed. */
+export async function tryPushImage(base: string, repo: string, tag: string): Promise<{ digest: string; blobs: string[] } | undefined> {
+  try {
+    const layer = randomBlob(2000);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
+    for (const b of [layer, config]) {
+      const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${sha256(b)}`, { method: 'POST', body: b, headers: { 'Content-Type': 'application/octet-stream' } });
+      await res.arrayBuffer();
+      if (res.status !== 201) return undefined;
+    }
+    const bytes = imageManifest({ digest: sha256(config), size: config.length }, [{ digest: sha256(layer), size: layer.length }]);
+    const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': MANIFEST } });
+    await res.arrayBuffer();
+    return res.status === 201 ? { digest: sha256(bytes), blobs: [sha256(layer), sha256(config)] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function blobDigestAt(base: string, repo: string, digest: string): Promise<string> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/${digest}`);
+  if (res.status !== 200) return `HTTP ${res.status}`;
+  return sha256(Buffer.from(await res.arrayBuffer()));
+}
+
+export async function manifestDigestAt(base: string, repo: string, ref: string): Promise<string> {
+  const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST } });
+  if (res.status !== 200) return `HTTP ${res.status}`;
+  return sha256(Buffer.from(await res.arrayBuffer()));
 }
