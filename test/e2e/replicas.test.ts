@@ -36,7 +36,8 @@ let s3: S3Server;
 let replicas: RegistryProcess[] = [];
 let proxy: RoundRobinProxy;
 let databaseUrl: string;
-const work = mkdtempSync(join(tmpdir(), 'as-replicas-'));
+// Made in beforeAll: a skipped run (no PostgreSQL) leaves nothing behind.
+let work: string;
 const schema = `replicas_${process.pid}_${Date.now().toString(36)}`;
 
 const sharedEnv = (): Record<string, string> => ({
@@ -114,6 +115,7 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
     const url = new URL(PG!);
     url.searchParams.set('schema', schema);
     databaseUrl = url.toString();
+    work = mkdtempSync(join(tmpdir(), 'as-replicas-'));
     s3 = await startS3Server();
     const t0 = performance.now();
     // All three at the same moment: the schema's migrations must run once, under their lock.
@@ -141,7 +143,7 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
         console.log(`schema ${schema} left behind: ${String(err)}`);
       }
     }
-    removeDir(work);
+    if (work) removeDir(work);
   }, 60_000);
 
   it('passes the conformance suite through the proxy, optional checks included', async () => {
