@@ -36,47 +36,66 @@ END $do$;
 
 -- A document's words with their column's weight. annotation_text is cut at 200k characters: a
 -- tsvector holds at most 1 MB and a larger one would refuse the whole write (FTS5 has no limit).
+-- The scope words are also kept as '@public' / '@referrer', lexemes no typed word can produce:
+-- weight B is shared with tags, so only these say "the scope column holds it" for the narrowing.
 CREATE FUNCTION search_document(repository text, tags text, annotation_text text, type text, scope text) RETURNS tsvector
   LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
   SELECT setweight(to_tsvector('pg_catalog.simple', search_words(repository)), 'A')
     || setweight(to_tsvector('pg_catalog.simple', search_words(tags)), 'B')
     || setweight(to_tsvector('pg_catalog.simple', search_words(left(annotation_text, 200000))), 'C')
     || setweight(to_tsvector('pg_catalog.simple', search_words(type)), 'D')
-    || setweight(to_tsvector('pg_catalog.simple', search_words(scope)), 'B') $$;
+    || setweight(to_tsvector('pg_catalog.simple', search_words(scope)), 'B')
+    || array_to_tsvector(ARRAY(SELECT '@' || w FROM unnest(string_to_array(coalesce(scope, ''), ' ')) AS u(w) WHERE w <> '')) $$;
 
--- The typed words (a JSON array of strings, as src/search/query.ts plainWords splits q) as a
--- tsquery with FTS5's meaning of the MATCH string search/store.ts builds: every word must match
--- (AND), a word is a phrase of its tokens, and the last word's last token is a prefix.
-CREATE FUNCTION search_query(words text) RETURNS tsquery
+-- One typed word as tsquery text: its tokens as a phrase, the last a prefix when asked. With a
+-- weight, the phrase must lie in a column of that weight; without one, a phrase of several
+-- tokens is asked of each weight in turn (inside one column, as FTS5 matches a phrase), a single
+-- token anywhere. NULL when the word has no token.
+CREATE FUNCTION search_phrase(word text, weight text, prefix boolean) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
+DECLARE
+  toks text[] := array_remove(string_to_array(search_words(word), ' '), '');
+  n integer := cardinality(toks);
+  alts text[] := '{}';
+  w text;
+BEGIN
+  IF n = 0 THEN RETURN NULL; END IF;
+  IF weight IS NULL AND n = 1 THEN
+    RETURN '''' || toks[1] || '''' || CASE WHEN prefix THEN ':*' ELSE '' END;
+  END IF;
+  -- Tokens are letters and digits only: quoting them needs no escapes.
+  FOREACH w IN ARRAY CASE WHEN weight IS NULL THEN ARRAY['A', 'B', 'C', 'D'] ELSE ARRAY[weight] END LOOP
+    alts := alts || ('(' || array_to_string(ARRAY(
+      SELECT '''' || t || ''':' || CASE WHEN prefix AND k = n THEN '*' ELSE '' END || w
+        FROM unnest(toks) WITH ORDINALITY AS u(t, k) ORDER BY k), ' <-> ') || ')');
+  END LOOP;
+  RETURN '(' || array_to_string(alts, ' | ') || ')';
+END $$;
+
+-- The MATCH string search/store.ts builds for FTS5, as a tsquery. `words`: the typed words (a
+-- JSON array, as src/search/query.ts plainWords splits q): all must match, each a phrase, the
+-- last word's last token a prefix. `within` (JSON, optional): the pre-filters FTS5 is given,
+-- "namespace" (its tokens in the name), "names" with "public" (one of these names, or a public
+-- document), "referrers": false (not a referrer). Each is a superset of an exact SQL condition
+-- the search also applies: they narrow inside the index and never change an answer.
+CREATE FUNCTION search_query(words text, within text DEFAULT NULL) RETURNS tsquery
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
 DECLARE
   n integer := json_array_length(words::json);
-  i integer := 0;
-  w text;
-  toks text[];
-  lexemes text[];
-  parts text[] := '{}';
+  f json := coalesce(within, '{}')::json;
+  parts text[];
   alts text[];
-  weight text;
 BEGIN
-  FOR w IN SELECT json_array_elements_text(words::json) LOOP
-    i := i + 1;
-    toks := array_remove(string_to_array(search_words(w), ' '), '');
-    CONTINUE WHEN cardinality(toks) = 0;
-    -- Quoted lexemes (tokens are letters and digits only; quoted anyway).
-    lexemes := ARRAY(SELECT '''' || replace(replace(t, '\', '\\'), '''', '''''') || '''' FROM unnest(toks) WITH ORDINALITY AS u(t, k) ORDER BY k);
-    IF cardinality(lexemes) = 1 THEN
-      parts := parts || (lexemes[1] || CASE WHEN i = n THEN ':*' ELSE '' END);
-    ELSE
-      alts := '{}';
-      FOREACH weight IN ARRAY ARRAY['A', 'B', 'C', 'D'] LOOP
-        alts := alts || ('(' || array_to_string(ARRAY(
-          SELECT l || CASE WHEN i = n AND k = cardinality(lexemes) THEN ':*' ELSE ':' END || weight
-            FROM unnest(lexemes) WITH ORDINALITY AS u(l, k) ORDER BY k), ' <-> ') || ')');
-      END LOOP;
-      parts := parts || ('(' || array_to_string(alts, ' | ') || ')');
-    END IF;
-  END LOOP;
+  parts := array_remove(ARRAY(SELECT search_phrase(w, NULL, k = n) FROM json_array_elements_text(words::json) WITH ORDINALITY AS u(w, k) ORDER BY k), NULL);
+  IF f ->> 'namespace' IS NOT NULL THEN
+    parts := array_remove(parts || search_phrase(f ->> 'namespace', 'A', false), NULL);
+  END IF;
+  IF f -> 'names' IS NOT NULL THEN
+    alts := array_remove(ARRAY(SELECT search_phrase(w, 'A', false) FROM json_array_elements_text(f -> 'names') AS u(w)), NULL);
+    IF (f ->> 'public')::boolean THEN alts := alts || '''@public'''::text; END IF;
+    IF cardinality(alts) > 0 THEN parts := parts || ('(' || array_to_string(alts, ' | ') || ')'); END IF;
+  END IF;
+  IF (f ->> 'referrers')::boolean IS FALSE THEN parts := parts || '!''@referrer'''::text; END IF;
   RETURN array_to_string(parts, ' & ')::tsquery;
 END $$;
 

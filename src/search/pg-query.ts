@@ -5,6 +5,7 @@
  */
 import type { Db } from '../meta/db.js';
 import { plainWords } from './query.js';
+import type { Narrowing } from './store.js';
 
 /** A full-text condition over `from` (which joins the index `f` to the documents `d`). */
 export interface TextMatch {
@@ -16,17 +17,17 @@ export interface TextMatch {
 }
 
 /**
- * The words as search_query builds them into a tsquery with FTS5's meaning. Only the words: the
- * narrowing store.ts adds to the FTS5 string (namespace, caller's names, scope tokens) is a
- * superset pre-filter whose exact SQL conditions are in the WHERE anyway; on PostgreSQL the
- * planner combines those from the btree indexes itself. search_query runs once (init plan).
+ * The words and the narrowing as search_query builds them into a tsquery, with the meaning of
+ * the FTS5 MATCH string. search_query runs once per statement (an init plan), never per row;
+ * the planner then sees an unknown query and lets the GIN index drive, as FTS5 does on SQLite.
  */
-export function pgTextMatch(q: string): TextMatch {
-  const cond = 'f.doc @@ (SELECT search_query(?))';
+export function pgTextMatch(q: string, n: Narrowing): TextMatch {
+  const cond = 'f.doc @@ (SELECT search_query(?, ?))';
+  const within = { ...(n.namespace !== undefined ? { namespace: n.namespace } : {}), ...(n.within ? { names: n.within.names, public: n.within.publicToo } : {}), referrers: !n.excludeReferrers };
   return {
     from: 'search_fts f JOIN search_docs d ON d.id = f.rowid',
     cond,
-    args: [JSON.stringify(plainWords(q))],
+    args: [JSON.stringify(plainWords(q)), JSON.stringify(within)],
     count: (limit) => `SELECT count(*) FROM (SELECT f.rowid FROM search_fts f WHERE ${cond} LIMIT ${limit}) AS c`,
   };
 }

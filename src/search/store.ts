@@ -141,6 +141,48 @@ interface Arm {
   args: unknown[];
 }
 
+/**
+ * What the full-text index is asked besides the words, to narrow inside it: supersets of exact
+ * SQL conditions the search applies anyway, so they never change an answer. A namespace is the
+ * first word(s) of the repository name; the caller's readable set is "public, or a name holding
+ * one of these" (too many names, or a name with no word: not narrowed).
+ */
+export interface Narrowing {
+  namespace?: string;
+  within?: { names: string[]; publicToo: boolean };
+  excludeReferrers: boolean;
+}
+
+const hasWord = (s: string) => /[\p{L}\p{N}]/u.test(s);
+
+function narrowing(query: SearchQuery, readable?: Readable): Narrowing {
+  const names = [...(readable?.namespaces ?? []), ...(readable?.repositories ?? [])];
+  return {
+    ...(query.namespace !== undefined && hasWord(query.namespace) ? { namespace: query.namespace } : {}),
+    ...(readable && names.length <= MAX_SCOPE_NAMESPACES && names.every(hasWord) ? { within: { names, publicToo: readable.publicToo !== false } } : {}),
+    excludeReferrers: !query.includeReferrers,
+  };
+}
+
+/** The FTS5 MATCH string (`terms`: ftsTerms) and the join FTS5 drives. */
+function ftsMatch(terms: string[], n: Narrowing): TextMatch {
+  const phrase = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  let match = terms.join(' AND ');
+  if (n.namespace !== undefined) match += ` AND {repository} : ${phrase(n.namespace)}`;
+  if (n.within) {
+    const alternatives = [...(n.within.publicToo ? ['{scope} : "public"'] : []), ...n.within.names.map((name) => `{repository} : ${phrase(name)}`)];
+    if (alternatives.length > 0) match = `(${match}) AND (${alternatives.join(' OR ')})`;
+  }
+  if (n.excludeReferrers) match = `(${match}) NOT {scope} : "referrer"`;
+  return {
+    // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
+    from: 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid',
+    cond: 'search_fts MATCH ?',
+    args: [match],
+    count: (limit) => `SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ${limit})`,
+  };
+}
+
 /** Whether the caller may pull `repository`, given whether it is public. Must not touch the database. */
 export type PullCheck = (repository: string, isPublic: boolean) => boolean;
 
@@ -203,7 +245,8 @@ export class SearchStore {
     // answerable from an index in the order asked — an OR of the two is a full sort instead.
     const arms: Arm[] = !scoped ? [{ sql: '', args: [] }] : armsOf(scoped);
     const perRow = canPull !== null && !scoped?.exact;
-    const text = terms.length === 0 ? undefined : this.pg ? pgTextMatch(query.q) : this.ftsMatch(query, terms, scoped);
+    const within = terms.length === 0 ? undefined : narrowing(query, scoped);
+    const text = !within ? undefined : this.pg ? pgTextMatch(query.q, within) : ftsMatch(terms, within);
     if (perRow && this.pg) {
       const conds = [...(text ? [text.cond] : []), ...supersetOf(arms), ...where];
       const visible = pgVisible(this.db, text?.from ?? 'search_docs d', conds, [...(text?.args ?? []), ...arms.flatMap((a) => a.args), ...args], canPull);
@@ -238,28 +281,6 @@ export class SearchStore {
       .prepare(`${armSql(`${DOC_COLUMNS}, d.id AS id`)} ${order} LIMIT ? OFFSET ?`)
       .all(...armArgs, query.perPage, (query.page - 1) * query.perPage) as DocRow[];
     return this.result(query, sort, counted, facetRows, rows);
-  }
-
-  /** The FTS5 MATCH string: the words, narrowed to the caller's superset and away from referrers (`scope` tokens). */
-  private ftsMatch(query: SearchQuery, terms: string[], readable?: Readable): TextMatch {
-    const phrase = (s: string) => `"${s.replace(/"/g, '""')}"`;
-    let match = terms.join(' AND ');
-    // A namespace is the first word(s) of the repository name: FTS5 narrows to names holding
-    // it and the exact `d.namespace = ?` keeps only the right ones.
-    if (query.namespace !== undefined && /[\p{L}\p{N}]/u.test(query.namespace)) match += ` AND {repository} : ${phrase(query.namespace)}`;
-    const names = [...readable?.namespaces ?? [], ...readable?.repositories ?? []];
-    if (readable && names.length <= MAX_SCOPE_NAMESPACES && names.every((n) => /[\p{L}\p{N}]/u.test(n))) {
-      const alternatives = [...(readable.publicToo === false ? [] : ['{scope} : "public"']), ...names.map((n) => `{repository} : ${phrase(n)}`)];
-      match = alternatives.length > 0 ? `(${match}) AND (${alternatives.join(' OR ')})` : match;
-    }
-    if (!query.includeReferrers) match = `(${match}) NOT {scope} : "referrer"`;
-    return {
-      // CROSS JOIN: FTS5 drives (never a scan of the public index probing FTS5 per row).
-      from: 'search_fts f CROSS JOIN search_docs d ON d.id = f.rowid',
-      cond: 'search_fts MATCH ?',
-      args: [match],
-      count: (limit) => `SELECT count(*) FROM (SELECT rowid FROM search_fts WHERE search_fts MATCH ? LIMIT ${limit})`,
-    };
   }
 
   /**

@@ -30,7 +30,7 @@ const DOCS: Doc[] = [
   { repo: 'acme/api', tags: ['stable', 'release-2024.01'], title: 'Café ÜBER naïve résumé' },
   { repo: 'acme/docs', tags: ['v1'], title: 'See example.com or /usr/local/bin, mail ops@example.com' },
   { repo: 'ml/embedder', tags: ['prod'], title: 'Text embedding model 1e5 x2y', type: 'application/vnd.example.model.v1' },
-  { repo: 'ml/Public-Models', tags: ['v2'], title: 'public referrer words as text' },
+  { repo: 'ml/Public-Models', tags: ['v2', 'referrer', 'public'], title: 'public referrer words as text' },
   { repo: 'acme/api', tags: [], title: 'signature', type: SIG, subjectOf: 3 },
   { repo: 'zed/a_b.c-d+e', tags: ['x.y_z'], title: 'Zürich 東京 Ελληνικά' },
 ];
@@ -59,7 +59,7 @@ const QUERIES = [
   'q=cafe', 'q=caf%C3%A9', 'q=CAF%C3%89', 'q=uber', 'q=%C3%BCber', 'q=naive+resume', 'q=zurich', 'q=%E6%9D%B1%E4%BA%AC', 'q=%CE%B5%CE%BB%CE%BB', 'q=1e5', 'q=x2y',
   'q=public', 'q=referrer', 'q=public&include=referrers', 'q=referrer&include=referrers', 'q=signature&include=referrers', 'q=public-models', 'q=models',
   'q=a_b', 'q=c-d%2Be', 'q=x.y_z', 'q=z', 'q=json', 'q=manifest+v1', 'q=vnd.oci', 'q=model&type=application/vnd.example.model.v1',
-  'q=OR', 'q=%22', 'q=NEAR(storefront+web)', 'q=shop&namespace=shop', 'q=web&sort=name', 'q=web&sort=updated', 'namespace=acme', 'q=a&per_page=2&page=2',
+  'q=OR', 'q=%22', 'q=NEAR(storefront+web)', 'q=shop&namespace=shop', 'q=a&namespace=zed', 'q=referrer&namespace=ml', 'q=web&sort=name', 'q=web&sort=updated', 'namespace=acme', 'q=a&per_page=2&page=2',
   'signed=true', 'q=the+shop+window', 'q=edition+2nd', 'q=2nd+edition',
   // Phrases that would run across a column boundary (name→tags, annotations→type, type→scope): no match in FTS5.
   'q=web-v1', 'q=web-v1.2.3', 'q=server-application', 'q=json-public', 'q=frontend-latest',
@@ -86,6 +86,7 @@ describe.skipIf(!url)('PostgreSQL search answers as SQLite search', () => {
     ['everything', null, undefined],
     ['public + acme (exact SQL)', (r, p) => p || r.startsWith('acme/'), { namespaces: ['acme'], exact: true }],
     ['pull check per row', (r, p) => (p && !r.startsWith('ml/')) || r === 'zed/a_b.c-d+e', undefined],
+    ['token for two names', (r) => r === 'zed/a_b.c-d+e' || r === 'acme/api', { namespaces: [], repositories: ['zed/a_b.c-d+e', 'acme/api'], publicToo: false, exact: true }],
     ['superset, check refuses one', (r, p) => (p || r.startsWith('acme/')) && r !== 'shop/web', { namespaces: ['acme'], exact: true }],
   ];
 
