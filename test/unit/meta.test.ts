@@ -6,6 +6,8 @@ import { envName, loadConfig } from '../../src/config/index.js';
 import { openDatabase, type Db } from '../../src/meta/db.js';
 import { appendEvent, verifyChain } from '../../src/meta/events.js';
 
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+
 let dir: string;
 let db: Db | undefined;
 afterEach(() => {
@@ -23,7 +25,8 @@ describe('event log', () => {
     expect(() => db!.$client.prepare("UPDATE events SET actor = 'mallory' WHERE seq = 3").run()).toThrow(/append-only/);
     expect(() => db!.$client.prepare('DELETE FROM events').run()).toThrow(/append-only/);
     // Someone who bypasses the triggers is still caught by the chain.
-    db.$client.exec('DROP TRIGGER events_no_update');
+    // PostgreSQL names a trigger per table (DROP TRIGGER … ON), SQLite per schema.
+    db.$client.exec(onPostgres ? 'DROP TRIGGER events_no_update ON events' : 'DROP TRIGGER events_no_update');
     db.$client.prepare("UPDATE events SET actor = 'mallory' WHERE seq = 3").run();
     expect(verifyChain(db)).toEqual({ ok: false, brokenAt: 3 });
   });

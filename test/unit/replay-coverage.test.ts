@@ -17,11 +17,15 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
+// The schema is read from SQLite's catalogue (sqlite_master, PRAGMA table_info). On PostgreSQL
+// the same tables and columns are proven by schema-equivalence.test.ts, so these two checks run
+// on SQLite only; the handler check below runs on both.
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+const tables = onPostgres ? [] : (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]);
 const columnsOf = (t: string) => (db.prepare(`PRAGMA table_info("${t}")`).all() as { name: string }[]).map((c) => c.name).sort();
 
 describe('replay coverage', () => {
-  it('every table of the schema is replayed or explicitly not replayed, never both', () => {
+  it.skipIf(onPostgres)('every table of the schema is replayed or explicitly not replayed, never both', () => {
     const ruled = new Set(TABLE_RULES.map((r) => r.table));
     const unaccounted = tables.filter((t) => !ruled.has(t) && !(t in NOT_REPLAYED));
     expect(unaccounted, 'tables with no replay rule and no NOT_REPLAYED reason').toEqual([]);
@@ -31,7 +35,7 @@ describe('replay coverage', () => {
     for (const reason of Object.values(NOT_REPLAYED)) expect(reason.length).toBeGreaterThan(10);
   });
 
-  it.each(TABLE_RULES.map((r) => [r.table, r] as const))('every column of %s is reconstructed or listed with a reason', (table, rule) => {
+  it.skipIf(onPostgres).each(TABLE_RULES.map((r) => [r.table, r] as const))('every column of %s is reconstructed or listed with a reason', (table, rule) => {
     const accounted = [...rule.columns, ...Object.keys(rule.presenceOnly ?? {}), ...Object.keys(rule.notCompared ?? {})].sort();
     expect(accounted).toEqual(columnsOf(table));
     expect(new Set(accounted).size).toBe(accounted.length);
