@@ -2,7 +2,8 @@
  * The families catalogue: writes entry versions (OCI artifact + rows + event in one
  * transaction), changes statuses, delegations and governed namespaces, and keeps the in-memory
  * views the hot paths read (artifact types by media type, audit-action statuses, governed
- * namespaces, compiled schemas).
+ * namespaces, compiled schemas). Another process sharing the database writes too: its changes are
+ * picked up within CHANGE_CHECK_MS (changeCounter), this process's own at once.
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import type { Logger } from 'pino';
@@ -10,7 +11,7 @@ import { ociError } from '../errors/catalogue.js';
 import type { BlobDriver } from '../data/driver.js';
 import type { EntryStatus, Family, FamilyEntry } from '../governance/contracts.js';
 import type { Tx } from '../governance/hooks.js';
-import type { Db } from '../meta/db.js';
+import { changeCounter, type Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import type { RegistryStore } from '../meta/registry-store.js';
 import { pinForUpload, type LinkFence } from '../operations/fence.js';
@@ -34,6 +35,9 @@ interface PendingWrite {
 /** Audit actions of this module: never disabled, or no entry could be re-activated. */
 const SELF_ACTIONS = new Set(['family.entry.create', 'family.entry.version', 'family.entry.status', 'identity.access.denied']);
 
+/** How often the hot paths ask whether another process wrote (one cheap query at most per interval). */
+const CHANGE_CHECK_MS = 1000;
+
 export class Catalogue {
   readonly store: FamilyStore;
   private artifactTypes: Map<string, StoredEntry[]> | null = null;
@@ -43,6 +47,9 @@ export class Catalogue {
   private builtins: Map<string, StoredEntry> | null = null;
   /** Set once the built-ins are known to be stored: lookups stop consulting builtinViews(). */
   private seeded = false;
+  private readonly changes: () => number;
+  private changeSeen: number;
+  private changeCheckedAt = performance.now();
 
   constructor(
     private readonly db: Db,
@@ -51,6 +58,9 @@ export class Catalogue {
     private readonly log: Logger,
   ) {
     this.store = new FamilyStore(db);
+    // The counter first: a write landing between it and the reads below is read again later.
+    this.changes = changeCounter(db);
+    this.changeSeen = this.changes();
     this.governed = this.store.governedNamespaces();
     this.auditStatuses = this.readAuditStatuses();
   }
@@ -61,7 +71,32 @@ export class Catalogue {
 
   // ---- reads for the hot paths -----------------------------------------------------------------
 
+  /**
+   * Reloads the in-memory views when the database changed since they were read (another process
+   * governed a namespace, disabled an audit action, wrote an artifact type). Never inside a
+   * transaction (it could read a write that is then rolled back), nor once the database is closed
+   * (checkAction keeps answering from memory).
+   */
+  private fresh(): void {
+    const now = performance.now();
+    if (now - this.changeCheckedAt < CHANGE_CHECK_MS) return;
+    const client = this.db.$client;
+    if (!client.open || client.inTransaction) return;
+    this.changeCheckedAt = now;
+    try {
+      const seen = this.changes();
+      if (seen === this.changeSeen) return;
+      this.changeSeen = seen;
+      this.governed = this.store.governedNamespaces();
+      this.auditStatuses = this.readAuditStatuses();
+      this.artifactTypes = null;
+    } catch {
+      // Unreachable for a moment (PostgreSQL): the views stay as they are until the next check.
+    }
+  }
+
   isGoverned(namespace: string): boolean {
+    this.fresh();
     return this.governed.has(namespace);
   }
 
@@ -97,6 +132,7 @@ export class Catalogue {
 
   /** Artifact-type entries (latest versions, any status) listing `type`, non-disabled first. */
   artifactTypeEntries(type: string): StoredEntry[] {
+    this.fresh();
     if (!this.artifactTypes) {
       const index = new Map<string, StoredEntry[]>();
       for (const e of this.allOf('artifact-type')) {
@@ -110,10 +146,11 @@ export class Catalogue {
 
   /**
    * Whether events may name `action`: a built-in or an entry, and not disabled (fail closed).
-   * Memory only (refreshed after each audit-action write): it runs on every event, and must
-   * keep answering even after this registry's database is closed.
+   * Memory (refreshed after each audit-action write here, within CHANGE_CHECK_MS after one
+   * elsewhere): it runs on every event, and must keep answering after the database is closed.
    */
   checkAction(action: string): void {
+    this.fresh();
     const status = this.auditStatuses.get(action) ?? (Object.hasOwn(AUDIT_ACTIONS, action) ? 'active' : undefined);
     if (status === undefined) throw ociError('DENIED', `audit action "${action}" is not registered: add an audit-action entry before recording it`, { detail: { action } });
     if (status === 'disabled') throw ociError('DENIED', `audit action "${action}" is disabled`, { detail: { action } });

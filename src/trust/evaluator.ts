@@ -6,7 +6,8 @@
  *   manifest digest, layer): content-addressed, so only a policy change invalidates it;
  * - per decision, keyed by (repository, digest) and checked against the policy version and the
  *   repository's generation, which every manifest push or delete there bumps (a new or removed
- *   signature, a new parent index).
+ *   signature, a new parent index), and against the database's change counter, read at most
+ *   once per CHANGE_CHECK_MS: another process's push or delete drops the decisions within that.
  */
 import { readFileSync } from 'node:fs';
 import { and, eq } from 'drizzle-orm';
@@ -14,7 +15,7 @@ import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import type { TrustVerdict } from '../governance/contracts.js';
 import { readSmallBlob } from '../governance/content.js';
 import type { BlobDriver } from '../data/driver.js';
-import type { Db } from '../meta/db.js';
+import { changeCounter, type Db } from '../meta/db.js';
 import type { RegistryStore } from '../meta/registry-store.js';
 import { manifestReferences } from '../meta/schema.js';
 import { namespaceOf } from '../auth/permissions.js';
@@ -27,6 +28,8 @@ import { verifyLayer, type TrustMaterial, type VerifyOutcome } from './verify.js
 const MAX_SIGNATURE_BLOB = 1024 * 1024;
 const MAX_CACHE_ENTRIES = 50_000;
 const MAX_PARENT_INDEXES = 8;
+/** How often a decision asks whether another process wrote (as TrustPolicyStore does). */
+const CHANGE_CHECK_MS = 1000;
 
 export interface SignatureReport {
   kind: SignatureKind;
@@ -71,9 +74,14 @@ class BoundedCache<V> {
 export class TrustEvaluator {
   private readonly generations = new Map<string, number>();
   private readonly layerCache = new BoundedCache<VerifyOutcome>(MAX_CACHE_ENTRIES);
-  private readonly decisionCache = new BoundedCache<{ version: number; generation: number; explanation: TrustExplanation }>(MAX_CACHE_ENTRIES);
+  private readonly decisionCache = new BoundedCache<{ version: number; generation: number; epoch: number; explanation: TrustExplanation }>(MAX_CACHE_ENTRIES);
   private readonly materials = new BoundedCache<{ version: number; material: TrustMaterial }>(1000);
   private configRoot: TrustedRoot | { error: string } | undefined;
+  private readonly changes: () => number;
+  private changeSeen = -1;
+  private changeCheckedAt = -Infinity;
+  /** Bumped when the database changed since the last look (any process's write). */
+  private epoch = 0;
 
   constructor(
     private readonly db: Db,
@@ -81,7 +89,22 @@ export class TrustEvaluator {
     private readonly driver: BlobDriver,
     private readonly policies: TrustPolicyStore,
     private readonly trustedRootPath: string | undefined,
-  ) {}
+  ) {
+    this.changes = changeCounter(db);
+  }
+
+  private currentEpoch(): number {
+    const now = performance.now();
+    if (now - this.changeCheckedAt >= CHANGE_CHECK_MS) {
+      this.changeCheckedAt = now;
+      const seen = this.changes();
+      if (seen !== this.changeSeen) {
+        this.changeSeen = seen;
+        this.epoch++;
+      }
+    }
+    return this.epoch;
+  }
 
   /** Called on every manifest push/delete in `repository`: its cached decisions are stale. */
   invalidate(repository: string): void {
@@ -91,9 +114,10 @@ export class TrustEvaluator {
   async explain(repository: string, digest: string, current?: TrustPolicy): Promise<TrustExplanation> {
     const policy = current ?? this.policies.get(namespaceOf(repository));
     const generation = this.generations.get(repository) ?? 0;
+    const epoch = this.currentEpoch();
     const key = `${repository}\n${digest}`;
     const hit = this.decisionCache.get(key);
-    if (hit && hit.version === policy.version && hit.generation === generation) return hit.explanation;
+    if (hit && hit.version === policy.version && hit.generation === generation && hit.epoch === epoch) return hit.explanation;
     let explanation = await this.explainDirect(repository, digest, policy);
     if (!explanation.trusted) {
       for (const parent of this.parentIndexes(repository, digest)) {
@@ -105,7 +129,7 @@ export class TrustEvaluator {
       }
     }
     // Cache only if nothing changed while we awaited blob reads.
-    if ((this.generations.get(repository) ?? 0) === generation) this.decisionCache.set(key, { version: policy.version, generation, explanation });
+    if ((this.generations.get(repository) ?? 0) === generation && this.epoch === epoch) this.decisionCache.set(key, { version: policy.version, generation, epoch, explanation });
     return explanation;
   }
 
