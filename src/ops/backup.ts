@@ -4,7 +4,12 @@
  *    sharing the database needs, renewed while the backup runs): no GC deletes anything between
  *    the snapshot and the blob copy, and a GC already running is waited for;
  * 1. the metadata database through SQLite's online backup API (a consistent snapshot, writers
- *    keep going; a plain file copy of a WAL database can be torn),
+ *    keep going; a plain file copy of a WAL database can be torn). On PostgreSQL
+ *    (ARTIFACT_STORE_DATABASE_URL): `pg_dump` of the registry's schema into metadata.pgdump, run by
+ *    the backup itself so the dump is taken inside the GC lease and before the blob copy (an
+ *    operator's separate pg_dump could name blobs a GC deleted, or blobs pushed after the copy).
+ *    Without pg_dump on PATH the backup refuses (no half backup). Restore: `pg_restore --no-owner
+ *    --dbname=<url> metadata.pgdump` into an empty database; blobs and keys as below.
  * 2. the blobs the snapshot names. fs: the blob files (immutable, written before the metadata
  *    that names them). s3: each object streamed from the bucket into the same layout on disk
  *    (blobs/<algo>/<xx>/<hex>), checked against its digest, a few at a time, so memory stays
@@ -14,9 +19,10 @@
  * The result IS a data directory for `storage: fs`; for S3 it is also the bucket's blobs/
  * tree, to copy back under the prefix. Upload sessions in progress are not kept (clients retry).
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,7 +30,8 @@ import Database from 'better-sqlite3';
 import type { Config } from '../config/index.js';
 import { BlobNotFoundError } from '../data/errors.js';
 import { keys as storageKeys } from '../data/keys.js';
-import type { Db } from '../meta/db.js';
+import { isPostgres, type Db } from '../meta/db.js';
+import type { PostgresDatabase } from '../meta/pg/facade.js';
 import { holderIsDead, PROCESS_ID } from '../operations/lease.js';
 import { OperationsStore } from '../operations/store.js';
 import { createDriver } from '../server.js';
@@ -80,11 +87,28 @@ async function withGcLease<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Streams every blob the snapshot names from the bucket into `dest/blobs/…`, digest-checked. */
-async function copyS3Blobs(config: Config, snapshot: string, dest: string): Promise<BackupReport['blobs']> {
-  const snap = new Database(snapshot, { readonly: true });
-  const digests = snap.prepare('SELECT digest FROM blobs ORDER BY digest').pluck().all() as string[];
-  snap.close();
+/**
+ * pg_dump of the registry's schema (custom format) into `file`. The password goes to pg_dump
+ * through PGPASSWORD, not its command line, where any local user could read it (ps).
+ */
+async function dumpPostgres(client: PostgresDatabase, file: string): Promise<void> {
+  const url = new URL(client.options.url);
+  const password = decodeURIComponent(url.password);
+  url.password = '';
+  const args = ['--format=custom', '--no-owner', `--schema=${client.options.schema ?? 'public'}`, `--file=${file}`, `--dbname=${url.toString()}`];
+  await new Promise<void>((resolve, reject) => {
+    execFile('pg_dump', args, { env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) } }, (err, _stdout, stderr) => {
+      if (!err) return resolve();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(new Error('the metadata is in PostgreSQL and pg_dump is not on PATH: install the PostgreSQL client tools (the server\'s major version or newer) and run the backup again'));
+      } else reject(new Error(`pg_dump failed: ${stderr.trim() || err.message}`));
+    });
+  });
+  await chmod(file, 0o600);
+}
+
+/** Streams every blob in `digests` from the bucket into `dest/blobs/…`, digest-checked. */
+async function copyS3Blobs(config: Config, digests: string[], dest: string): Promise<BackupReport['blobs']> {
   const driver = await createDriver(config);
   // Resident memory once everything is loaded, and its peak while blobs stream (the report shows both).
   const rss = (): number => Math.round(process.memoryUsage().rss / 2 ** 20);
@@ -146,10 +170,23 @@ export async function backupRegistry(config: Config, db: Db, target: string): Pr
   if (existsSync(dest) && (await readdir(dest)).length > 0) throw new Error(`${dest} is not empty: back up into a new directory`);
   await mkdir(dest, { recursive: true, mode: 0o700 });
 
-  const database = join(dest, 'metadata.db');
+  const postgres = isPostgres(db);
+  const database = join(dest, postgres ? 'metadata.pgdump' : 'metadata.db');
   const blobs = await withGcLease(db, async (): Promise<BackupReport['blobs']> => {
-    await db.$client.backup(database);
-    if (config.storage === 's3') return copyS3Blobs(config, database, dest);
+    const s3 = config.storage === 's3';
+    if (postgres) {
+      await dumpPostgres(db.$client as unknown as PostgresDatabase, database);
+      // Read after the dump: a superset of the blobs it names (blobs are stored before the rows that name them, and the lease keeps GC off).
+      if (s3) return copyS3Blobs(config, db.$client.prepare('SELECT digest FROM blobs ORDER BY digest').pluck().all() as string[], dest);
+    } else {
+      await db.$client.backup(database);
+      if (s3) {
+        const snap = new Database(database, { readonly: true });
+        const digests = snap.prepare('SELECT digest FROM blobs ORDER BY digest').pluck().all() as string[];
+        snap.close();
+        return copyS3Blobs(config, digests, dest);
+      }
+    }
     const from = join(dataDir, 'blobs');
     if (existsSync(from)) await cp(from, join(dest, 'blobs'), { recursive: true, preserveTimestamps: true, errorOnExist: true, force: false });
     return { copied: true, storage: 'fs', files: await countFiles(join(dest, 'blobs')) };

@@ -5,11 +5,11 @@
  * `events verify` passes (chain and checkpoints). On S3 the blobs come from the bucket, and
  * garbage collection is held off while the backup runs.
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
@@ -17,6 +17,32 @@ import { sha256 } from '../helpers/http.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry } from '../helpers/registry.js';
 import { startS3Server } from '../helpers/s3-server.js';
+import { openDatabase } from '../../src/meta/db.js';
+
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+/** On PostgreSQL the backup holds a pg_dump of the registry's schema instead of a SQLite snapshot. */
+const METADATA = onPostgres ? 'metadata.pgdump' : 'metadata.db';
+
+/** Test mode's schema for a data directory (src/meta/db.ts: a hash of its metadata.db path). */
+function testSchema(dataDir: string): string {
+  return `t_${createHash('sha256').update(resolve(join(dataDir, 'metadata.db'))).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * What an operator does to restore: on SQLite nothing more (metadata.db is in the copied
+ * directory); on PostgreSQL `pg_restore` of the dump, here into the schema test mode gives the
+ * restored directory (the hash-named schema is unique text, so renaming it in the SQL is exact).
+ */
+function restoreMetadata(backupDir: string, fromDataDir: string, intoDataDir: string): void {
+  if (!onPostgres) return;
+  const sql = execFileSync('pg_restore', ['--no-owner', '--file=-', join(backupDir, METADATA)], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 });
+  execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', process.env.ARTIFACT_STORE_TEST_POSTGRES_URL!], { input: sql.replaceAll(testSchema(fromDataDir), testSchema(intoDataDir)), stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
+/** The registry's metadata, read as the test's side channel: the SQLite file, or its schema in test mode. */
+function metadata(dataDir: string): { prepare: Database.Database['prepare']; close(): void } {
+  return onPostgres ? openDatabase(join(dataDir, 'metadata.db')).$client : new Database(join(dataDir, 'metadata.db'), { readonly: true });
+}
 
 const work = mkdtempSync(join(tmpdir(), 'as-backup-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -63,14 +89,15 @@ it('backup while serving → restore into a fresh data dir → same image pulls,
   expect(report.blobs.files).toBeGreaterThanOrEqual(1);
   expect(report.keys).toEqual(expect.arrayContaining(['auth/token-signing-key.jwk', 'auth/event-log-signing-key.pem']));
   expect(statSync(backupDir).mode & 0o777).toBe(0o700);
-  expect(statSync(join(backupDir, 'metadata.db')).mode & 0o077).toBe(0);
+  expect(statSync(join(backupDir, METADATA)).mode & 0o077).toBe(0);
   // Backing up into a non-empty directory is refused (never a mixed backup).
   expect((await cli(['backup', backupDir], reg.dataDir)).code).toBe(2);
   await reg.stop(); // removes the original data directory: the restore depends on the backup alone
 
   const restored = join(work, 'restored');
   cpSync(backupDir, restored, { recursive: true });
-  expect(readdirSync(restored)).toEqual(expect.arrayContaining(['metadata.db', 'blobs', 'auth']));
+  expect(readdirSync(restored)).toEqual(expect.arrayContaining([METADATA, 'blobs', 'auth']));
+  restoreMetadata(backupDir, reg.dataDir, restored);
   const again = await startTestRegistry({ auth: 'token' }, restored);
   try {
     const m = await fetch(`${again.url}/v2/root/app/manifests/v1`, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
@@ -116,7 +143,7 @@ it('on S3: blobs streamed from the bucket (digest-checked, memory flat), GC held
     // GC is refused while the backup holds the lease (seen in gc_state), and runs again after it.
     const backupDir = join(work, 's3-backup');
     const running = cli(['backup', backupDir], reg.dataDir, s3Env);
-    const state = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+    const state = metadata(reg.dataDir);
     let held = false;
     for (let i = 0; i < 400 && !held; i++) {
       held = /\/backup$/.test((state.prepare('SELECT holder FROM gc_state WHERE id = 1').get() as { holder: string | null }).holder ?? '');
@@ -132,7 +159,8 @@ it('on S3: blobs streamed from the bucket (digest-checked, memory flat), GC held
     expect(out.code).toBe(0);
     const report = JSON.parse(out.stdout) as { blobs: { storage: string; files: number; bytes: number; missing: string[]; rssMiB: { before: number; peak: number } } };
     // Every blob the snapshot names (ours and the registry's own, e.g. family documents), byte for byte.
-    const snapshot = new Database(join(backupDir, 'metadata.db'), { readonly: true });
+    // (On PostgreSQL the live schema: nothing was written since the dump.)
+    const snapshot = onPostgres ? metadata(reg.dataDir) : new Database(join(backupDir, 'metadata.db'), { readonly: true });
     const named = snapshot.prepare('SELECT count(*) AS n, sum(size) AS bytes FROM blobs').get() as { n: number; bytes: number };
     snapshot.close();
     expect(report.blobs).toMatchObject({ storage: 's3', files: named.n, bytes: named.bytes, missing: [] });
@@ -147,6 +175,7 @@ it('on S3: blobs streamed from the bucket (digest-checked, memory flat), GC held
     // Restore 1: the backup as a storage: fs data directory.
     const asFs = join(work, 's3-restored-fs');
     cpSync(backupDir, asFs, { recursive: true });
+    restoreMetadata(backupDir, reg.dataDir, asFs);
     restoredDirs.push(asFs);
     const fsReg = await startTestRegistry({ auth: 'token' }, asFs);
     try {
@@ -172,6 +201,7 @@ it('on S3: blobs streamed from the bucket (digest-checked, memory flat), GC held
     client.destroy();
     const asS3 = join(work, 's3-restored-s3');
     cpSync(backupDir, asS3, { recursive: true, filter: (src) => !src.startsWith(join(backupDir, 'blobs')) });
+    restoreMetadata(backupDir, reg.dataDir, asS3);
     restoredDirs.push(asS3);
     const s3Reg = await startTestRegistry({ auth: 'token', ...s3Settings, s3Prefix: 'restored' }, asS3);
     try {
