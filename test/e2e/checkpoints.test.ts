@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/meta/db.js';
 import { pushImage } from '../helpers/http.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
 let reg: TestRegistry;
 beforeAll(async () => {
   reg = await startTestRegistry({ checkpointIntervalSeconds: 0 });
@@ -47,7 +48,8 @@ describe('event log checkpoints', () => {
   it('detects a forged checkpoint and a rewritten event under a checkpoint', async () => {
     const file = join(reg.dataDir, 'metadata.db');
     const key = loadOrCreateLogKey(logKeyPath({ dataDir: reg.dataDir }));
-    const raw = new Database(file);
+    // The tamperer writes the store directly: the SQLite file, or (test mode on PostgreSQL) its schema.
+    const raw = onPostgres ? openDatabase(file).$client : new Database(file);
     try {
       const head = raw.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string };
       // A checkpoint signed by an attacker's key, inserted into the table.
@@ -56,7 +58,7 @@ describe('event log checkpoints', () => {
       raw.prepare('INSERT INTO event_checkpoints (seq, head_hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?)').run(forged.seq, forged.headHash, forged.time, key.keyId, sign(null, checkpointMessage(forged), attacker).toString('base64'));
       // History rewritten below a genuine checkpoint (the append-only triggers dropped first).
       const genuineCp = raw.prepare('SELECT seq FROM event_checkpoints ORDER BY seq LIMIT 1').get() as { seq: number };
-      raw.exec('DROP TRIGGER events_no_update');
+      raw.exec(onPostgres ? 'DROP TRIGGER events_no_update ON events' : 'DROP TRIGGER events_no_update');
       raw.prepare('UPDATE events SET hash = ? WHERE seq = ?').run(`sha256:${'f'.repeat(64)}`, genuineCp.seq);
     } finally {
       raw.close();
