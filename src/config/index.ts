@@ -85,8 +85,9 @@ export const configSchema = z
     /**
      * Processes sharing a database deliver each subscription from one of them, under a lease this
      * long, renewed while it runs: after a crash another process takes over within this time.
+     * At least a second: it is renewed from the dispatcher's 250 ms loop, a third of it ahead.
      */
-    webhookLeaseMs: z.coerce.number().int().min(100).default(30_000),
+    webhookLeaseMs: z.coerce.number().int().min(1000).default(30_000),
     /** GC keeps blobs uploaded or linked within this many seconds (0 is valid: pushers then re-upload more often). */
     gcGraceSeconds: int(3600),
     /** Seconds between scheduled garbage collections; 0 turns the schedule off. */
