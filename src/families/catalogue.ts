@@ -324,8 +324,9 @@ export class Catalogue {
         this.markSeeded();
         return missing.length;
       } catch (err) {
-        // Another process sharing the database seeded at the same time: look again once.
-        if (attempt === 0 && (err as { code?: string }).code === 'CONFLICT') continue;
+        // Another process sharing the database seeded at the same time: look again. With three
+        // replicas starting together a process can lose twice (its retry races the third one).
+        if (attempt < 4 && (err as { code?: string }).code === 'CONFLICT') continue;
         throw err;
       }
     }
