@@ -112,6 +112,31 @@ describe.skipIf(!url)('PostgreSQL facade', () => {
     }
   });
 
+  for (const transport of transports) it(`after PostgreSQL drops the connection (${transport}): one retryable failure, then it reconnects; a transaction never continues on a new connection`, () => {
+    const schema = fresh();
+    const db = new PostgresDatabase({ url: url!, schema, transport });
+    const admin = new PostgresDatabase({ url: url! });
+    const kill = () => admin.prepare('SELECT pg_terminate_backend(?)').run(db.prepare('SELECT pg_backend_pid()').pluck().get());
+    try {
+      db.exec(`CREATE SCHEMA "${schema}"`);
+      db.exec('CREATE TABLE t (id bigint PRIMARY KEY)');
+      kill();
+      expect(() => db.prepare('SELECT count(*) FROM t').pluck().get()).toThrow(expect.objectContaining({ code: expect.stringMatching(/^PG_(08|57P0)/) }));
+      expect(db.prepare('SELECT count(*) FROM t').pluck().get()).toBe(0);
+      expect(() =>
+        db.transaction(() => {
+          db.prepare('INSERT INTO t VALUES (1)').run();
+          kill();
+          db.prepare('INSERT INTO t VALUES (2)').run();
+        })(),
+      ).toThrow();
+      expect(db.prepare('SELECT count(*) FROM t').pluck().get()).toBe(0);
+    } finally {
+      db.close();
+      admin.close();
+    }
+  });
+
   it('six processes opening one fresh schema at once apply each migration exactly once', async () => {
     const schema = fresh();
     const target = `${url}${url!.includes('?') ? '&' : '?'}schema=${schema}`;

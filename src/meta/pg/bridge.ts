@@ -16,6 +16,8 @@ export interface PgQuery {
   rowMode?: 'array' | 'object';
   /** Several statements in one round trip, no parameters (simple query protocol). */
   simple?: boolean;
+  /** The statement continues an open transaction: after a lost connection it must fail, not reconnect. */
+  inTransaction?: boolean;
 }
 
 export interface PgResult {
@@ -41,14 +43,23 @@ const { port, flag, url, schema, applicationName } = workerData;
 // SQLite hands integers back as numbers and booleans as 0/1: so does this connection.
 const own = { 20: (v) => Number(v), 1700: (v) => Number(v), 16: (v) => (v === 't' ? 1 : 0) };
 const types = { getTypeParser: (oid, format) => (format !== 'binary' && own[oid]) || pg.types.getTypeParser(oid, format) };
-const client = new pg.Client({ connectionString: url, types, application_name: applicationName });
-let ready = (async () => {
-  await client.connect();
-  await client.query("SET statement_timeout = '60s'; SET lock_timeout = '15s'; SET client_min_messages = warning");
-  if (schema) await client.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
-})();
-ready.catch(() => {});
-client.on('error', () => {});
+let client;
+let ready;
+let dead = false;
+function connect() {
+  const c = new pg.Client({ connectionString: url, types, application_name: applicationName });
+  c.on('error', () => { dead = true; });
+  c.on('end', () => { dead = true; });
+  client = c;
+  dead = false;
+  ready = (async () => {
+    await c.connect();
+    await c.query("SET statement_timeout = '60s'; SET lock_timeout = '15s'; SET client_min_messages = warning");
+    if (schema) await c.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
+  })();
+  ready.catch(() => { dead = true; });
+}
+connect();
 function answer(reply) {
   port.postMessage(reply);
   Atomics.store(flag, 0, 1);
@@ -56,6 +67,9 @@ function answer(reply) {
 }
 port.on('message', async (q) => {
   try {
+    // A lost connection is replaced before a statement that starts fresh, never inside a transaction.
+    if (dead && !q.inTransaction && !q.close) connect();
+    if (dead && q.inTransaction) throw Object.assign(new Error('the connection to PostgreSQL was lost inside a transaction'), { code: '08006' });
     await ready;
     if (q.close) { await client.end().catch(() => {}); answer({ ok: true, result: { rows: [], rowCount: 0, fields: [] } }); port.close(); return; }
     const res = q.simple
@@ -64,7 +78,9 @@ port.on('message', async (q) => {
     const last = Array.isArray(res) ? res[res.length - 1] : res;
     answer({ ok: true, result: { rows: last?.rows ?? [], rowCount: last?.rowCount ?? 0, fields: (last?.fields ?? []).map((f) => f.name) } });
   } catch (err) {
-    answer({ ok: false, message: String(err && err.message || err), code: err && err.code, detail: err && err.detail });
+    // Errors without a SQLSTATE come from the client side, 08/57P0x from a server ending the session: the connection is gone.
+    if (!(err && err.code) || /^(08|57P0)/.test(err.code)) dead = true;
+    answer({ ok: false, message: String(err && err.message || err), code: (err && err.code) || (dead ? '08006' : undefined), detail: err && err.detail });
   }
 });
 `;

@@ -184,7 +184,7 @@ export class PostgresDatabase {
   /** One statement with parameters; errors carry SQLite-style codes. */
   execute(text: string, params: unknown[], rowMode: 'array' | 'object'): PgResult {
     try {
-      return this.bridge.query({ sql: text, params, rowMode });
+      return this.bridge.query({ sql: text, params, rowMode, inTransaction: this.depth > 0 });
     } catch (err) {
       throw err instanceof PgError ? new PostgresDatabaseError(err, text.slice(0, 500)) : err;
     }
@@ -205,7 +205,7 @@ export class PostgresDatabase {
 
   private simple(sql: string): PgResult {
     try {
-      return this.bridge.query({ sql, simple: true });
+      return this.bridge.query({ sql, simple: true, inTransaction: this.depth > 0 });
     } catch (err) {
       throw err instanceof PgError ? new PostgresDatabaseError(err, sql.slice(0, 500)) : err;
     }
@@ -224,9 +224,14 @@ export class PostgresDatabase {
       this.depth = 1;
       return;
     }
-    this.depth = 0;
-    this.savepoints = 0;
-    this.simple(kind === 'commit' ? 'COMMIT' : 'ROLLBACK');
+    // Sent while still counted as inside the transaction: a COMMIT must never go to a fresh
+    // connection after a lost one (it would "succeed" with nothing to commit).
+    try {
+      this.simple(kind === 'commit' ? 'COMMIT' : 'ROLLBACK');
+    } finally {
+      this.depth = 0;
+      this.savepoints = 0;
+    }
   }
 
   transaction(fn: (...args: unknown[]) => unknown): TxFn {

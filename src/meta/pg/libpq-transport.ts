@@ -24,6 +24,8 @@ interface Libpq {
   getvalue(row: number, col: number): string;
   getisnull(row: number, col: number): boolean;
   cmdTuples(): string;
+  /** PQtransactionStatus: 0 idle, 1 active, 2 in a transaction, 3 in a failed one, 4 unknown (connection bad). */
+  transactionStatus(): number;
   finish(): void;
   connected: boolean;
 }
@@ -63,23 +65,55 @@ function decode(oid: number, text: string): unknown {
 }
 
 const MAX_PREPARED = 2000;
+const PQTRANS_UNKNOWN = 4;
 
 export class LibpqTransport {
-  private readonly pq: Libpq;
+  private pq: Libpq;
   private readonly prepared = new Map<string, string>();
   private closed = false;
+  /** The connection broke: the next statement outside a transaction connects again. */
+  private lost = false;
 
-  constructor(Ctor: LibpqConstructor, url: string, schema: string | undefined) {
-    this.pq = new Ctor();
+  constructor(
+    private readonly Ctor: LibpqConstructor,
+    private readonly url: string,
+    private readonly schema: string | undefined,
+  ) {
+    this.pq = this.connect();
+  }
+
+  private connect(): Libpq {
+    const pq = new this.Ctor();
     try {
-      this.pq.connectSync(url);
+      pq.connectSync(this.url);
     } catch (err) {
+      pq.finish();
       throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
     }
     // A stuck statement or lock wait fails instead of freezing the process (SQLite's busy_timeout).
-    const setup = ["SET application_name = 'artifact-store'", "SET client_min_messages = warning", "SET statement_timeout = '60s'", "SET lock_timeout = '15s'"];
-    if (schema) setup.push(`SET search_path TO "${schema.replace(/"/g, '""')}"`);
-    this.query({ sql: setup.join('; '), simple: true });
+    const setup = ["SET application_name = 'artifact-store'", 'SET client_min_messages = warning', "SET statement_timeout = '60s'", "SET lock_timeout = '15s'"];
+    if (this.schema) setup.push(`SET search_path TO "${this.schema.replace(/"/g, '""')}"`);
+    pq.exec(setup.join('; '));
+    if (pq.resultStatus() !== 'PGRES_COMMAND_OK') {
+      const message = pq.resultErrorMessage().trim();
+      pq.finish();
+      throw new PgError(`cannot set up the PostgreSQL session: ${message}`, '08001');
+    }
+    this.prepared.clear();
+    return pq;
+  }
+
+  /**
+   * After a lost connection (PostgreSQL restarted, a network cut), a statement that does not
+   * continue a transaction reconnects; one inside a transaction fails with the transaction,
+   * whose work the server rolled back.
+   */
+  private reconnectIfLost(inTransaction: boolean | undefined): void {
+    if (!this.lost) return;
+    if (inTransaction) throw new PgError('the connection to PostgreSQL was lost inside a transaction', '08006');
+    this.pq.finish();
+    this.pq = this.connect();
+    this.lost = false;
   }
 
   get open(): boolean {
@@ -88,6 +122,7 @@ export class LibpqTransport {
 
   query(q: PgQuery): PgResult {
     if (this.closed) throw new PgError('the database connection is closed', '08003');
+    this.reconnectIfLost(q.inTransaction);
     const pq = this.pq;
     if (q.simple) {
       pq.exec(q.sql);
@@ -115,7 +150,9 @@ export class LibpqTransport {
     if (status === 'PGRES_FATAL_ERROR' || status === 'PGRES_BAD_RESPONSE' || status === 'PGRES_NONFATAL_ERROR' || status === '') {
       const fields = this.pq.resultErrorFields();
       const message = fields?.messagePrimary ?? (this.pq.resultErrorMessage() || this.pq.errorMessage() || 'PostgreSQL error').trim();
-      throw new PgError(message, fields?.sqlState ?? (this.pq.connected ? undefined : '08006'), fields?.messageDetail);
+      const gone = this.pq.transactionStatus() === PQTRANS_UNKNOWN || !fields?.sqlState;
+      if (gone) this.lost = true;
+      throw new PgError(message, fields?.sqlState ?? (gone ? '08006' : undefined), fields?.messageDetail);
     }
   }
 
