@@ -80,10 +80,11 @@ interface FacetRow {
 
 /**
  * Facet counts over the first FACET_SCAN of at most FACET_SCAN + 1 rows (`rows`: a SELECT of
- * type, namespace, signed with that LIMIT); `last` says how many rows there were.
+ * type, namespace, signed with that LIMIT); `last` says how many rows there were. (CASE, not
+ * sum(rn <= N): PostgreSQL's sum(boolean) is the schema's SQL function, called per row.)
  */
 const capped = (rows: string) =>
-  `SELECT type, namespace, signed, sum(rn <= ${FACET_SCAN}) AS n, max(rn) AS last FROM (SELECT type, namespace, signed, row_number() OVER () AS rn FROM (${rows}) AS x) AS y GROUP BY type, namespace, signed`;
+  `SELECT type, namespace, signed, sum(CASE WHEN rn <= ${FACET_SCAN} THEN 1 ELSE 0 END) AS n, max(rn) AS last FROM (SELECT type, namespace, signed, row_number() OVER () AS rn FROM (${rows}) AS x) AS y GROUP BY type, namespace, signed`;
 const countOf = (rows: FacetRow[]): number => rows.reduce((m, r) => Math.max(m, r.last ?? 0), 0);
 
 /** More namespaces than this and FTS5 is not asked to narrow by them (the SQL filter still does). */
