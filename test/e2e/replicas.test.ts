@@ -35,6 +35,7 @@ const MiB = 1024 * 1024;
 let s3: S3Server;
 let replicas: RegistryProcess[] = [];
 let proxy: RoundRobinProxy;
+let startupErrors: string[] = [];
 let databaseUrl: string;
 // Made in beforeAll: a skipped run (no PostgreSQL) leaves nothing behind.
 let work: string;
@@ -124,6 +125,7 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
     const failed = started.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
     if (failed.length > 0) throw new Error(`replicas did not start:\n${failed.join('\n')}`);
     console.log(`three replicas started together in ${elapsed(t0)}`);
+    startupErrors = replicas.flatMap((r, i) => r.output().split('\n').filter((l) => /"level":(50|60)/.test(l)).map((l) => `replica ${i}: ${l.slice(0, 400)}`));
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url));
   }, 240_000);
 
@@ -145,6 +147,10 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
     }
     if (work) removeDir(work);
   }, 60_000);
+
+  it('three processes starting together on a fresh schema log no error', () => {
+    expect(startupErrors).toEqual([]);
+  });
 
   it('passes the conformance suite through the proxy, optional checks included', async () => {
     const t0 = performance.now();
