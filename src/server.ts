@@ -47,6 +47,12 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   const metrics = new Metrics();
   const driver = metrics.instrument(await createDriver(config));
   const db = openDatabase(metadataTarget(config));
+  if (config.databaseUrl && (!config.eventLogSigningKeyFile || (config.auth === 'token' && !config.tokenSigningKeyFile))) {
+    // On PostgreSQL the usual deployment is several replicas; keys kept per data dir would differ.
+    log.warn(
+      'metadata is in PostgreSQL but the signing keys live in this process data dir: replicas must share them (ARTIFACT_STORE_EVENT_LOG_SIGNING_KEY_FILE, ARTIFACT_STORE_TOKEN_SIGNING_KEY_FILE), or a token issued by one is refused by the others',
+    );
+  }
   const store = new RegistryStore(db);
   const uploads = new UploadEngine(driver);
   let ready = true;

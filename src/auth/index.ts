@@ -36,7 +36,7 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Loads (or creates) the token signing key, then returns the module to register. */
 export async function createAuth(config: Config, db: Db): Promise<AuthModule> {
-  const keys = config.auth === 'token' ? await loadOrCreateKeys(join(resolve(config.dataDir), 'auth', 'token-signing-key.jwk')) : undefined;
+  const keys = config.auth === 'token' ? await loadOrCreateKeys(config.tokenSigningKeyFile ? resolve(config.tokenSigningKeyFile) : join(resolve(config.dataDir), 'auth', 'token-signing-key.jwk')) : undefined;
   return { register: (app, onClose) => registerAuth(app, config, db, keys, onClose) };
 }
 

@@ -66,6 +66,13 @@ export const configSchema = z
     /** The token endpoint URL advertised in challenges; by default derived from the request's Host. */
     authRealm: z.string().url().optional(),
     tokenTtlSeconds: int(300),
+    /**
+     * The key files, default `<dataDir>/auth/…`. Replicas (several processes on one PostgreSQL)
+     * must share them, e.g. one mounted secret: a token signed by one process is verified by the
+     * others, and every process signs checkpoints with the one event-log key. Created if missing.
+     */
+    tokenSigningKeyFile: z.string().min(1).optional(),
+    eventLogSigningKeyFile: z.string().min(1).optional(),
     refreshTokenTtlSeconds: int(30 * 24 * 3600),
     /** Requests per second per credential (or per address for anonymous callers); 0 disables. */
     rateLimitPerSecond: int(200),

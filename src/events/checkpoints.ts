@@ -31,7 +31,8 @@ export interface LogKey {
 }
 
 /** Where the data directory keeps the log-signing key. */
-export const logKeyPath = (config: Pick<Config, 'dataDir'>): string => join(resolve(config.dataDir), 'auth', 'event-log-signing-key.pem');
+export const logKeyPath = (config: Pick<Config, 'dataDir' | 'eventLogSigningKeyFile'>): string =>
+  config.eventLogSigningKeyFile ? resolve(config.eventLogSigningKeyFile) : join(resolve(config.dataDir), 'auth', 'event-log-signing-key.pem');
 
 /** Loads the log-signing key from `file` (PEM, 0600), creating it on first use. */
 export function loadOrCreateLogKey(file: string): LogKey {
