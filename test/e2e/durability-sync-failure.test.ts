@@ -11,8 +11,11 @@ import { describe, expect, it } from 'vitest';
 import { pushBlob, pushImage, randomBlob, sha256 } from '../helpers/http.js';
 import { startTestRegistry } from '../helpers/registry.js';
 
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+
 describe('a failed WAL sync', () => {
-  it('refuses writes with a retryable 503 and makes /readyz not ready until a restart', async () => {
+  // SQLite's WAL file is broken on disk here; PostgreSQL's WAL is the server's, out of the test's reach.
+  it.skipIf(onPostgres)('refuses writes with a retryable 503 and makes /readyz not ready until a restart', async () => {
     // No periodic checkpoint: nothing may sync the WAL before the test breaks its path.
     let reg = await startTestRegistry({ checkpointIntervalSeconds: 0 });
     try {
