@@ -9,8 +9,11 @@
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/meta/db.js';
+import { writeLockKey } from '../../src/meta/pg/facade.js';
 import { imageManifest, pushBlob, randomBlob, sha256 } from '../helpers/http.js';
 import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
 
@@ -28,8 +31,24 @@ function cli(dataDir: string, args: string[]): Promise<{ code: number; out: stri
   });
 }
 
-/** Whether some connection holds the database's write lock (a write transaction is open). */
-function writeLocked(watch: Database.Database): boolean {
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+
+/** The registry's metadata as the test reads it: the SQLite file, or (test mode on PostgreSQL) its schema. */
+function metadata(dataDir: string, readonly = false): Database.Database {
+  return onPostgres ? openDatabase(join(dataDir, 'metadata.db')).$client : new Database(join(dataDir, 'metadata.db'), { readonly });
+}
+
+/**
+ * Whether some connection holds the database's write lock (a write transaction is open). On
+ * PostgreSQL that lock is the schema's advisory lock every write transaction takes at BEGIN
+ * (src/meta/pg/facade.ts); pg_locks shows a bigint key as classid (high half) and objid.
+ */
+function writeLocked(watch: Database.Database, dataDir: string): boolean {
+  if (onPostgres) {
+    const schema = `t_${createHash('sha256').update(resolve(join(dataDir, 'metadata.db'))).digest('hex').slice(0, 24)}`;
+    const sql = `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ((classid::bigint << 32) | objid::bigint) = ${writeLockKey(schema)}`;
+    return (watch.prepare(sql).pluck().get() as number) > 0;
+  }
   try {
     watch.exec('BEGIN IMMEDIATE');
     watch.exec('ROLLBACK');
@@ -60,8 +79,8 @@ describe('group commit under kill -9', () => {
     const words = (i: number) => Array.from({ length: 4_000 }, (_, w) => `w${i}x${w}`).join(' ');
     const bodies = Array.from({ length: PUTS }, (_, i) => imageManifest(configRef, [layerRef], { annotations: { 'org.example.i': String(i), 'org.example.text': words(i) } }));
 
-    const watch = new Database(join(dataDir, 'metadata.db'));
-    watch.pragma('busy_timeout = 0');
+    const watch = metadata(dataDir);
+    if (!onPostgres) watch.pragma('busy_timeout = 0');
     const acked = new Set<number>();
     const failed = new Set<number>();
     const puts = bodies.map((body, i) =>
@@ -80,9 +99,9 @@ describe('group commit under kill -9', () => {
     for (let i = 0; !frozen; i++) {
       expect(acked.size + failed.size, 'the wave finished before a transaction was caught open').toBeLessThan(PUTS);
       expect(i).toBeLessThan(200_000);
-      if (acked.size > 0 && writeLocked(watch)) {
+      if (acked.size > 0 && writeLocked(watch, dataDir)) {
         first.proc.kill('SIGSTOP');
-        if (writeLocked(watch)) frozen = true;
+        if (writeLocked(watch, dataDir)) frozen = true;
         else first.proc.kill('SIGCONT');
       }
       if (!frozen) await sleep(1);
@@ -106,7 +125,7 @@ describe('group commit under kill -9', () => {
     }
 
     // What is visible is whole: each manifest is one we sent, with its tag, references and events.
-    const db = new Database(join(dataDir, 'metadata.db'), { readonly: true });
+    const db = metadata(dataDir, true);
     const sent = new Map(bodies.map((b, i) => [sha256(b), i]));
     const visible = db.prepare("SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ?").pluck().all(REPO) as string[];
     const tagOf = db.prepare('SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?').pluck();
