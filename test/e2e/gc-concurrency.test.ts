@@ -4,10 +4,9 @@
  * filesystem and on an S3 server. The test also checks that the race really happened (GC
  * deleted blobs that pushers then brought back), so it cannot pass by GC doing nothing.
  */
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageManifest, randomBlob, sha256 } from '../helpers/http.js';
+import { openMetadata } from '../helpers/metadata.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 
@@ -159,11 +158,11 @@ async function runRace(reg: TestRegistry, opts: { pushers: number; rounds: numbe
 
   // The race was real: GC deleted blobs while pushers ran, and pushers linked a digest again
   // after GC had deleted it (the tombstone path), more than once.
-  const db = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+  const db = openMetadata(reg.dataDir, { readonly: true });
   const revived = db
     .prepare(
       `SELECT COUNT(*) AS n FROM events p WHERE p.action IN ('oci.blob.push','oci.blob.mount')
-         AND EXISTS (SELECT 1 FROM events g, json_each(g.before, '$.blobs') j
+         AND EXISTS (SELECT 1 FROM events g, json_each(json_extract(g.before, '$.blobs')) j
                      WHERE g.action = 'gc.blob.delete' AND g.seq < p.seq AND json_extract(j.value, '$.digest') = p.digest)`,
     )
     .get() as { n: number };

@@ -7,12 +7,12 @@
  * its blobs at the right digest; the interrupted deletion is finished at start (tombstones
  * `deleted`, bytes gone); the next run removes the rest of the garbage.
  */
-import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageManifest, pushImage, randomBlob, sha256 } from '../helpers/http.js';
+import { openMetadata, onPostgres } from '../helpers/metadata.js';
 import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
 
 const GARBAGE = 6000;
@@ -34,8 +34,8 @@ interface Pushed {
 
 /** Garbage written straight into the store: linked to a repository, referenced by no manifest, with bytes. */
 function seedGarbage(dataDir: string): string[] {
-  const db = new Database(join(dataDir, 'metadata.db'));
-  db.pragma('busy_timeout = 10000');
+  const db = openMetadata(dataDir);
+  if (!onPostgres) db.pragma('busy_timeout = 10000');
   const old = Date.now() - 7_200_000;
   const digests: string[] = [];
   db.transaction(() => {
@@ -112,7 +112,7 @@ describe('GC crash (kill -9 during a sweep)', () => {
     const gcRun = fetch(`${first.url}/api/v1/gc`, { method: 'POST', body: '{"dryRun":false}', headers: { 'Content-Type': 'application/json' } }).catch(() => null);
 
     // Freeze the process when a batch is `deleting`; if that batch finished meanwhile, thaw and wait for the next.
-    const watch = new Database(join(dataDir, 'metadata.db'), { readonly: true });
+    const watch = openMetadata(dataDir, { readonly: true });
     const deletingNow = () => (watch.prepare("SELECT digest FROM gc_tombstones WHERE state = 'deleting'").all() as { digest: string }[]).map((r) => r.digest);
     let deletingAtKill: string[] = [];
     for (let i = 0; ; i++) {
@@ -143,7 +143,7 @@ describe('GC crash (kill -9 during a sweep)', () => {
     for (const p of pushed) await readable(reg.url, p);
 
     // The interrupted deletion is finished at start: tombstones `deleted`, bytes gone.
-    const check = new Database(join(dataDir, 'metadata.db'), { readonly: true });
+    const check = openMetadata(dataDir, { readonly: true });
     const stateOf = check.prepare('SELECT state FROM gc_tombstones WHERE digest = ?');
     for (let i = 0; deletingAtKill.some((d) => (stateOf.get(d) as { state: string }).state !== 'deleted'); i++) {
       expect(i, 'interrupted deletion not resumed').toBeLessThan(600);

@@ -4,11 +4,11 @@
  * bytes removed from storage only after the metadata, and a sweep interrupted by a crash resumed
  * at the next start.
  */
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageManifest, pushBlob, pushImage, randomBlob, sha256 } from '../helpers/http.js';
+import { openMetadata } from '../helpers/metadata.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const MT = 'application/vnd.oci.image.manifest.v1+json';
@@ -56,7 +56,7 @@ describe('GC with grace 0', () => {
     for (const b of [img.layer, img.config]) expect(existsSync(blobPath(reg.dataDir, b))).toBe(true);
     expect((await fetch(`${reg.url}/v2/g/app/manifests/v1`, { headers: { Accept: MT } })).status).toBe(200);
 
-    const db = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+    const db = openMetadata(reg.dataDir, { readonly: true });
     const ev = db.prepare("SELECT action, digest, before FROM events WHERE action LIKE 'gc.%' ORDER BY seq").all() as { action: string; digest: string | null; before: string }[];
     db.close();
     const blobEvents = ev.filter((e) => e.action === 'gc.blob.delete');
@@ -167,7 +167,7 @@ describe('GC with the default grace window', () => {
       expect((await fetch(`${reg.url}/v2/g/fresh/blobs/${orphan}`, { method: 'HEAD' })).status).toBe(200);
 
       // What a kill -9 between T1 and the byte deletion leaves: metadata gone, tombstone `deleting`, bytes present.
-      const db = new Database(join(reg.dataDir, 'metadata.db'));
+      const db = openMetadata(reg.dataDir);
       db.transaction(() => {
         db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(orphan);
         db.prepare('DELETE FROM blobs WHERE digest = ?').run(orphan);
@@ -180,7 +180,7 @@ describe('GC with the default grace window', () => {
         expect(i).toBeLessThan(200);
         await sleep(25);
       }
-      const check = new Database(join(reg.dataDir, 'metadata.db'), { readonly: true });
+      const check = openMetadata(reg.dataDir, { readonly: true });
       for (let i = 0; (check.prepare('SELECT state FROM gc_tombstones WHERE digest = ?').get(orphan) as { state: string }).state !== 'deleted'; i++) {
         expect(i).toBeLessThan(200);
         await sleep(25);
