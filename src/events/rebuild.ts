@@ -3,13 +3,23 @@
  * materialised view of the log). `rebuild` replays the log, in seq order, into a fresh database
  * (migrations applied, hash chain re-verified on the way); `check` rebuilds into a temporary
  * database and compares every replayed table with the live one, row by row by key.
+ *
+ * Both back ends: the live database is a SQLite file or PostgreSQL (a URL, or a test-mode path
+ * that openDatabase redirects to a schema). A rebuild target is opened by openDatabase too, so it
+ * is a new SQLite file or a new, empty PostgreSQL schema (`postgres://…?schema=<new>`). `check`
+ * on PostgreSQL rebuilds into a throw-away schema beside the live one in the same database
+ * (`<schema>_rebuild_<random>`), dropped after the comparison. `rebuild --into <file>` from a
+ * PostgreSQL registry writes a SQLite file: the replay only reads the log through the source
+ * connection, so the target's back end is whatever the target names (a portable copy).
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openDatabase } from '../meta/db.js';
+import { isPostgresUrl, openDatabase } from '../meta/db.js';
 import { eventHash, GENESIS_HASH, type EventRow } from '../meta/events.js';
+import type { PostgresDatabase } from '../meta/pg/facade.js';
 import { EVIDENCE_ACTIONS, finishEvidence } from './replay/governance.js';
 import { HANDLERS, TABLE_RULES } from './replay/index.js';
 import { ReplayContext, ReplayError, type ParsedEvent, type TableRule } from './replay/types.js';
@@ -41,23 +51,62 @@ interface RawEvent {
   hash: string;
 }
 
+/** The facade of a PostgreSQL connection (openDatabase's `$client`), or undefined for SQLite. */
+function asPostgres(db: Database.Database): PostgresDatabase | undefined {
+  return (db as unknown as { dialect?: string }).dialect === 'postgres' ? (db as unknown as PostgresDatabase) : undefined;
+}
+
+/**
+ * Opens the rebuild target, which must be new: a SQLite file that does not exist, or a
+ * PostgreSQL schema holding no rows yet (openDatabase creates and migrates it; a test-mode path
+ * names a schema, not a file, so there the emptiness decides too).
+ */
+function openTarget(target: string): Database.Database {
+  if (existsSync(target)) throw new ReplayError(`${target} exists: rebuild writes a new database`);
+  const out = openDatabase(target).$client;
+  const pg = asPostgres(out);
+  if (!pg) {
+    out.pragma('synchronous = OFF');
+    return out;
+  }
+  const used = ['events', ...TABLE_RULES.map((r) => r.table)].filter((t) => out.prepare(`SELECT EXISTS (SELECT 1 FROM "${t}")`).pluck().get());
+  if (used.length > 0) {
+    out.close();
+    throw new ReplayError(`${target} exists and holds rows (${used.slice(0, 5).join(', ')}): rebuild writes a new database or schema`);
+  }
+  // A throw-away copy: no flush per commit, and the one large refill (refireDerived) may take
+  // longer than the connection's statement_timeout.
+  pg.execNative("SET synchronous_commit = off; SET statement_timeout = '0'");
+  return out;
+}
+
+/** The log in seq order, a page at a time (one query per page: bounded memory on either back end). */
+function* eventsOf(source: Database.Database): Generator<RawEvent> {
+  const page = source.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+  let after = 0;
+  for (;;) {
+    const rows = page.all(after, BATCH) as RawEvent[];
+    yield* rows;
+    if (rows.length < BATCH) return;
+    after = rows[rows.length - 1]!.seq;
+  }
+}
+
 /**
  * Replays every event of `source` (an open connection; read inside the caller's transaction
- * for a consistent snapshot) into the new database file `target`. Throws ReplayError on a
- * broken chain or an event the log cannot reproduce.
+ * for a consistent snapshot) into the new database `target` (a file path or a postgres:// URL).
+ * Throws ReplayError on a broken chain or an event the log cannot reproduce.
  */
 export function rebuildInto(source: Database.Database, target: string): RebuildResult {
-  if (existsSync(target)) throw new ReplayError(`${target} exists: rebuild writes a new database`);
   const started = performance.now();
-  const out = openDatabase(target).$client;
+  const out = openTarget(target);
   try {
-    out.pragma('synchronous = OFF');
     // Triggers that maintain derived indexes (search) fire once per event otherwise: they are
     // set aside during the replay and fed the final rows once (see refireDerived).
     const deferred = deferTriggers(out);
     const ctx = new ReplayContext(out);
     const insertEvent = out.prepare(
-      'INSERT INTO events (seq, time, actor, action, repository, digest, tag, before, after, reason, prev_hash, hash) VALUES (@seq, @time, @actor, @action, @repository, @digest, @tag, @before, @after, @reason, @prev_hash, @hash)',
+      'INSERT INTO events (seq, "time", actor, action, repository, digest, tag, "before", "after", reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const unhandled: Record<string, number> = {};
     const forEvidence: EventRow[] = [];
@@ -66,7 +115,7 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
     let batch: RawEvent[] = [];
     const apply = out.transaction((rows: RawEvent[]) => {
       for (const r of rows) {
-        insertEvent.run(r);
+        insertEvent.run(r.seq, r.time, r.actor, r.action, r.repository, r.digest, r.tag, r.before, r.after, r.reason, r.prev_hash, r.hash);
         const handler = HANDLERS[r.action];
         if (handler) {
           const e = r as unknown as ParsedEvent;
@@ -81,7 +130,7 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
         }
       }
     });
-    for (const r of source.prepare('SELECT * FROM events ORDER BY seq').iterate() as IterableIterator<RawEvent>) {
+    for (const r of eventsOf(source)) {
       const row = { time: r.time, actor: r.actor, action: r.action, repository: r.repository, digest: r.digest, tag: r.tag, before: r.before, after: r.after, reason: r.reason };
       if (r.prev_hash !== prev || eventHash(prev, row) !== r.hash) throw new ReplayError(`hash chain broken at seq ${r.seq}: the log was altered`);
       prev = r.hash;
@@ -103,27 +152,52 @@ export function rebuildInto(source: Database.Database, target: string): RebuildR
   }
 }
 
-/** Tables whose insert triggers feed derived tables (search_docs, search_fts). */
+/** Tables whose insert triggers feed derived tables (search_docs, and search_fts from it). */
 const DERIVING_TABLES = ['manifests', 'tags'];
 
-function deferTriggers(db: Database.Database): string[] {
+/** How to put the deriving triggers back: SQLite's CREATE TRIGGER texts, or PostgreSQL's names to enable. */
+type Deferred = { sqlite: string[] } | { postgres: { table: string; trigger: string }[] };
+
+function deferTriggers(db: Database.Database): Deferred {
+  const pg = asPostgres(db);
+  if (pg) {
+    // PostgreSQL: disabled, not dropped (ALTER TABLE is transactional; the schema is ours, new).
+    // Not session_replication_role: that would also silence the AUTOINCREMENT triggers, which
+    // raise autoincrement_counters for the explicit ids the replay writes (drizzle-pg/0000_init.sql),
+    // and foreign keys. None of those sits on these two tables; the name test keeps it so.
+    const rows = db
+      .prepare(
+        `SELECT c.relname AS "table", t.tgname AS "trigger" FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace AND c.relname IN (${DERIVING_TABLES.map(() => '?').join(', ')})
+           AND t.tgname NOT LIKE '%autoincrement%' ORDER BY 1, 2`,
+      )
+      .all(...DERIVING_TABLES) as { table: string; trigger: string }[];
+    for (const r of rows) pg.execNative(`ALTER TABLE "${r.table}" DISABLE TRIGGER "${r.trigger}"`);
+    return { postgres: rows };
+  }
   const triggers = db
     .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (${DERIVING_TABLES.map(() => '?').join(', ')})`)
     .all(...DERIVING_TABLES) as { name: string; sql: string }[];
   for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
-  return triggers.map((t) => t.sql);
+  return { sqlite: triggers.map((t) => t.sql) };
 }
 
 /**
  * Restores the triggers and re-inserts the final manifest rows so they fire once per manifest
  * (tags are in place by then, so each derived row sees its final tags).
  */
-function refireDerived(db: Database.Database, triggers: string[]): void {
-  for (const sql of triggers) db.exec(sql);
-  db.exec('CREATE TEMP TABLE replay_manifests AS SELECT * FROM manifests');
-  db.exec('DELETE FROM manifests');
-  db.exec('INSERT INTO manifests SELECT * FROM replay_manifests ORDER BY rowid');
-  db.exec('DROP TABLE replay_manifests');
+function refireDerived(db: Database.Database, deferred: Deferred): void {
+  const pg = asPostgres(db);
+  if ('postgres' in deferred) for (const r of deferred.postgres) pg!.execNative(`ALTER TABLE "${r.table}" ENABLE TRIGGER "${r.trigger}"`);
+  else for (const sql of deferred.sqlite) db.exec(sql);
+  // Sent as written on PostgreSQL (the SQLite rewriting would read `AS SELECT` as an alias to quote).
+  const exec = (sql: string) => (pg ? pg.execNative(sql) : db.exec(sql));
+  exec('CREATE TEMP TABLE replay_manifests AS SELECT * FROM manifests');
+  exec('DELETE FROM manifests');
+  // Replay order gives the derived rows their ids: SQLite's rowid; PostgreSQL has no insertion
+  // order, created_at (the replay's clock) is the nearest, ties broken by the key.
+  exec(`INSERT INTO manifests SELECT * FROM replay_manifests ORDER BY ${pg ? 'created_at, repository_id, digest' : 'rowid'}`);
+  exec('DROP TABLE replay_manifests');
 }
 
 export interface Difference {
@@ -171,25 +245,71 @@ export interface CheckResult extends RebuildResult {
   differences: Difference[];
 }
 
-/** Rebuilds the live database's log into a temporary database and compares. */
-export function checkDatabase(liveFile: string): CheckResult {
-  const dir = mkdtempSync(join(tmpdir(), 'artifact-store-check-'));
-  const live = new Database(liveFile, { readonly: true, fileMustExist: true });
+/**
+ * The live database for reading: SQLite read-only (a missing file is an error, not a new
+ * database); PostgreSQL through openDatabase (a URL, or a path the test suite's PostgreSQL run
+ * redirects to its schema, as openDatabase does).
+ */
+function openLive(target: string): Database.Database {
+  const pg = isPostgresUrl(target) || (!!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL && target !== ':memory:');
+  return pg ? openDatabase(target).$client : new Database(target, { readonly: true, fileMustExist: true });
+}
+
+/**
+ * One read snapshot for the log and the tables while the server keeps writing. SQLite: a read
+ * transaction (WAL). PostgreSQL: REPEATABLE READ, read only, begun natively: the facade's BEGIN
+ * would take the registry's write lock and stall every writer for the whole rebuild.
+ */
+function readSnapshot<T>(live: Database.Database, fn: () => T): T {
+  const pg = asPostgres(live);
+  if (pg) pg.execNative('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  else live.exec('BEGIN');
   try {
-    // One read transaction: the log and the tables are read from the same snapshot while the
-    // server keeps writing (WAL).
-    live.exec('BEGIN');
-    const result = rebuildInto(live, join(dir, 'rebuilt.db'));
-    const rebuilt = new Database(join(dir, 'rebuilt.db'), { readonly: true });
+    return fn();
+  } finally {
+    if (pg) {
+      if (pg.open) pg.execNative('COMMIT');
+    } else if (live.inTransaction) live.exec('COMMIT');
+  }
+}
+
+/**
+ * Where `check` rebuilds: a temporary SQLite file, or on PostgreSQL a new schema beside the live
+ * one (same server and database, same rights), `<live schema>_rebuild_<random>`.
+ */
+function scratchTarget(live: Database.Database): { target: string; cleanup: () => void } {
+  const pg = asPostgres(live);
+  if (!pg) {
+    const dir = mkdtempSync(join(tmpdir(), 'artifact-store-check-'));
+    return { target: join(dir, 'rebuilt.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const base = pg.options.schema ?? (live.prepare('SELECT current_schema()').pluck().get() as string);
+  const schema = `${base.slice(0, 63 - 18)}_rebuild_${randomBytes(4).toString('hex')}`;
+  const url = new URL(pg.options.url);
+  url.searchParams.set('schema', schema);
+  return { target: url.toString(), cleanup: () => void (pg.open && pg.execNative(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)) };
+}
+
+/** Rebuilds the live database's log into a temporary database and compares. */
+export function checkDatabase(liveTarget: string): CheckResult {
+  const live = openLive(liveTarget);
+  try {
+    const scratch = scratchTarget(live);
     try {
-      return { ...result, differences: compareTables(live, rebuilt) };
+      return readSnapshot(live, () => {
+        const result = rebuildInto(live, scratch.target);
+        const rebuilt = asPostgres(live) ? openDatabase(scratch.target).$client : new Database(scratch.target, { readonly: true });
+        try {
+          return { ...result, differences: compareTables(live, rebuilt) };
+        } finally {
+          rebuilt.close();
+        }
+      });
     } finally {
-      rebuilt.close();
+      scratch.cleanup();
     }
   } finally {
-    if (live.inTransaction) live.exec('COMMIT');
     live.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -208,13 +328,11 @@ export function runEventsCommand(command: 'rebuild' | 'check', liveFile: string,
         write('events rebuild: --into <new database file> is required\n');
         return 2;
       }
-      const live = new Database(liveFile, { readonly: true, fileMustExist: true });
+      const live = openLive(liveFile);
       try {
-        live.exec('BEGIN');
-        const r = rebuildInto(live, into);
+        const r = readSnapshot(live, () => rebuildInto(live, into));
         write(`rebuilt ${into} from ${r.events} events (head ${r.head}) in ${Math.round(r.ms)} ms\n`);
       } finally {
-        if (live.inTransaction) live.exec('COMMIT');
         live.close();
       }
       return 0;

@@ -15,9 +15,32 @@ import { TABLE_RULES } from '../../src/events/replay/index.js';
 import { checkDatabase, compareTables, rebuildInto, ReplayError, runEventsCommand } from '../../src/events/rebuild.js';
 import { api, bundleConfig, passReceipt, pushBundle, pushReceipt } from '../helpers/bundles.js';
 import { pushBlob, pushImage, randomBlob } from '../helpers/http.js';
+import { openDatabase } from '../../src/meta/db.js';
 import { pushEvidence } from '../unit/evidence-push.js';
 import { withIdentities } from '../helpers/identities.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
+/**
+ * A metadata database by its file path. In the PostgreSQL run the path names a schema
+ * (openDatabase's test mode): there is no file to open read-only with better-sqlite3.
+ */
+const openDb = (file: string, opts: { readonly?: boolean } = {}): Database.Database => (onPostgres ? openDatabase(file).$client : new Database(file, opts));
+
+/**
+ * A copy of the live database to tamper with. SQLite: the file, byte for byte (online backup).
+ * PostgreSQL: a rebuild into a new schema, i.e. the log and every replayed table, which is what
+ * `events check` reads (the comparison of that rebuild with the live tables is the first test).
+ */
+async function copyOfLive(copy: string): Promise<void> {
+  const live = openDb(dbFile, { readonly: true });
+  try {
+    if (onPostgres) rebuildInto(live, copy);
+    else await live.backup(copy);
+  } finally {
+    live.close();
+  }
+}
 
 let reg: TestRegistry;
 let dbFile: string;
@@ -186,7 +209,7 @@ describe('events rebuild / check', () => {
     const r = checkDatabase(dbFile);
     expect(r.differences).toEqual([]);
     expect(r.events).toBeGreaterThan(200);
-    const live = new Database(dbFile, { readonly: true });
+    const live = openDb(dbFile, { readonly: true });
     try {
       // Non-trivial state on both sides: the comparison is not of empty tables.
       console.log('rows per replayed table:', JSON.stringify(Object.fromEntries(TABLE_RULES.map((t) => [t.table, live.prepare(`SELECT count(*) FROM ${t.table}`).pluck().get()]))));
@@ -203,12 +226,12 @@ describe('events rebuild / check', () => {
     const rebuilt = await cli(['events', 'rebuild', '--into', into]);
     expect(rebuilt.stdout).toMatch(/^rebuilt .* from \d+ events/);
     expect(rebuilt.code).toBe(0);
-    expect(existsSync(into)).toBe(true);
+    if (!onPostgres) expect(existsSync(into)).toBe(true); // on PostgreSQL a schema: its rows are compared below
     const again = await cli(['events', 'rebuild', '--into', into]);
     expect(again.code).toBe(1);
     expect(again.stdout).toContain('exists');
-    const a = new Database(dbFile, { readonly: true });
-    const b = new Database(into, { readonly: true });
+    const a = openDb(dbFile, { readonly: true });
+    const b = openDb(into, { readonly: true });
     try {
       expect(compareTables(a, b)).toEqual([]);
       expect(b.prepare('SELECT count(*) FROM events').pluck().get()).toBe(a.prepare('SELECT count(*) FROM events').pluck().get());
@@ -246,10 +269,8 @@ describe('events rebuild / check', () => {
 
   it('a tag moved behind the log is reported as a difference, and check exits non-zero', async () => {
     const copy = join(scratch, 'tampered.db');
-    const live = new Database(dbFile, { readonly: true });
-    await live.backup(copy);
-    live.close();
-    const raw = new Database(copy);
+    await copyOfLive(copy);
+    const raw = openDb(copy);
     const tag = raw
       .prepare('SELECT t.repository_id, t.name, t.digest, m.digest AS other FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest <> t.digest LIMIT 1')
       .get() as { repository_id: number; name: string; digest: string; other: string };
@@ -269,17 +290,15 @@ describe('events rebuild / check', () => {
 
   it('a rewritten event breaks the rebuild (hash chain re-verified)', async () => {
     const copy = join(scratch, 'forged.db');
-    const live = new Database(dbFile, { readonly: true });
-    await live.backup(copy);
-    live.close();
-    const raw = new Database(copy);
-    raw.exec('DROP TRIGGER events_no_update');
+    await copyOfLive(copy);
+    const raw = openDb(copy);
+    raw.exec(onPostgres ? 'DROP TRIGGER events_no_update ON events' : 'DROP TRIGGER events_no_update');
     const seq = raw.prepare("SELECT seq FROM events WHERE action = 'oci.tag.set' LIMIT 1").pluck().get() as number;
     raw.prepare("UPDATE events SET tag = 'forged' WHERE seq = ?").run(seq);
     raw.close();
     expect(() => checkDatabase(copy)).toThrow(ReplayError);
     expect(() => checkDatabase(copy)).toThrow(`hash chain broken at seq ${seq}`);
-    const src = new Database(copy, { readonly: true });
+    const src = openDb(copy, { readonly: true });
     try {
       expect(() => rebuildInto(src, join(scratch, 'never.db'))).toThrow(/hash chain broken/);
     } finally {
@@ -296,7 +315,7 @@ describe('events rebuild / check', () => {
     expect(text).toContain('oci.manifest.push');
     expect(text).not.toContain('"payload"');
     // The raw log does hold them (that is what makes the rebuild exact).
-    const live = new Database(dbFile, { readonly: true });
+    const live = openDb(dbFile, { readonly: true });
     try {
       expect(live.prepare("SELECT count(*) FROM events WHERE action = 'identity.key.create' AND after LIKE '%secretHash%'").pluck().get()).toBeGreaterThan(0);
     } finally {
