@@ -56,6 +56,14 @@ function asPostgres(db: Database.Database): PostgresDatabase | undefined {
   return (db as unknown as { dialect?: string }).dialect === 'postgres' ? (db as unknown as PostgresDatabase) : undefined;
 }
 
+/** A target as printed: a postgres:// URL without its password (no secrets in output or logs). */
+function shown(target: string): string {
+  if (!isPostgresUrl(target)) return target;
+  const url = new URL(target);
+  if (url.password) url.password = '***';
+  return url.toString();
+}
+
 /**
  * Opens the rebuild target, which must be new: a SQLite file that does not exist, or a
  * PostgreSQL schema holding no rows yet (openDatabase creates and migrates it; a test-mode path
@@ -72,7 +80,7 @@ function openTarget(target: string): Database.Database {
   const used = ['events', ...TABLE_RULES.map((r) => r.table)].filter((t) => out.prepare(`SELECT EXISTS (SELECT 1 FROM "${t}")`).pluck().get());
   if (used.length > 0) {
     out.close();
-    throw new ReplayError(`${target} exists and holds rows (${used.slice(0, 5).join(', ')}): rebuild writes a new database or schema`);
+    throw new ReplayError(`${shown(target)} exists and holds rows (${used.slice(0, 5).join(', ')}): rebuild writes a new database or schema`);
   }
   // A throw-away copy: no flush per commit, and the one large refill (refireDerived) may take
   // longer than the connection's statement_timeout.
@@ -331,7 +339,7 @@ export function runEventsCommand(command: 'rebuild' | 'check', liveFile: string,
       const live = openLive(liveFile);
       try {
         const r = readSnapshot(live, () => rebuildInto(live, into));
-        write(`rebuilt ${into} from ${r.events} events (head ${r.head}) in ${Math.round(r.ms)} ms\n`);
+        write(`rebuilt ${shown(into)} from ${r.events} events (head ${r.head}) in ${Math.round(r.ms)} ms\n`);
       } finally {
         live.close();
       }
