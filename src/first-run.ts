@@ -6,8 +6,8 @@
  * admin's password removes the file.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createUserAccount } from './auth/accounts.js';
 import { IdentityStore } from './auth/identity-store.js';
@@ -36,6 +36,8 @@ export async function ensureInitialAdmin(db: Db, dataDir: string, log: Logger): 
   // wider than 0600), then the account: a crash in between leaves a file but no admin, and the
   // next start simply writes a new one.
   const tmp = `${file}.${process.pid}.tmp`;
+  // With metadata in PostgreSQL nothing has created the data directory yet (SQLite's open does).
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(tmp, `${password}\n`, { mode: 0o600, flag: 'wx' });
   renameSync(tmp, file);
   try {
