@@ -99,7 +99,7 @@ export class OperationsStore {
           WHERE ${inNamespace(ns)}
         UNION
         SELECT m.digest, m.size FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE ${inNamespace(ns)}
-      )`);
+      ) AS counted`);
     return row?.bytes ?? 0;
   }
 
