@@ -14,15 +14,16 @@
  *    that names them). s3: each object streamed from the bucket into the same layout on disk
  *    (blobs/<algo>/<xx>/<hex>), checked against its digest, a few at a time, so memory stays
  *    flat whatever the blob sizes,
- * 3. the signing keys under auth/ (tokens, event-log checkpoints): without them restored
- *    checkpoints do not verify and every issued token is void.
+ * 3. the signing keys under auth/ (tokens, event-log checkpoints), or the configured key files
+ *    (tokenSigningKeyFile, eventLogSigningKeyFile): without them restored checkpoints do not
+ *    verify and every issued token is void.
  * The result IS a data directory for `storage: fs`; for S3 it is also the bucket's blobs/
  * tree, to copy back under the prefix. Upload sessions in progress are not kept (clients retry).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -95,7 +96,10 @@ async function dumpPostgres(client: PostgresDatabase, file: string): Promise<voi
   const url = new URL(client.options.url);
   const password = decodeURIComponent(url.password);
   url.password = '';
-  const args = ['--format=custom', '--no-owner', `--schema=${client.options.schema ?? 'public'}`, `--file=${file}`, `--dbname=${url.toString()}`];
+  // A registry in its own schema (?schema=) dumps that schema; one in public dumps its database
+  // (--schema=public would emit a CREATE SCHEMA public that fails on restore into a fresh database).
+  const schema = client.options.schema ? [`--schema=${client.options.schema}`] : [];
+  const args = ['--format=custom', '--no-owner', ...schema, `--file=${file}`, `--dbname=${url.toString()}`];
   await new Promise<void>((resolve, reject) => {
     execFile('pg_dump', args, { env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) } }, (err, _stdout, stderr) => {
       if (!err) return resolve();
@@ -194,10 +198,17 @@ export async function backupRegistry(config: Config, db: Db, target: string): Pr
 
   const keys: string[] = [];
   const auth = join(dataDir, 'auth');
-  if (existsSync(auth)) {
-    await cp(auth, join(dest, 'auth'), { recursive: true, preserveTimestamps: true });
-    for (const e of await readdir(join(dest, 'auth'))) keys.push(`auth/${e}`);
+  if (existsSync(auth)) await cp(auth, join(dest, 'auth'), { recursive: true, preserveTimestamps: true });
+  // Replicas (PostgreSQL) keep the signing keys in configured files, usually outside the data
+  // directory: copied under the default names, so the backup restores as a data directory
+  // without those settings, and the keys in use win over stale ones left in auth/.
+  for (const [file, name] of [[config.tokenSigningKeyFile, 'token-signing-key.jwk'], [config.eventLogSigningKeyFile, 'event-log-signing-key.pem']] as const) {
+    if (!file || !existsSync(resolve(file))) continue;
+    await mkdir(join(dest, 'auth'), { recursive: true, mode: 0o700 });
+    await copyFile(resolve(file), join(dest, 'auth', name));
+    await chmod(join(dest, 'auth', name), 0o600);
   }
+  if (existsSync(join(dest, 'auth'))) for (const e of await readdir(join(dest, 'auth'))) keys.push(`auth/${e}`);
 
   const report: BackupReport = { directory: dest, database, blobs, keys, ms: Math.round(performance.now() - started) };
   await writeFile(join(dest, 'backup.json'), `${JSON.stringify({ version: VERSION, createdAt: new Date().toISOString(), storage: config.storage, ...report }, null, 2)}\n`, { mode: 0o600 });
