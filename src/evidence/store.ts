@@ -156,7 +156,7 @@ export class EvidenceStore {
     return q
       .select()
       .from(legalHolds)
-      .where(conds.length ? and(...conds) : sql`1`)
+      .where(conds.length ? and(...conds) : undefined)
       .orderBy(asc(legalHolds.createdSeq))
       .limit(limit)
       .all();
