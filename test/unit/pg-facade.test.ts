@@ -22,6 +22,7 @@ describe('SQLite → PostgreSQL rewriting', () => {
       `SELECT "a", b AS "repoId", count(*) AS n FROM t WHERE x = $1 AND y = '?' AND z = $2`,
     );
     expect(translate('SELECT CAST(x AS INTEGER) FROM t').text).toBe('SELECT CAST(x AS INTEGER) FROM t');
+    expect(translate('CREATE TEMP TABLE x AS SELECT 1').text).toBe('CREATE TEMP TABLE x AS SELECT 1');
     expect(translate("SELECT 1 FROM t WHERE name LIKE 'a%'").text).toBe("SELECT 1 FROM t WHERE name ILIKE 'a%'");
   });
 
@@ -116,7 +117,12 @@ describe.skipIf(!url)('PostgreSQL facade', () => {
     const schema = fresh();
     const db = new PostgresDatabase({ url: url!, schema, transport });
     const admin = new PostgresDatabase({ url: url! });
-    const kill = () => admin.prepare('SELECT pg_terminate_backend(?)').run(db.prepare('SELECT pg_backend_pid()').pluck().get());
+    const kill = () => {
+      const pid = db.prepare('SELECT pg_backend_pid()').pluck().get();
+      admin.prepare('SELECT pg_terminate_backend(?)').run(pid);
+      // pg_terminate_backend only signals: wait until the backend is really gone.
+      while (admin.prepare('SELECT count(*) FROM pg_stat_activity WHERE pid = ?').pluck().get(pid) !== 0);
+    };
     try {
       db.exec(`CREATE SCHEMA "${schema}"`);
       db.exec('CREATE TABLE t (id bigint PRIMARY KEY)');

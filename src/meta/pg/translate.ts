@@ -74,7 +74,7 @@ function insertBeforeReturning(text: string, clause: string): string {
 /**
  * Outside string literals: `?` → `$n`, backtick identifiers → double quotes, and unquoted
  * mixed-case aliases (`AS repoId`) quoted, since PostgreSQL folds them to lower case and the
- * callers read the row by the alias they wrote.
+ * callers read the row by the alias they wrote (all-capital words are SQL: `AS SELECT`).
  */
 function rewriteOutsideStrings(sql: string): string {
   let out = '';
@@ -103,7 +103,7 @@ function rewriteOutsideStrings(sql: string): string {
       let j = i;
       while (j < sql.length && !"'\"`?".includes(sql[j]!)) j++;
       // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is its equivalent.
-      out += sql.slice(i, j).replace(/\bLIKE\b/gi, 'ILIKE').replace(/\bAS\s+([A-Za-z_][A-Za-z0-9_]*)\b/gi, (m, alias: string) => (/[A-Z]/.test(alias) && !SQL_TYPES.has(alias.toLowerCase()) ? `AS "${alias}"` : m));
+      out += sql.slice(i, j).replace(/\bLIKE\b/gi, 'ILIKE').replace(/\bAS\s+([A-Za-z_][A-Za-z0-9_]*)\b/gi, (m, alias: string) => (/[A-Z]/.test(alias) && /[a-z]/.test(alias) && !SQL_TYPES.has(alias.toLowerCase()) ? `AS "${alias}"` : m));
       i = j;
     }
   }
