@@ -113,7 +113,7 @@ describe.skipIf(!url)('PostgreSQL facade', () => {
     }
   });
 
-  for (const transport of transports) it(`after PostgreSQL drops the connection (${transport}): one retryable failure, then it reconnects; a transaction never continues on a new connection`, () => {
+  for (const transport of transports) it(`after PostgreSQL drops the connection (${transport}): at most one retryable failure, then it reconnects; a transaction never continues on a new connection`, () => {
     const schema = fresh();
     const db = new PostgresDatabase({ url: url!, schema, transport });
     const admin = new PostgresDatabase({ url: url! });
@@ -127,7 +127,14 @@ describe.skipIf(!url)('PostgreSQL facade', () => {
       db.exec(`CREATE SCHEMA "${schema}"`);
       db.exec('CREATE TABLE t (id bigint PRIMARY KEY)');
       kill();
-      expect(() => db.prepare('SELECT count(*) FROM t').pluck().get()).toThrow(expect.objectContaining({ code: expect.stringMatching(/^PG_(08|57P0)/) }));
+      // libpq finds the loss when it next sends (that statement fails, retryably); the worker's
+      // client notices a connection that dies while idle and reconnects before the next one.
+      try {
+        db.prepare('SELECT count(*) FROM t').pluck().get();
+        expect(transport).toBe('worker');
+      } catch (err) {
+        expect(err).toMatchObject({ code: expect.stringMatching(/^PG_(08|57P0)/) });
+      }
       expect(db.prepare('SELECT count(*) FROM t').pluck().get()).toBe(0);
       expect(() =>
         db.transaction(() => {
