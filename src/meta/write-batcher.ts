@@ -124,7 +124,7 @@ export class WriteBatcher {
   private readonly doSync: (walPath: string) => Promise<void>;
   /** PostgreSQL: a failed barrier is a lost connection, not a lost write: callers get a retryable 503, later writes go on. */
   private readonly pg: boolean = false;
-  private readonly asyncCommit: Statement | undefined;
+  private readonly commitMode: Statement | undefined;
   private unsynced: { item: Item; value: unknown }[] = [];
   /** The WAL kept open while the connection is: SQLite removes the file only when the last connection closes. */
   private walHandle: FileHandle | undefined;
@@ -161,7 +161,8 @@ export class WriteBatcher {
       this.savepoint = client.prepare('SAVEPOINT write_item');
       this.release = client.prepare('RELEASE write_item');
       this.rollbackTo = client.prepare('ROLLBACK TO write_item');
-      this.asyncCommit = client.prepare('SET LOCAL synchronous_commit = off');
+      // Sessions commit asynchronously (pg/bridge.ts SESSION_SETUP); 'full' flushes inside COMMIT.
+      this.commitMode = client.prepare(`SET LOCAL synchronous_commit = ${durability === 'full' ? 'on' : 'off'}`);
       return;
     }
     const level = client.pragma('synchronous', { simple: true }) as number;
@@ -262,7 +263,7 @@ export class WriteBatcher {
     if (raise) client.exec('PRAGMA synchronous = FULL');
     try {
       this.db.transaction((tx) => {
-        if (this.syncCommits) this.asyncCommit?.run();
+        this.commitMode?.run();
         for (const item of batch) {
           this.savepoint.run();
           try {

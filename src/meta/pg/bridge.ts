@@ -26,6 +26,21 @@ export interface PgResult {
   fields: string[];
 }
 
+/**
+ * Session settings of every metadata connection. A stuck statement or lock wait fails instead of
+ * freezing the process (SQLite's busy_timeout). synchronous_commit off is SQLite's NORMAL: a
+ * commit survives this process crashing, and what is acknowledged as durable (pushes, tags, blob
+ * links, the published event log) waits for the group commit's barrier (commit-barrier.ts) —
+ * without it, every small write transaction would hold the event loop for a WAL flush.
+ */
+export const SESSION_SETUP = [
+  "SET application_name = 'artifact-store'",
+  'SET client_min_messages = warning',
+  "SET statement_timeout = '60s'",
+  "SET lock_timeout = '15s'",
+  'SET synchronous_commit = off',
+].join('; ');
+
 export class PgError extends Error {
   constructor(message: string, readonly code: string | undefined, readonly detail?: string) {
     super(message);
@@ -39,7 +54,7 @@ type Reply = { ok: true; result: PgResult } | { ok: false; message: string; code
 const WORKER_SOURCE = String.raw`
 const { workerData } = require('node:worker_threads');
 const pg = require(workerData.pgPath);
-const { port, flag, url, schema, applicationName } = workerData;
+const { port, flag, url, schema, applicationName, setup } = workerData;
 // SQLite hands integers back as numbers and booleans as 0/1: so does this connection.
 const own = { 20: (v) => Number(v), 1700: (v) => Number(v), 16: (v) => (v === 't' ? 1 : 0) };
 const types = { getTypeParser: (oid, format) => (format !== 'binary' && own[oid]) || pg.types.getTypeParser(oid, format) };
@@ -54,7 +69,7 @@ function connect() {
   dead = false;
   ready = (async () => {
     await c.connect();
-    await c.query("SET statement_timeout = '60s'; SET lock_timeout = '15s'; SET client_min_messages = warning");
+    await c.query(setup);
     if (schema) await c.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
   })();
   ready.catch(() => { dead = true; });
@@ -108,7 +123,7 @@ export class PgBridge {
     const pgPath = createRequire(import.meta.url).resolve('pg');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { port: port2, flag: this.flag, url: opts.url, schema: opts.schema, pgPath, applicationName: 'artifact-store' },
+      workerData: { port: port2, flag: this.flag, url: opts.url, schema: opts.schema, pgPath, applicationName: 'artifact-store', setup: SESSION_SETUP },
       transferList: [port2],
     });
     // The worker must never keep the process alive on its own (CLI commands exit when done).

@@ -5,7 +5,7 @@
  * when the addon is not installed. Statements are prepared once per connection by their text.
  */
 import { createRequire } from 'node:module';
-import { PgError, type PgQuery, type PgResult } from './bridge.js';
+import { PgError, SESSION_SETUP, type PgQuery, type PgResult } from './bridge.js';
 
 interface Libpq {
   connectSync(conninfo: string): void;
@@ -90,10 +90,8 @@ export class LibpqTransport {
       pq.finish();
       throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
     }
-    // A stuck statement or lock wait fails instead of freezing the process (SQLite's busy_timeout).
-    const setup = ["SET application_name = 'artifact-store'", 'SET client_min_messages = warning', "SET statement_timeout = '60s'", "SET lock_timeout = '15s'"];
-    if (this.schema) setup.push(`SET search_path TO "${this.schema.replace(/"/g, '""')}"`);
-    pq.exec(setup.join('; '));
+    const schema = this.schema ? `; SET search_path TO "${this.schema.replace(/"/g, '""')}"` : '';
+    pq.exec(SESSION_SETUP + schema);
     if (pq.resultStatus() !== 'PGRES_COMMAND_OK') {
       const message = pq.resultErrorMessage().trim();
       pq.finish();
