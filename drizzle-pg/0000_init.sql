@@ -82,28 +82,18 @@ BEGIN
   RETURN sqlite_json_value(doc::json #> keys);
 END $$;
 
--- AUTOINCREMENT with SQLite's semantics: sqlite_sequence's role. A counter row is written in the
--- inserting transaction, so a rolled-back insert gives its id back; ids are never reused; an
--- explicit id raises the counter (and so does moving an id up by UPDATE, as SQLite would see it
--- as the table's max rowid). Like SQLite, an INSERT skipped by ON CONFLICT still uses an id.
+-- AUTOINCREMENT with SQLite's guarantees: ids ascend, a rolled-back insert gives its id back,
+-- and the id of a deleted row is never used again. The next id is max(id) + 1 (a backward index
+-- lookup) unless the table's highest rows were deleted: then autoincrement_counters holds that
+-- floor (sqlite_sequence's role), written only by such a delete. Nothing is written per insert,
+-- so a long transaction (a bulk load, a replay) stays linear: a counter row updated by every
+-- insert grew a chain of row versions each later insert walked. Inserts are serialised by the
+-- registry's write lock (src/meta/pg/facade.ts). Unlike SQLite, an INSERT skipped by ON CONFLICT
+-- uses no id; live writes and a replay on PostgreSQL agree with each other.
 CREATE TABLE "autoincrement_counters" (
 	"name" text COLLATE "C" PRIMARY KEY NOT NULL,
 	"seq" bigint NOT NULL
 );
-
-CREATE FUNCTION autoincrement_next(tbl text, given bigint) RETURNS bigint
-  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE assigned bigint;
-BEGIN
-  IF given IS NULL THEN
-    INSERT INTO autoincrement_counters AS c (name, seq) VALUES (tbl, 1)
-      ON CONFLICT (name) DO UPDATE SET seq = c.seq + 1 RETURNING c.seq INTO assigned;
-    RETURN assigned;
-  END IF;
-  INSERT INTO autoincrement_counters AS c (name, seq) VALUES (tbl, greatest(given, 0))
-    ON CONFLICT (name) DO UPDATE SET seq = greatest(c.seq, excluded.seq);
-  RETURN given;
-END $$;
 
 -- Tables, in an order that creates every foreign key's target first (SQLite resolves lazily) ----
 
@@ -492,36 +482,124 @@ CREATE TABLE "ui_sessions" (
 	"expires_at" bigint NOT NULL
 );
 
--- AUTOINCREMENT triggers: one per SQLite AUTOINCREMENT column ----------------------------------
+-- AUTOINCREMENT triggers: one per SQLite AUTOINCREMENT column (static SQL: plans are cached) ----
 
 CREATE FUNCTION principals_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('principals', NEW.id); RETURN NEW; END $$;
-CREATE FUNCTION repositories_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('repositories', NEW.id); RETURN NEW; END $$;
-CREATE FUNCTION bundles_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('bundles', NEW.id); RETURN NEW; END $$;
-CREATE FUNCTION bundle_history_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('bundle_history', NEW.id); RETURN NEW; END $$;
-CREATE FUNCTION events_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.seq := autoincrement_next('events', NEW.seq); RETURN NEW; END $$;
-CREATE FUNCTION scan_jobs_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('scan_jobs', NEW.id); RETURN NEW; END $$;
-CREATE FUNCTION search_docs_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN NEW.id := autoincrement_next('search_docs', NEW.id); RETURN NEW; END $$;
-
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "principals"), (SELECT seq FROM autoincrement_counters WHERE name = 'principals'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "principals_autoincrement" BEFORE INSERT ON "principals" FOR EACH ROW EXECUTE FUNCTION principals_autoincrement();
-CREATE TRIGGER "principals_autoincrement_raise" BEFORE UPDATE OF "id" ON "principals" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION principals_autoincrement();
+CREATE FUNCTION principals_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "principals"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('principals', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "principals_autoincrement_floor" AFTER DELETE ON "principals" FOR EACH ROW EXECUTE FUNCTION principals_autoincrement_floor();
+
+CREATE FUNCTION repositories_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "repositories"), (SELECT seq FROM autoincrement_counters WHERE name = 'repositories'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "repositories_autoincrement" BEFORE INSERT ON "repositories" FOR EACH ROW EXECUTE FUNCTION repositories_autoincrement();
-CREATE TRIGGER "repositories_autoincrement_raise" BEFORE UPDATE OF "id" ON "repositories" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION repositories_autoincrement();
+CREATE FUNCTION repositories_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "repositories"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('repositories', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "repositories_autoincrement_floor" AFTER DELETE ON "repositories" FOR EACH ROW EXECUTE FUNCTION repositories_autoincrement_floor();
+
+CREATE FUNCTION bundles_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "bundles"), (SELECT seq FROM autoincrement_counters WHERE name = 'bundles'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "bundles_autoincrement" BEFORE INSERT ON "bundles" FOR EACH ROW EXECUTE FUNCTION bundles_autoincrement();
-CREATE TRIGGER "bundles_autoincrement_raise" BEFORE UPDATE OF "id" ON "bundles" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION bundles_autoincrement();
+CREATE FUNCTION bundles_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "bundles"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('bundles', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "bundles_autoincrement_floor" AFTER DELETE ON "bundles" FOR EACH ROW EXECUTE FUNCTION bundles_autoincrement_floor();
+
+CREATE FUNCTION bundle_history_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "bundle_history"), (SELECT seq FROM autoincrement_counters WHERE name = 'bundle_history'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "bundle_history_autoincrement" BEFORE INSERT ON "bundle_history" FOR EACH ROW EXECUTE FUNCTION bundle_history_autoincrement();
-CREATE TRIGGER "bundle_history_autoincrement_raise" BEFORE UPDATE OF "id" ON "bundle_history" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION bundle_history_autoincrement();
+CREATE FUNCTION bundle_history_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "bundle_history"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('bundle_history', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "bundle_history_autoincrement_floor" AFTER DELETE ON "bundle_history" FOR EACH ROW EXECUTE FUNCTION bundle_history_autoincrement_floor();
+
+CREATE FUNCTION events_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.seq IS NULL THEN
+    NEW.seq := greatest((SELECT max(seq) FROM "events"), (SELECT seq FROM autoincrement_counters WHERE name = 'events'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "events_autoincrement" BEFORE INSERT ON "events" FOR EACH ROW EXECUTE FUNCTION events_autoincrement();
+
+CREATE FUNCTION scan_jobs_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "scan_jobs"), (SELECT seq FROM autoincrement_counters WHERE name = 'scan_jobs'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "scan_jobs_autoincrement" BEFORE INSERT ON "scan_jobs" FOR EACH ROW EXECUTE FUNCTION scan_jobs_autoincrement();
-CREATE TRIGGER "scan_jobs_autoincrement_raise" BEFORE UPDATE OF "id" ON "scan_jobs" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION scan_jobs_autoincrement();
+CREATE FUNCTION scan_jobs_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "scan_jobs"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('scan_jobs', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "scan_jobs_autoincrement_floor" AFTER DELETE ON "scan_jobs" FOR EACH ROW EXECUTE FUNCTION scan_jobs_autoincrement_floor();
+
+CREATE FUNCTION search_docs_autoincrement() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF NEW.id IS NULL THEN
+    NEW.id := greatest((SELECT max(id) FROM "search_docs"), (SELECT seq FROM autoincrement_counters WHERE name = 'search_docs'), 0) + 1;
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE TRIGGER "search_docs_autoincrement" BEFORE INSERT ON "search_docs" FOR EACH ROW EXECUTE FUNCTION search_docs_autoincrement();
-CREATE TRIGGER "search_docs_autoincrement_raise" BEFORE UPDATE OF "id" ON "search_docs" FOR EACH ROW WHEN (NEW."id" > OLD."id") EXECUTE FUNCTION search_docs_autoincrement();
+CREATE FUNCTION search_docs_autoincrement_floor() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  IF OLD.id > coalesce((SELECT max(id) FROM "search_docs"), 0) THEN
+    INSERT INTO autoincrement_counters AS k (name, seq) VALUES ('search_docs', OLD.id)
+      ON CONFLICT (name) DO UPDATE SET seq = greatest(k.seq, excluded.seq);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER "search_docs_autoincrement_floor" AFTER DELETE ON "search_docs" FOR EACH ROW EXECUTE FUNCTION search_docs_autoincrement_floor();
 
 -- The event log is append-only (as drizzle/0001). TRUNCATE skips row triggers, so it is refused too.
 CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
