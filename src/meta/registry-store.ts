@@ -113,8 +113,21 @@ export class RegistryStore {
    * (meta/write-batcher.ts). Resolves once the link is committed: answer the client only then.
    * Rejects with the link's own error (fence, …) without affecting the others in its batch.
    */
-  commitBlobLink(name: string, digest: string, size: number, actor: string, action: 'oci.blob.push' | 'oci.blob.mount', from?: string, fence?: LinkFence): Promise<void> {
-    return this.batcher.run((tx) => this.writes.linkBlob(tx, name, digest, size, actor, action, from, fence));
+  commitBlobLink(
+    name: string,
+    digest: string,
+    size: number,
+    actor: string,
+    action: 'oci.blob.push' | 'oci.blob.mount',
+    from?: string,
+    fence?: LinkFence,
+    /** The finished upload session: its row goes in the same transaction (one write fewer per push). */
+    uploadId?: string,
+  ): Promise<void> {
+    return this.batcher.run((tx) => {
+      this.writes.linkBlob(tx, name, digest, size, actor, action, from, fence);
+      if (uploadId !== undefined) tx.delete(uploads).where(eq(uploads.id, uploadId)).run();
+    });
   }
 
   /** Repositories the blob is linked to (candidates for a mount without `from`). */

@@ -191,8 +191,9 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       // Pin the digest before the commit, which may keep already-stored bytes: GC leaves it alone (operations/fence.ts).
       const fence = await pinForUpload(store.db, digest);
       const { size } = await uploads.finish(s.id, s.state, digest, { justWritten });
-      // Group-committed with the other links and manifest writes of this event-loop turn; the 201 waits for its COMMIT.
-      await store.commitBlobLink(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence);
+      // Group-committed with the other links and manifest writes of this event-loop turn (the
+      // session's row goes in the same transaction); the 201 waits for its COMMIT.
+      await store.commitBlobLink(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence, s.id);
     } catch (err) {
       // A storage outage (503, retryable) keeps the session so the client can retry the PUT.
       if (!(err instanceof StorageUnavailableError)) {
@@ -209,7 +210,6 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       }
       throw err;
     }
-    store.deleteUpload(s.id);
     s.closed = true;
     return c.body(null, 201, committedHeaders(name, digest));
   }
