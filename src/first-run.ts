@@ -46,6 +46,11 @@ export async function ensureInitialAdmin(db: Db, dataDir: string, log: Logger): 
     return { file, passwordHash: row.passwordHash! };
   } catch (err) {
     rmSync(file, { force: true });
+    // Replicas starting together on a fresh PostgreSQL: another process created it first.
+    if (identities.principalByName(INITIAL_ADMIN)) {
+      log.warn(`first run: another registry process created the administrator "${INITIAL_ADMIN}" at the same moment; its password is in that process's data directory (initial-admin-password)`);
+      return undefined;
+    }
     throw err;
   }
 }

@@ -21,11 +21,12 @@ export function toAppError(err: unknown): AppError {
 /**
  * The metadata database could not take the request now: the write lock stayed held past its
  * timeout (SQLITE_BUSY; on PostgreSQL also a lock timeout or serialisation failure, mapped to
- * it), or PostgreSQL is unreachable or restarting (SQLSTATE class 08, 57P0x). Retryable.
+ * it), or PostgreSQL is unreachable, restarting or out of resources (SQLSTATE classes 08, 53,
+ * 57P0x). Retryable.
  */
 function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('PG_08') || code.startsWith('PG_57P0') || code === 'PG_57014');
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('PG_08') || code.startsWith('PG_57P0') || code === 'PG_57014' || code.startsWith('PG_53'));
 }
 
 /** The client went away or the body stream broke: not our fault, not a 500. */

@@ -65,7 +65,13 @@ export function openDatabase(target: string): Db {
 }
 
 function openPostgres(url: string, schemaOverride?: string): Db {
-  const parsed = new URL(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Node's message repeats the whole URL, password included: never print it.
+    throw new Error('the database URL is not a valid URL (percent-encode reserved characters such as # / ? @ in the user name and password)');
+  }
   const schemaName = schemaOverride ?? parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');
   const connection = parsed.toString();

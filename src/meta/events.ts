@@ -74,7 +74,10 @@ function statementsFor(client: Database.Database): AppendStatements {
 /** Appends one event; call inside the transaction of the mutation it records. */
 export function appendEvent(tx: Tx, input: EventInput): EventRow {
   auditActionCheck?.(input.action, tx);
-  const st = statementsFor(clientOf(tx));
+  const client = clientOf(tx);
+  // PostgreSQL commits asynchronously by default; a privileged mutation's commit waits for the flush.
+  (client as unknown as { requireDurableCommit?: () => void }).requireDurableCommit?.();
+  const st = statementsFor(client);
   const prevHash = st.head.get() ?? GENESIS_HASH;
   const row = {
     time: Date.now(),

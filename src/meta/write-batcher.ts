@@ -264,6 +264,7 @@ export class WriteBatcher {
     try {
       this.db.transaction((tx) => {
         this.commitMode?.run();
+        if (this.pg) (client as unknown as PostgresDatabase).barrierCovered = this.syncCommits;
         for (const item of batch) {
           this.savepoint.run();
           try {
@@ -293,6 +294,7 @@ export class WriteBatcher {
       return;
     } finally {
       if (raise) client.exec(`PRAGMA synchronous = ${this.baseLevel}`);
+      if (this.pg) (client as unknown as PostgresDatabase).barrierCovered = false;
     }
     this.stats.batches++;
     this.stats.items += batch.length;

@@ -87,6 +87,25 @@ describe.skipIf(!url)('PostgreSQL facade', () => {
           expect(db.inTransaction).toBe(true);
         })();
         expect(db.prepare('SELECT id FROM t ORDER BY id').pluck().all()).toEqual([1, 2, 4]);
+        // A failed statement whose error is caught inside the transaction: SQLite would undo only
+        // that statement; PostgreSQL aborted everything, so the COMMIT must fail, never "succeed".
+        expect(() =>
+          db.transaction(() => {
+            ins.run(6, 'f', null);
+            try {
+              ins.run(1, 'dup', null);
+            } catch {
+              /* swallowed on purpose */
+            }
+          })(),
+        ).toThrow(/aborted|current transaction/);
+        expect(db.prepare('SELECT count(*) FROM t WHERE id = 6').pluck().get()).toBe(0);
+        // A transaction that must be durable (it appended an event) commits with the flush.
+        db.transaction(() => {
+          db.requireDurableCommit();
+          ins.run(7, 'g', null);
+        })();
+        expect(db.prepare('SELECT count(*) FROM t WHERE id = 7').pluck().get()).toBe(1);
       } finally {
         db.close();
       }

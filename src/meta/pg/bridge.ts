@@ -24,6 +24,8 @@ export interface PgResult {
   rows: unknown[];
   rowCount: number;
   fields: string[];
+  /** The command tag of the (last) statement: 'ROLLBACK' answers a COMMIT of an aborted transaction. */
+  command?: string;
 }
 
 /**
@@ -38,8 +40,22 @@ export const SESSION_SETUP = [
   'SET client_min_messages = warning',
   "SET statement_timeout = '60s'",
   "SET lock_timeout = '15s'",
+  // A replica that stalls or loses its network inside a transaction releases the write lock.
+  "SET idle_in_transaction_session_timeout = '60s'",
   'SET synchronous_commit = off',
 ].join('; ');
+
+/**
+ * Connection parameters added to the URL unless it sets them: a dead peer is noticed within
+ * ~25 s (TCP keepalives) and an unreachable server fails a connect after 10 s instead of the
+ * kernel's ~2 minutes (every call blocks the event loop).
+ */
+export function withConnectionDefaults(url: string): string {
+  const u = new URL(url);
+  const defaults: Record<string, string> = { connect_timeout: '10', keepalives: '1', keepalives_idle: '10', keepalives_interval: '5', keepalives_count: '3' };
+  for (const [k, v] of Object.entries(defaults)) if (!u.searchParams.has(k)) u.searchParams.set(k, v);
+  return u.toString();
+}
 
 export class PgError extends Error {
   constructor(message: string, readonly code: string | undefined, readonly detail?: string) {
@@ -62,9 +78,12 @@ let client;
 let ready;
 let dead = false;
 function connect() {
-  const c = new pg.Client({ connectionString: url, types, application_name: applicationName });
-  c.on('error', () => { dead = true; });
-  c.on('end', () => { dead = true; });
+  // The old client is closed (no leaked connection), and only the current one's events count.
+  if (client) client.end().catch(() => {});
+  const c = new pg.Client({ connectionString: url, types, application_name: applicationName, keepAlive: true, keepAliveInitialDelayMillis: 10000, connectionTimeoutMillis: 10000 });
+  const lost = () => { if (client === c) dead = true; };
+  c.on('error', lost);
+  c.on('end', lost);
   client = c;
   dead = false;
   ready = (async () => {
@@ -72,7 +91,7 @@ function connect() {
     await c.query(setup);
     if (schema) await c.query('SET search_path TO "' + schema.replace(/"/g, '""') + '"');
   })();
-  ready.catch(() => { dead = true; });
+  ready.catch(lost);
 }
 connect();
 function answer(reply) {
@@ -91,7 +110,7 @@ port.on('message', async (q) => {
       ? await client.query(q.sql)
       : await client.query({ text: q.sql, values: q.params ?? [], rowMode: q.rowMode === 'array' ? 'array' : undefined });
     const last = Array.isArray(res) ? res[res.length - 1] : res;
-    answer({ ok: true, result: { rows: last?.rows ?? [], rowCount: last?.rowCount ?? 0, fields: (last?.fields ?? []).map((f) => f.name) } });
+    answer({ ok: true, result: { rows: last?.rows ?? [], rowCount: last?.rowCount ?? 0, fields: (last?.fields ?? []).map((f) => f.name), command: last?.command } });
   } catch (err) {
     // Errors without a SQLSTATE come from the client side, 08/57P0x from a server ending the session: the connection is gone.
     if (!(err && err.code) || /^(08|57P0)/.test(err.code)) dead = true;
@@ -109,37 +128,47 @@ export interface BridgeOptions {
 }
 
 export class PgBridge {
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+  private worker!: Worker;
+  private port!: MessagePort;
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private readonly timeoutMs: number;
   private closed = false;
   private broken: Error | undefined;
 
-  constructor(opts: BridgeOptions) {
+  constructor(private readonly opts: BridgeOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 75_000;
+    this.start();
+  }
+
+  private start(): void {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.timeoutMs = opts.timeoutMs ?? 75_000;
     const pgPath = createRequire(import.meta.url).resolve('pg');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { port: port2, flag: this.flag, url: opts.url, schema: opts.schema, pgPath, applicationName: 'artifact-store', setup: SESSION_SETUP },
+      workerData: { port: port2, flag: this.flag, url: this.opts.url, schema: this.opts.schema, pgPath, applicationName: 'artifact-store', setup: SESSION_SETUP },
       transferList: [port2],
     });
     // The worker must never keep the process alive on its own (CLI commands exit when done).
     this.worker.unref();
     this.port.unref();
+    this.broken = undefined;
   }
 
   query(q: PgQuery): PgResult {
     if (this.closed) throw new PgError('the database connection is closed', '08003');
-    if (this.broken) throw this.broken;
+    if (this.broken) {
+      // Its transaction (if any) died with the old worker's connection; a fresh statement gets a new worker.
+      if (q.inTransaction) throw this.broken;
+      this.start();
+    }
     Atomics.store(this.flag, 0, 0);
     this.port.postMessage(q);
     if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
       // The answer may still arrive later and would be taken as the reply to the next call:
-      // this connection cannot be trusted again.
+      // this worker (and its connection) is dropped; the next statement outside a transaction starts another.
       this.broken = new PgError(`PostgreSQL did not answer within ${this.timeoutMs} ms`, '57014');
+      void this.worker.terminate();
       throw this.broken;
     }
     const msg = receiveMessageOnPort(this.port);

@@ -9,6 +9,9 @@
 import { createRequire } from 'node:module';
 import type { Client } from 'pg';
 
+/** A barrier slower than this fails its writes (retryable) instead of leaving them unanswered. */
+const BARRIER_TIMEOUT_MS = 30_000;
+
 export class CommitBarrier {
   private client: Client | undefined;
   private connecting: Promise<Client> | undefined;
@@ -18,7 +21,20 @@ export class CommitBarrier {
 
   async wait(): Promise<void> {
     const client = await this.connect();
-    await client.query('BEGIN; SELECT txid_current(); COMMIT');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`PostgreSQL did not confirm a commit within ${BARRIER_TIMEOUT_MS} ms`)), BARRIER_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([client.query('BEGIN; SELECT txid_current(); COMMIT'), timeout]);
+    } catch (err) {
+      // A stuck or broken barrier connection is replaced: the writes waiting on it get a retryable 503.
+      if (this.client === client) this.client = undefined;
+      void client.end().catch(() => {});
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private connect(): Promise<Client> {
@@ -26,7 +42,7 @@ export class CommitBarrier {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
       const pg = createRequire(import.meta.url)('pg') as typeof import('pg');
-      const client = new pg.Client({ connectionString: this.url, application_name: 'artifact-store commit barrier' });
+      const client = new pg.Client({ connectionString: this.url, application_name: 'artifact-store commit barrier', keepAlive: true, connectionTimeoutMillis: 10_000 });
       client.on('error', () => {
         // A dropped connection fails the barrier in flight; the next one reconnects.
         if (this.client === client) this.client = undefined;

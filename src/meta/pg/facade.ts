@@ -160,6 +160,13 @@ export class PostgresDatabase {
   readonly name: string;
   private readonly bridge: Transport;
   private depth = 0;
+  /** The open transaction appended to the event log: its COMMIT waits for the WAL flush. */
+  private durableCommit = false;
+  /**
+   * Set by the group commit while its transaction runs: its durability comes from the barrier
+   * (commit-barrier.ts) before anyone is answered, so its COMMIT need not wait for the flush.
+   */
+  barrierCovered = false;
   private readonly lockKey: bigint;
   private savepoints = 0;
 
@@ -188,6 +195,15 @@ export class PostgresDatabase {
     } catch (err) {
       throw err instanceof PgError ? new PostgresDatabaseError(err, text.slice(0, 500)) : err;
     }
+  }
+
+  /**
+   * Asks that the open transaction's COMMIT wait for PostgreSQL's WAL flush (sessions commit
+   * asynchronously: bridge.ts SESSION_SETUP). Every privileged mutation appends an event, and
+   * appendEvent asks this, so a revoked key or a changed password survives a PostgreSQL crash.
+   */
+  requireDurableCommit(): void {
+    if (this.depth > 0) this.durableCommit = true;
   }
 
   /** Several statements (no parameters), as better-sqlite3's exec. */
@@ -226,11 +242,19 @@ export class PostgresDatabase {
     }
     // Sent while still counted as inside the transaction: a COMMIT must never go to a fresh
     // connection after a lost one (it would "succeed" with nothing to commit).
+    const durable = kind === 'commit' && this.durableCommit && !this.barrierCovered;
+    let result: PgResult;
     try {
-      this.simple(kind === 'commit' ? 'COMMIT' : 'ROLLBACK');
+      result = this.simple(kind === 'rollback' ? 'ROLLBACK' : durable ? 'SET LOCAL synchronous_commit = on; COMMIT' : 'COMMIT');
     } finally {
       this.depth = 0;
       this.savepoints = 0;
+      this.durableCommit = false;
+    }
+    // PostgreSQL aborts the whole transaction at a failed statement (SQLite undoes only that
+    // statement) and then answers COMMIT with ROLLBACK: never report that as committed.
+    if (kind === 'commit' && result.command === 'ROLLBACK') {
+      throw new PostgresDatabaseError(new PgError('the transaction was aborted by an earlier failed statement; nothing was committed', '25P02'), 'COMMIT');
     }
   }
 

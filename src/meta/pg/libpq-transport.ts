@@ -5,7 +5,7 @@
  * when the addon is not installed. Statements are prepared once per connection by their text.
  */
 import { createRequire } from 'node:module';
-import { PgError, SESSION_SETUP, type PgQuery, type PgResult } from './bridge.js';
+import { PgError, SESSION_SETUP, withConnectionDefaults, type PgQuery, type PgResult } from './bridge.js';
 
 interface Libpq {
   connectSync(conninfo: string): void;
@@ -24,6 +24,7 @@ interface Libpq {
   getvalue(row: number, col: number): string;
   getisnull(row: number, col: number): boolean;
   cmdTuples(): string;
+  cmdStatus(): string;
   /** PQtransactionStatus: 0 idle, 1 active, 2 in a transaction, 3 in a failed one, 4 unknown (connection bad). */
   transactionStatus(): number;
   finish(): void;
@@ -70,6 +71,8 @@ const PQTRANS_UNKNOWN = 4;
 export class LibpqTransport {
   private pq: Libpq;
   private readonly prepared = new Map<string, string>();
+  /** Statement names are never reused on a connection (a cleared cache must not meet an old name). */
+  private preparedCount = 0;
   private closed = false;
   /** The connection broke: the next statement outside a transaction connects again. */
   private lost = false;
@@ -85,7 +88,7 @@ export class LibpqTransport {
   private connect(): Libpq {
     const pq = new this.Ctor();
     try {
-      pq.connectSync(this.url);
+      pq.connectSync(withConnectionDefaults(this.url));
     } catch (err) {
       pq.finish();
       throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
@@ -98,6 +101,7 @@ export class LibpqTransport {
       throw new PgError(`cannot set up the PostgreSQL session: ${message}`, '08001');
     }
     this.prepared.clear();
+    this.preparedCount = 0;
     return pq;
   }
 
@@ -127,17 +131,20 @@ export class LibpqTransport {
     } else {
       const params = (q.params ?? []).map(encodeParam);
       let name = this.prepared.get(q.sql);
-      if (!name) {
-        if (this.prepared.size >= MAX_PREPARED) {
-          pq.exec('DEALLOCATE ALL');
-          this.prepared.clear();
-        }
-        name = `as${this.prepared.size + 1}`;
+      if (!name && this.prepared.size >= MAX_PREPARED && !q.inTransaction) {
+        // Only between transactions: inside an aborted one DEALLOCATE would fail and leave the
+        // cache pointing at statements that no longer exist.
+        pq.exec('DEALLOCATE ALL');
+        if (pq.resultStatus() === 'PGRES_COMMAND_OK') this.prepared.clear();
+      }
+      if (!name && this.prepared.size < MAX_PREPARED) {
+        name = `as${++this.preparedCount}`;
         pq.prepare(name, q.sql, params.length);
         this.check();
         this.prepared.set(q.sql, name);
       }
-      pq.execPrepared(name, params);
+      if (name) pq.execPrepared(name, params);
+      else pq.execParams(q.sql, params);
     }
     this.check();
     return this.read(q.rowMode === 'array' && !q.simple);
@@ -177,7 +184,7 @@ export class LibpqTransport {
       }
     }
     const tuples = pq.cmdTuples();
-    return { rows, rowCount: tuples ? Number(tuples) : n, fields };
+    return { rows, rowCount: tuples ? Number(tuples) : n, fields, command: pq.cmdStatus().split(' ')[0] };
   }
 
   close(): void {
