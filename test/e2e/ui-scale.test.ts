@@ -70,13 +70,23 @@ describe('UI on large data (auth: none)', () => {
       const addTag = s.prepare('INSERT INTO tags(repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)');
       const addRepo = s.prepare('INSERT INTO repositories(name) VALUES (?)');
       const addManifest = s.prepare('INSERT INTO manifests(repository_id, digest, media_type, payload, size, artifact_type, annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-      s.transaction(() => {
-        for (let i = 0; i < TAGS; i++) addTag.run(repoId, `t${String(i).padStart(5, '0')}`, subject, 1_700_000_000_000 + i);
-        for (let r = 0; r < REPOS; r++) {
-          const id = addRepo.run(`many/repo-${r}`).lastInsertRowid;
-          addManifest.run(id, `sha256:${r.toString(16).padStart(64, '0')}`, 'application/vnd.oci.image.manifest.v1+json', Buffer.from('{}'), 100, null, JSON.stringify({ 'org.opencontainers.image.title': `service ${r}` }), 1_700_000_000_000 + r);
-        }
-      })();
+      // In transactions of 1,000 rows: every tag insert rewrites the same search document, and
+      // PostgreSQL can prune that row's old versions only once they are committed (one
+      // transaction for all 10k made each update walk every earlier version).
+      const chunk = 1000;
+      for (let from = 0; from < TAGS; from += chunk) {
+        s.transaction(() => {
+          for (let i = from; i < Math.min(TAGS, from + chunk); i++) addTag.run(repoId, `t${String(i).padStart(5, '0')}`, subject, 1_700_000_000_000 + i);
+        })();
+      }
+      for (let from = 0; from < REPOS; from += chunk) {
+        s.transaction(() => {
+          for (let r = from; r < Math.min(REPOS, from + chunk); r++) {
+            const id = addRepo.run(`many/repo-${r}`).lastInsertRowid;
+            addManifest.run(id, `sha256:${r.toString(16).padStart(64, '0')}`, 'application/vnd.oci.image.manifest.v1+json', Buffer.from('{}'), 100, null, JSON.stringify({ 'org.opencontainers.image.title': `service ${r}` }), 1_700_000_000_000 + r);
+          }
+        })();
+      }
     } finally {
       db.$client.close();
     }
