@@ -23,6 +23,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { ociError, type AppError } from '../errors/catalogue.js';
 import { isPostgres, type Db } from './db.js';
+import { notDurableError, syncFile } from './durability.js';
 import type { PostgresDatabase } from './pg/facade.js';
 
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -66,30 +67,6 @@ export interface BatchStats {
  *   not a power loss).
  */
 export type Durability = 'wal-fsync' | 'full' | 'commit';
-
-/** fdatasync of a file by path; a missing WAL was checkpointed (and synced) and removed by SQLite. */
-async function syncFile(path: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Raised (503, retryable) once a WAL sync failed: nothing more is acknowledged until a restart. */
-export function notDurableError(cause: unknown): AppError {
-  const why = cause instanceof Error ? cause.message : String(cause);
-  return ociError('UNAVAILABLE', `the metadata database could not be synced to disk (${why}); writes are refused until the registry is restarted: retry then`, {
-    headers: { 'Retry-After': '30' },
-  });
-}
 
 export interface BatcherOptions {
   durability?: Durability;
