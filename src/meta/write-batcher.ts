@@ -139,7 +139,7 @@ export class WriteBatcher {
       this.release = client.prepare('RELEASE write_item');
       this.rollbackTo = client.prepare('ROLLBACK TO write_item');
       // Sessions commit asynchronously (pg/bridge.ts SESSION_SETUP); 'full' flushes inside COMMIT.
-      this.commitMode = client.prepare(`SET LOCAL synchronous_commit = ${durability === 'full' ? 'on' : 'off'}`);
+      if (durability === 'full') this.commitMode = client.prepare('SET LOCAL synchronous_commit = on');
       return;
     }
     const level = client.pragma('synchronous', { simple: true }) as number;
@@ -239,16 +239,20 @@ export class WriteBatcher {
     const raise = this.baseLevel !== undefined && !client.inTransaction;
     if (raise) client.exec('PRAGMA synchronous = FULL');
     try {
+      // PostgreSQL: every statement is a round trip. A lone item needs no savepoint (its failure
+      // rolls the whole transaction back, which is all it held).
+      const savepoints = !(this.pg && batch.length === 1);
       this.db.transaction((tx) => {
         this.commitMode?.run();
         if (this.pg) (client as unknown as PostgresDatabase).barrierCovered = this.syncCommits;
         for (const item of batch) {
+          if (!savepoints) {
+            done.push({ item, value: this.runItem(item, tx) });
+            continue;
+          }
           this.savepoint.run();
           try {
-            const value = item.fn(tx);
-            if (value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function') {
-              throw new TypeError('WriteBatcher items must be synchronous');
-            }
+            const value = this.runItem(item, tx);
             this.release.run();
             done.push({ item, value });
           } catch (err) {
@@ -283,6 +287,14 @@ export class WriteBatcher {
     }
     this.unsynced.push(...done);
     this.syncWal();
+  }
+
+  private runItem(item: Item, tx: Tx): unknown {
+    const value = item.fn(tx);
+    if (value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function') {
+      throw new TypeError('WriteBatcher items must be synchronous');
+    }
+    return value;
   }
 
   private async datasyncWal(path: string): Promise<void> {

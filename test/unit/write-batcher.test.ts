@@ -135,6 +135,28 @@ describe('WriteBatcher', () => {
     }
   });
 
+  it('a lone item that fails after writing leaves nothing (on PostgreSQL it runs without a savepoint)', async () => {
+    const db = fresh();
+    const store = new RegistryStore(db);
+    try {
+      const batcher = writeBatcher(db);
+      const headBefore = db.$client.prepare('SELECT count(*) FROM events').pluck().get();
+      await expect(
+        batcher.run(() => {
+          store.linkBlob('lone/app', sha('blob 5'), 105, 't', 'oci.blob.push');
+          throw new Error('refused after writing');
+        }),
+      ).rejects.toThrow('refused after writing');
+      expect(store.repositoryBlobSize('lone/app', sha('blob 5'))).toBeUndefined();
+      expect(db.$client.prepare('SELECT count(*) FROM events').pluck().get()).toBe(headBefore);
+      // The batcher goes on.
+      await store.commitBlobLink('lone/app', sha('blob 6'), 106, 't', 'oci.blob.push');
+      expect(store.repositoryBlobSize('lone/app', sha('blob 6'))).toBe(106);
+    } finally {
+      db.$client.close();
+    }
+  });
+
   it('an item returning a promise is refused (items must be synchronous), the batch goes on', async () => {
     const db = fresh();
     try {
