@@ -26,7 +26,7 @@ import { imageManifest, randomBlob, sha256 } from '../helpers/http.js';
 import { writeLayout } from '../helpers/oci-layout.js';
 import { removeDir, type RegistryProcess } from '../helpers/registry.js';
 import { blobDigestAt, manifestDigestAt, MANIFEST, PIN_HEADER, replicaEnv, SERVED_BY_HEADER, startReplica, startRoundRobinProxy, tryPushImage, type RoundRobinProxy } from '../helpers/replicas.js';
-import { startS3Server, type S3Server } from '../helpers/s3-server.js';
+import { registryS3Env, startS3Server, type S3Server } from '../helpers/s3-server.js';
 
 const run = promisify(execFile);
 const PG = process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
@@ -43,15 +43,7 @@ const schema = `replicas_${process.pid}_${Date.now().toString(36)}`;
 
 const sharedEnv = (): Record<string, string> => ({
   ARTIFACT_STORE_DATABASE_URL: databaseUrl,
-  ARTIFACT_STORE_STORAGE: 's3',
-  ARTIFACT_STORE_S3_ENDPOINT: s3.endpoint,
-  ARTIFACT_STORE_S3_BUCKET: s3.bucket,
-  ARTIFACT_STORE_S3_REGION: 'us-east-1',
-  ARTIFACT_STORE_S3_ACCESS_KEY_ID: s3.accessKeyId,
-  ARTIFACT_STORE_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-  ARTIFACT_STORE_S3_FORCE_PATH_STYLE: 'true',
-  ARTIFACT_STORE_S3_PREFIX: 'registry',
-  ARTIFACT_STORE_S3_PART_SIZE: String(5 * MiB),
+  ...registryS3Env(s3),
 });
 
 const elapsed = (t0: number): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;

@@ -13,7 +13,7 @@ import { runConformance } from '../../oci-conformance/suite.js';
 import { randomBlob, sha256 } from '../helpers/http.js';
 import { writeLayout } from '../helpers/oci-layout.js';
 import { removeDir, startRegistryProcess } from '../helpers/registry.js';
-import { startS3Server, type S3Server } from '../helpers/s3-server.js';
+import { registryS3Env, startS3Server, type S3Server } from '../helpers/s3-server.js';
 
 const run = promisify(execFile);
 let s3: S3Server;
@@ -26,15 +26,7 @@ beforeAll(async () => {
 }, 60_000);
 
 const s3Env = (): Record<string, string> => ({
-  ARTIFACT_STORE_STORAGE: 's3',
-  ARTIFACT_STORE_S3_ENDPOINT: s3.endpoint,
-  ARTIFACT_STORE_S3_BUCKET: s3.bucket,
-  ARTIFACT_STORE_S3_REGION: 'us-east-1',
-  ARTIFACT_STORE_S3_ACCESS_KEY_ID: s3.accessKeyId,
-  ARTIFACT_STORE_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-  ARTIFACT_STORE_S3_FORCE_PATH_STYLE: 'true',
-  ARTIFACT_STORE_S3_PREFIX: 'registry',
-  ARTIFACT_STORE_S3_PART_SIZE: String(5 * 1024 * 1024),
+  ...registryS3Env(s3),
 });
 afterAll(async () => {
   await reg?.stop();

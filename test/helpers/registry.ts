@@ -58,7 +58,7 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -70,20 +70,27 @@ async function freePort(): Promise<number> {
   });
 }
 
+export interface ProcessOptions {
+  /** The environment under the test's settings (default: this process's). */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** How long the first /healthz may take. */
+  startupMs?: number;
+}
+
 /** Runs `node dist/src/main.js` (built by `npm run build`, which `npm test` does first). */
-export async function startRegistryProcess(env: Record<string, string> = {}): Promise<RegistryProcess> {
+export async function startRegistryProcess(env: Record<string, string> = {}, opts: ProcessOptions = {}): Promise<RegistryProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'as-proc-'));
   const port = await freePort();
   let output = '';
   const proc = spawn(process.execPath, ['dist/src/main.js'], {
-    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env },
+    env: { ...(opts.baseEnv ?? process.env), ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
   // Generous: on a machine at load ~15 a first start (migrations, first-run scrypt) took > 20 s.
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + (opts.startupMs ?? 60_000);
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`registry exited early:\n${output}`);
     try {
@@ -104,7 +111,7 @@ export async function startRegistryProcess(env: Record<string, string> = {}): Pr
     proc,
     output: () => output,
     async stop() {
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
         await exited;

@@ -2,14 +2,10 @@
  * Scale-out test parts (issue #15): registry processes that share one PostgreSQL database and one
  * S3 bucket, and a round-robin HTTP proxy in front of them standing in for a load balancer.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { imageManifest, randomBlob, sha256 } from './http.js';
-import { removeDir, type RegistryProcess } from './registry.js';
+import { startRegistryProcess, type RegistryProcess } from './registry.js';
 
 export const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -24,61 +20,13 @@ export function replicaEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return env;
 }
 
-async function freePort(): Promise<number> {
-  const { createServer: createNetServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** `node dist/src/main.js` with its own data directory and port, the rest from `env`. */
-export async function startReplica(env: Record<string, string>): Promise<RegistryProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'as-replica-'));
-  const port = await freePort();
-  let output = '';
-  const proc: ChildProcess = spawn(process.execPath, ['dist/src/main.js'], {
-    env: replicaEnv({ ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  // Generous, as startRegistryProcess: a first start migrates a fresh schema, and on a loaded
-  // machine (load ~20, a shared PostgreSQL) three starting together took over 40 s.
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`replica exited early:\n${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      removeDir(dataDir);
-      throw new Error(`replica did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    dataDir,
-    proc,
-    output: () => output,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await exited;
-      }
-      removeDir(dataDir);
-    },
-  };
+/**
+ * `node dist/src/main.js` with its own data directory and port, the rest from `env`; generous
+ * start-up: a first start migrates a fresh schema, and on a loaded machine (load ~20, a shared
+ * PostgreSQL) three starting together took over 40 s.
+ */
+export function startReplica(env: Record<string, string>): Promise<RegistryProcess> {
+  return startRegistryProcess(env, { baseEnv: replicaEnv({}), startupMs: 150_000 });
 }
 
 export interface RoundRobinProxy {

@@ -62,6 +62,21 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The registry settings that put its blobs in `s3` (5 MiB parts, prefix `registry`). */
+export function registryS3Env(s3: S3Server): Record<string, string> {
+  return {
+    ARTIFACT_STORE_STORAGE: 's3',
+    ARTIFACT_STORE_S3_ENDPOINT: s3.endpoint,
+    ARTIFACT_STORE_S3_BUCKET: s3.bucket,
+    ARTIFACT_STORE_S3_REGION: 'us-east-1',
+    ARTIFACT_STORE_S3_ACCESS_KEY_ID: s3.accessKeyId,
+    ARTIFACT_STORE_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    ARTIFACT_STORE_S3_FORCE_PATH_STYLE: 'true',
+    ARTIFACT_STORE_S3_PREFIX: 'registry',
+    ARTIFACT_STORE_S3_PART_SIZE: String(5 * 1024 * 1024),
+  };
+}
+
 export async function startS3Server(): Promise<S3Server> {
   const dir = await mkdtemp(join(tmpdir(), 's3rver-'));
   const port = await freePort();
