@@ -58,10 +58,14 @@ export function openDatabase(target: string): Db {
   const testPg = process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
   if (isPostgresUrl(target)) return openPostgres(target);
   if (testPg && target !== ':memory:') {
-    const schemaName = `t_${createHash('sha256').update(resolve(target)).digest('hex').slice(0, 24)}`;
-    return openPostgres(testPg, schemaName);
+    return openPostgres(testPg, testModeSchema(target));
   }
   return openSqlite(target);
+}
+
+/** The schema test mode opens for a SQLite file path (a hash of its absolute path). */
+export function testModeSchema(file: string): string {
+  return `t_${createHash('sha256').update(resolve(file)).digest('hex').slice(0, 24)}`;
 }
 
 function openPostgres(url: string, schemaOverride?: string): Db {

@@ -6,10 +6,10 @@
  * garbage collection is held off while the backup runs.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
@@ -17,16 +17,10 @@ import { sha256 } from '../helpers/http.js';
 import { basic, PASSWORD, withIdentities } from '../helpers/identities.js';
 import { startTestRegistry } from '../helpers/registry.js';
 import { startS3Server } from '../helpers/s3-server.js';
-import { openDatabase } from '../../src/meta/db.js';
+import { metadataSchema, onPostgres, openMetadata } from '../helpers/metadata.js';
 
-const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
 /** On PostgreSQL the backup holds a pg_dump of the registry's schema instead of a SQLite snapshot. */
 const METADATA = onPostgres ? 'metadata.pgdump' : 'metadata.db';
-
-/** Test mode's schema for a data directory (src/meta/db.ts: a hash of its metadata.db path). */
-function testSchema(dataDir: string): string {
-  return `t_${createHash('sha256').update(resolve(join(dataDir, 'metadata.db'))).digest('hex').slice(0, 24)}`;
-}
 
 /**
  * What an operator does to restore: on SQLite nothing more (metadata.db is in the copied
@@ -36,13 +30,11 @@ function testSchema(dataDir: string): string {
 function restoreMetadata(backupDir: string, fromDataDir: string, intoDataDir: string): void {
   if (!onPostgres) return;
   const sql = execFileSync('pg_restore', ['--no-owner', '--file=-', join(backupDir, METADATA)], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 });
-  execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', process.env.ARTIFACT_STORE_TEST_POSTGRES_URL!], { input: sql.replaceAll(testSchema(fromDataDir), testSchema(intoDataDir)), stdio: ['pipe', 'ignore', 'pipe'] });
+  execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', process.env.ARTIFACT_STORE_TEST_POSTGRES_URL!], { input: sql.replaceAll(metadataSchema(fromDataDir), metadataSchema(intoDataDir)), stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
 /** The registry's metadata, read as the test's side channel: the SQLite file, or its schema in test mode. */
-function metadata(dataDir: string): { prepare: Database.Database['prepare']; close(): void } {
-  return onPostgres ? openDatabase(join(dataDir, 'metadata.db')).$client : new Database(join(dataDir, 'metadata.db'), { readonly: true });
-}
+const metadata = (dataDir: string): Database.Database => openMetadata(dataDir, { readonly: true });
 
 const work = mkdtempSync(join(tmpdir(), 'as-backup-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

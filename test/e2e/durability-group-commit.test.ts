@@ -9,10 +9,8 @@
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/meta/db.js';
+import { metadataSchema, onPostgres, openMetadata } from '../helpers/metadata.js';
 import { writeLockKey } from '../../src/meta/pg/facade.js';
 import { imageManifest, pushBlob, randomBlob, sha256 } from '../helpers/http.js';
 import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
@@ -31,12 +29,9 @@ function cli(dataDir: string, args: string[]): Promise<{ code: number; out: stri
   });
 }
 
-const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
 
 /** The registry's metadata as the test reads it: the SQLite file, or (test mode on PostgreSQL) its schema. */
-function metadata(dataDir: string, readonly = false): Database.Database {
-  return onPostgres ? openDatabase(join(dataDir, 'metadata.db')).$client : new Database(join(dataDir, 'metadata.db'), { readonly });
-}
+const metadata = (dataDir: string, readonly = false): Database.Database => openMetadata(dataDir, { readonly });
 
 /**
  * Whether some connection holds the database's write lock (a write transaction is open). On
@@ -45,7 +40,7 @@ function metadata(dataDir: string, readonly = false): Database.Database {
  */
 function writeLocked(watch: Database.Database, dataDir: string): boolean {
   if (onPostgres) {
-    const schema = `t_${createHash('sha256').update(resolve(join(dataDir, 'metadata.db'))).digest('hex').slice(0, 24)}`;
+    const schema = metadataSchema(dataDir);
     const sql = `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ((classid::bigint << 32) | objid::bigint) = ${writeLockKey(schema)}`;
     return (watch.prepare(sql).pluck().get() as number) > 0;
   }

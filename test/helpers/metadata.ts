@@ -6,11 +6,16 @@
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/meta/db.js';
+import { openDatabase, testModeSchema } from '../../src/meta/db.js';
 
 export const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
 
 export function openMetadata(dataDir: string, options: { readonly?: boolean } = {}): Database.Database {
   const file = join(dataDir, 'metadata.db');
   return onPostgres ? openDatabase(file).$client : new Database(file, options);
+}
+
+/** Test mode's schema for a data directory's metadata. */
+export function metadataSchema(dataDir: string): string {
+  return testModeSchema(join(dataDir, 'metadata.db'));
 }
