@@ -137,3 +137,15 @@ export function repositoryIdQuery(db: Db): Database.Statement<[string], number> 
   if (!q) repoIdQueries.set(db.$client, (q = db.$client.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck()));
   return q;
 }
+
+/**
+ * A one-row read for the hot pull paths that does not hold the event loop: on PostgreSQL it goes
+ * through the pipelined connection (pg/async-reader.ts; one round trip per event-loop turn for
+ * all concurrent pulls), on SQLite it is the statement itself (answered in microseconds). Only
+ * for reads outside transactions.
+ */
+export function asyncGet<P extends unknown[], R>(stmt: Database.Statement<P, R>): (...params: P) => R | undefined | Promise<R | undefined> {
+  const pg = stmt as unknown as { getAsync?: (...params: unknown[]) => Promise<unknown> | undefined };
+  if (typeof pg.getAsync !== 'function') return (...params) => stmt.get(...params);
+  return (...params) => (pg.getAsync!(...params) as Promise<R | undefined> | undefined) ?? stmt.get(...params);
+}

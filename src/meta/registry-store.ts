@@ -5,7 +5,7 @@
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
-import { repositoryIdQuery, type Db } from './db.js';
+import { asyncGet, repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { LinkFence } from '../operations/fence.js';
 import { writeBatcher, type WriteBatcher } from './write-batcher.js';
@@ -61,6 +61,8 @@ function chunked<T, R>(items: T[], fn: (part: T[]) => R[]): R[] {
   return out;
 }
 
+type MaybePromise<T> = T | Promise<T>;
+
 export class RegistryStore {
   // Hot read paths as raw prepared statements: they run on every pull and push (drizzle's
   // prepared queries still map every row through its column tree).
@@ -72,6 +74,12 @@ export class RegistryStore {
 
   private readonly writes: WritePath;
   private readonly batcher: WriteBatcher;
+  /** The pull path's lookups (db.ts asyncGet): on PostgreSQL they do not hold the event loop. */
+  readonly pull: {
+    manifestByDigest: (name: string, digest: string) => MaybePromise<ManifestRecord | undefined>;
+    manifestByTag: (name: string, tag: string) => MaybePromise<ManifestRecord | undefined>;
+    repositoryBlobSize: (name: string, digest: string) => MaybePromise<number | undefined>;
+  };
 
   constructor(readonly db: Db) {
     const c = db.$client;
@@ -86,6 +94,7 @@ export class RegistryStore {
     this.qManifestByTag = c.prepare(`SELECT ${cols} FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest WHERE r.name = ? AND t.name = ?`);
     // '' sorts before every tag, so "after ''" is the first page.
     this.qTagPage = c.prepare<[number, string, number], string>('SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?').pluck();
+    this.pull = { manifestByDigest: asyncGet(this.qManifestByDigest), manifestByTag: asyncGet(this.qManifestByTag), repositoryBlobSize: asyncGet(this.qRepoBlob) };
   }
 
   repositoryId(name: string): number | undefined {

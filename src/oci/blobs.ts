@@ -15,10 +15,10 @@ export function blobRoutes({ store, driver, config, log, governance }: OciDeps) 
   return {
     async get(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       const digest = parseDigest(ref).value;
-      let size = store.repositoryBlobSize(name, digest);
+      const size = await store.pull.repositoryBlobSize(name, digest);
       if (size === undefined) {
         // Manifests are content too: serve their bytes when asked for as a blob.
-        const m = store.manifestByDigest(name, digest);
+        const m = await store.pull.manifestByDigest(name, digest);
         if (!m) throw ociError('BLOB_UNKNOWN', undefined, { detail: { digest } });
         return bytesResponse(c, 200, contentHeaders(digest, m.size), m.payload);
       }

@@ -39,8 +39,8 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
   return {
     async get(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
       let m;
-      if (isDigest(ref)) m = store.manifestByDigest(name, parseDigest(ref).value);
-      else if (isValidTag(ref)) m = store.manifestByTag(name, ref);
+      if (isDigest(ref)) m = await store.pull.manifestByDigest(name, parseDigest(ref).value);
+      else if (isValidTag(ref)) m = await store.pull.manifestByTag(name, ref);
       if (!m) notFound(name, ref);
       await governance.checkPull({ repository: name, digest: m.digest, ...(isDigest(ref) ? {} : { tag: ref }), artifactType: m.artifactType, subject: m.subject, caller: c.get('caller') });
       const headers = {

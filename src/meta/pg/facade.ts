@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { PgBridge, PgError, type PgQuery, type PgResult } from './bridge.js';
 import { CommitBarrier } from './commit-barrier.js';
+import { PipelinedReader } from './async-reader.js';
 import { LibpqTransport, loadLibpq } from './libpq-transport.js';
 import { translate } from './translate.js';
 
@@ -125,6 +126,22 @@ export class PgStatement {
     return this.all(...params)[0];
   }
 
+  /**
+   * get() without blocking the thread (async-reader.ts), for reads outside transactions; undefined
+   * when this process has no asynchronous connection (the worker transport): call get() then.
+   */
+  getAsync(...params: unknown[]): Promise<unknown> | undefined {
+    const arrayMode = this.rawMode || this.pluckMode;
+    const pluck = this.pluckMode;
+    const pending = this.db.readAsync(translate(this.source).text, normaliseParams(params), arrayMode ? 'array' : 'object');
+    return pending?.then((res) => {
+      const row = res.rows[0];
+      if (row === undefined) return undefined;
+      toBuffers([row], arrayMode);
+      return pluck ? (row as unknown[])[0] : row;
+    });
+  }
+
   *iterate(...params: unknown[]): IterableIterator<unknown> {
     yield* this.all(...params);
   }
@@ -204,6 +221,21 @@ export class PostgresDatabase {
    */
   requireDurableCommit(): void {
     if (this.depth > 0) this.durableCommit = true;
+  }
+
+  /** The pipelined connection for getAsync (libpq transport only), opened on first use. */
+  private reader: PipelinedReader | null | undefined;
+
+  /** One read on the pipelined connection, or undefined without one. */
+  readAsync(text: string, params: unknown[], rowMode: 'array' | 'object'): Promise<PgResult> | undefined {
+    if (this.reader === undefined) {
+      const Libpq = this.bridge instanceof LibpqTransport ? loadLibpq() : null;
+      this.reader = Libpq ? new PipelinedReader(Libpq, this.options.url, this.options.schema) : null;
+    }
+    if (!this.reader) return undefined;
+    return this.reader.query(text, params, rowMode).catch((err: unknown) => {
+      throw err instanceof PgError ? new PostgresDatabaseError(err, text.slice(0, 500)) : err;
+    });
   }
 
   /** Several statements (no parameters), as better-sqlite3's exec. */
@@ -329,6 +361,7 @@ export class PostgresDatabase {
   close(): this {
     if (this.depth > 0) this.rollbackQuietly();
     this.barrier?.close();
+    this.reader?.close();
     this.bridge.close();
     return this;
   }

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { PgError, SESSION_SETUP, withConnectionDefaults, type PgQuery, type PgResult } from './bridge.js';
 
-interface Libpq {
+export interface Libpq {
   connectSync(conninfo: string): void;
   exec(sql: string): void;
   execParams(sql: string, params: (string | null)[]): void;
@@ -29,9 +29,24 @@ interface Libpq {
   transactionStatus(): number;
   finish(): void;
   connected: boolean;
+  // The asynchronous side (async-reader.ts): pipeline mode on a non-blocking connection.
+  setNonBlocking(on: boolean): boolean;
+  enterPipelineMode(): boolean;
+  pipelineSync(): boolean;
+  sendPrepare(name: string, sql: string, nParams: number): boolean;
+  sendQueryPrepared(name: string, params: (string | null)[]): boolean;
+  sendQueryParams(sql: string, params: (string | null)[]): boolean;
+  flush(): number;
+  consumeInput(): boolean;
+  isBusy(): boolean;
+  getResult(): boolean;
+  startReader(): void;
+  stopReader(): void;
+  writable(cb: () => void): void;
+  on(event: 'readable', listener: () => void): void;
 }
 
-type LibpqConstructor = new () => Libpq;
+export type LibpqConstructor = new () => Libpq;
 
 let loaded: LibpqConstructor | null | undefined;
 
@@ -51,7 +66,7 @@ const INTEGER_OIDS = new Set([20, 21, 23, 26, 700, 701, 1700]);
 const BOOL_OID = 16;
 const BYTEA_OID = 17;
 
-function encodeParam(v: unknown): string | null {
+export function encodeParam(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Uint8Array) return '\\x' + Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
   if (typeof v === 'boolean') return v ? '1' : '0';
@@ -86,20 +101,7 @@ export class LibpqTransport {
   }
 
   private connect(): Libpq {
-    const pq = new this.Ctor();
-    try {
-      pq.connectSync(withConnectionDefaults(this.url));
-    } catch (err) {
-      pq.finish();
-      throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
-    }
-    const schema = this.schema ? `; SET search_path TO "${this.schema.replace(/"/g, '""')}"` : '';
-    pq.exec(SESSION_SETUP + schema);
-    if (pq.resultStatus() !== 'PGRES_COMMAND_OK') {
-      const message = pq.resultErrorMessage().trim();
-      pq.finish();
-      throw new PgError(`cannot set up the PostgreSQL session: ${message}`, '08001');
-    }
+    const pq = connectLibpq(this.Ctor, this.url, this.schema);
     this.prepared.clear();
     this.preparedCount = 0;
     return pq;
@@ -151,40 +153,14 @@ export class LibpqTransport {
   }
 
   private check(): void {
-    const status = this.pq.resultStatus();
-    if (status === 'PGRES_FATAL_ERROR' || status === 'PGRES_BAD_RESPONSE' || status === 'PGRES_NONFATAL_ERROR' || status === '') {
-      const fields = this.pq.resultErrorFields();
-      const message = fields?.messagePrimary ?? (this.pq.resultErrorMessage() || this.pq.errorMessage() || 'PostgreSQL error').trim();
-      const gone = this.pq.transactionStatus() === PQTRANS_UNKNOWN || !fields?.sqlState;
-      if (gone) this.lost = true;
-      throw new PgError(message, fields?.sqlState ?? (gone ? '08006' : undefined), fields?.messageDetail);
-    }
+    const err = resultError(this.pq);
+    if (!err) return;
+    if (err.code === '08006') this.lost = true;
+    throw err;
   }
 
   private read(arrayMode: boolean): PgResult {
-    const pq = this.pq;
-    const n = pq.ntuples();
-    const width = pq.nfields();
-    const fields: string[] = [];
-    const oids: number[] = [];
-    for (let c = 0; c < width; c++) {
-      fields.push(pq.fname(c));
-      oids.push(pq.ftype(c));
-    }
-    const rows: unknown[] = new Array(n);
-    for (let r = 0; r < n; r++) {
-      if (arrayMode) {
-        const row: unknown[] = new Array(width);
-        for (let c = 0; c < width; c++) row[c] = pq.getisnull(r, c) ? null : decode(oids[c]!, pq.getvalue(r, c));
-        rows[r] = row;
-      } else {
-        const row: Record<string, unknown> = {};
-        for (let c = 0; c < width; c++) row[fields[c]!] = pq.getisnull(r, c) ? null : decode(oids[c]!, pq.getvalue(r, c));
-        rows[r] = row;
-      }
-    }
-    const tuples = pq.cmdTuples();
-    return { rows, rowCount: tuples ? Number(tuples) : n, fields, command: pq.cmdStatus().split(' ')[0] };
+    return readResult(this.pq, arrayMode);
   }
 
   close(): void {
@@ -192,4 +168,59 @@ export class LibpqTransport {
     this.closed = true;
     this.pq.finish();
   }
+}
+
+/** A connected session with the registry's settings (bridge.ts SESSION_SETUP) and search_path. */
+export function connectLibpq(Ctor: LibpqConstructor, url: string, schema: string | undefined): Libpq {
+  const pq = new Ctor();
+  try {
+    pq.connectSync(withConnectionDefaults(url));
+  } catch (err) {
+    pq.finish();
+    throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
+  }
+  const path = schema ? `; SET search_path TO "${schema.replace(/"/g, '""')}"` : '';
+  pq.exec(SESSION_SETUP + path);
+  if (pq.resultStatus() !== 'PGRES_COMMAND_OK') {
+    const message = pq.resultErrorMessage().trim();
+    pq.finish();
+    throw new PgError(`cannot set up the PostgreSQL session: ${message}`, '08001');
+  }
+  return pq;
+}
+
+/** The current result's error (code 08006 when the connection is gone), or undefined. */
+export function resultError(pq: Libpq): PgError | undefined {
+  const status = pq.resultStatus();
+  if (status !== 'PGRES_FATAL_ERROR' && status !== 'PGRES_BAD_RESPONSE' && status !== 'PGRES_NONFATAL_ERROR' && status !== '') return undefined;
+  const fields = pq.resultErrorFields();
+  const message = fields?.messagePrimary ?? (pq.resultErrorMessage() || pq.errorMessage() || 'PostgreSQL error').trim();
+  const gone = pq.transactionStatus() === PQTRANS_UNKNOWN || !fields?.sqlState;
+  return new PgError(message, fields?.sqlState ?? (gone ? '08006' : undefined), fields?.messageDetail);
+}
+
+/** The current result as rows (by column name, or value arrays in column order). */
+export function readResult(pq: Libpq, arrayMode: boolean): PgResult {
+  const n = pq.ntuples();
+  const width = pq.nfields();
+  const fields: string[] = [];
+  const oids: number[] = [];
+  for (let c = 0; c < width; c++) {
+    fields.push(pq.fname(c));
+    oids.push(pq.ftype(c));
+  }
+  const rows: unknown[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    if (arrayMode) {
+      const row: unknown[] = new Array(width);
+      for (let c = 0; c < width; c++) row[c] = pq.getisnull(r, c) ? null : decode(oids[c]!, pq.getvalue(r, c));
+      rows[r] = row;
+    } else {
+      const row: Record<string, unknown> = {};
+      for (let c = 0; c < width; c++) row[fields[c]!] = pq.getisnull(r, c) ? null : decode(oids[c]!, pq.getvalue(r, c));
+      rows[r] = row;
+    }
+  }
+  const tuples = pq.cmdTuples();
+  return { rows, rowCount: tuples ? Number(tuples) : n, fields, command: pq.cmdStatus().split(' ')[0] };
 }
