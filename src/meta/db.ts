@@ -149,3 +149,10 @@ export function asyncGet<P extends unknown[], R>(stmt: Database.Statement<P, R>)
   if (typeof pg.getAsync !== 'function') return (...params) => stmt.get(...params);
   return (...params) => (pg.getAsync!(...params) as Promise<R | undefined> | undefined) ?? stmt.get(...params);
 }
+
+/** asyncGet for every row. */
+export function asyncAll<P extends unknown[], R>(stmt: Database.Statement<P, R>): (...params: P) => R[] | Promise<R[]> {
+  const pg = stmt as unknown as { allAsync?: (...params: unknown[]) => Promise<unknown[]> | undefined };
+  if (typeof pg.allAsync !== 'function') return (...params) => stmt.all(...params);
+  return (...params) => (pg.allAsync!(...params) as Promise<R[]> | undefined) ?? stmt.all(...params);
+}

@@ -61,14 +61,22 @@ function statementsFor(client: Database.Database): AppendStatements {
   let s = appendStatements.get(client);
   if (!s) {
     s = {
-      // The head is read inside the caller's write transaction every time (not cached in memory):
+      // The head is read inside the caller's write transaction (not cached across transactions):
       // a rolled-back savepoint or another process appending can never leave a stale predecessor.
+      // On PostgreSQL, where each read is a round trip, the facade remembers this transaction's
+      // own last append until anything else could have moved the head (EventHeadMemory).
       head: client.prepare<[], string>('SELECT hash FROM events ORDER BY seq DESC LIMIT 1').pluck(),
       insert: client.prepare('INSERT INTO events (time, actor, action, repository, digest, tag, before, after, reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     };
     appendStatements.set(client, s);
   }
   return s;
+}
+
+/** PostgreSQL's facade (pg/facade.ts): the head left by this transaction's own last append. */
+interface EventHeadMemory {
+  cachedEventHead(): string | undefined;
+  rememberEventHead(hash: string): void;
 }
 
 /** Appends one event; call inside the transaction of the mutation it records. */
@@ -78,7 +86,8 @@ export function appendEvent(tx: Tx, input: EventInput): EventRow {
   // PostgreSQL commits asynchronously by default; a privileged mutation's commit waits for the flush.
   (client as unknown as { requireDurableCommit?: () => void }).requireDurableCommit?.();
   const st = statementsFor(client);
-  const prevHash = st.head.get() ?? GENESIS_HASH;
+  const pg = client as unknown as Partial<EventHeadMemory>;
+  const prevHash = pg.cachedEventHead?.() ?? st.head.get() ?? GENESIS_HASH;
   const row = {
     time: Date.now(),
     actor: input.actor,
@@ -92,6 +101,7 @@ export function appendEvent(tx: Tx, input: EventInput): EventRow {
   };
   const hash = eventHash(prevHash, row);
   const res = st.insert.run(row.time, row.actor, row.action, row.repository, row.digest, row.tag, row.before, row.after, row.reason, prevHash, hash);
+  pg.rememberEventHead?.(hash);
   return { seq: Number(res.lastInsertRowid), ...row, prevHash, hash };
 }
 

@@ -74,11 +74,14 @@ export class RegistryStore {
 
   private readonly writes: WritePath;
   private readonly batcher: WriteBatcher;
-  /** The pull path's lookups (db.ts asyncGet): on PostgreSQL they do not hold the event loop. */
+  /** Lookups outside transactions on the hot paths (db.ts asyncGet): on PostgreSQL they do not hold the event loop. */
   readonly pull: {
     manifestByDigest: (name: string, digest: string) => MaybePromise<ManifestRecord | undefined>;
     manifestByTag: (name: string, tag: string) => MaybePromise<ManifestRecord | undefined>;
     repositoryBlobSize: (name: string, digest: string) => MaybePromise<number | undefined>;
+    repositoryId: (name: string) => MaybePromise<number | undefined>;
+    linkedBlobSizes: (repoId: number, digests: string[]) => Promise<Map<string, number>>;
+    manifestSizes: (repoId: number, digests: string[]) => Promise<Map<string, number>>;
   };
 
   constructor(readonly db: Db) {
@@ -94,7 +97,14 @@ export class RegistryStore {
     this.qManifestByTag = c.prepare(`SELECT ${cols} FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest WHERE r.name = ? AND t.name = ?`);
     // '' sorts before every tag, so "after ''" is the first page.
     this.qTagPage = c.prepare<[number, string, number], string>('SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?').pluck();
-    this.pull = { manifestByDigest: asyncGet(this.qManifestByDigest), manifestByTag: asyncGet(this.qManifestByTag), repositoryBlobSize: asyncGet(this.qRepoBlob) };
+    this.pull = {
+      manifestByDigest: asyncGet(this.qManifestByDigest),
+      manifestByTag: asyncGet(this.qManifestByTag),
+      repositoryBlobSize: asyncGet(this.qRepoBlob),
+      repositoryId: asyncGet(this.qRepoId),
+      linkedBlobSizes: (repoId, digests) => this.writes.linkedBlobSizesAsync(repoId, digests),
+      manifestSizes: (repoId, digests) => this.writes.manifestSizesAsync(repoId, digests),
+    };
   }
 
   repositoryId(name: string): number | undefined {

@@ -7,7 +7,7 @@
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import { checkLinkFence, type LinkFence } from '../operations/fence.js';
-import { repositoryIdQuery, type Db } from './db.js';
+import { asyncAll, repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { NewManifest, Tx, WriteHooks } from './registry-store.js';
 
@@ -21,8 +21,11 @@ export class WritePath {
   /** `IN (json_each(?))`: one statement for any number of digests, no chunking (SQLite's variable limit). */
   private readonly blobSizes: Sizes;
   private readonly childSizes: Sizes;
+  private readonly blobSizesAsync: ReturnType<typeof asyncAll<[number, string], { digest: string; size: number }>>;
+  private readonly childSizesAsync: ReturnType<typeof asyncAll<[number, string], { digest: string; size: number }>>;
   private readonly insertManifest: Statement<unknown[]>;
-  private readonly insertRef: Statement<[number, string, string, string]>;
+  /** All references of one kind in one statement (each is a round trip on PostgreSQL). */
+  private readonly insertRefs: Statement<[number, string, string, string]>;
   private readonly tagDigest: Statement<[number, string], string>;
   private readonly upsertTag: Statement<[number, string, string, number]>;
 
@@ -36,12 +39,28 @@ export class WritePath {
       'SELECT b.digest AS digest, b.size AS size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest IN (SELECT value FROM json_each(?))',
     );
     this.childSizes = c.prepare('SELECT digest, size FROM manifests WHERE repository_id = ? AND digest IN (SELECT value FROM json_each(?))');
+    this.blobSizesAsync = asyncAll(this.blobSizes);
+    this.childSizesAsync = asyncAll(this.childSizes);
     this.insertManifest = c.prepare(
       'INSERT INTO manifests (repository_id, digest, media_type, payload, size, artifact_type, subject, annotations) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
     );
-    this.insertRef = c.prepare('INSERT INTO manifest_references (repository_id, manifest_digest, target_digest, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
+    // `WHERE true`: without it SQLite would parse ON CONFLICT as the SELECT's join constraint.
+    this.insertRefs = c.prepare(
+      'INSERT INTO manifest_references (repository_id, manifest_digest, target_digest, kind) SELECT ?, ?, value, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING',
+    );
     this.tagDigest = c.prepare<[number, string], string>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck();
     this.upsertTag = c.prepare('INSERT INTO tags (repository_id, name, digest) VALUES (?, ?, ?) ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = ?');
+  }
+
+  /** The same two lookups for the checks before a transaction: on PostgreSQL they do not hold the event loop. */
+  async linkedBlobSizesAsync(repoId: number, digests: string[]): Promise<Map<string, number>> {
+    if (digests.length === 0) return new Map();
+    return new Map((await this.blobSizesAsync(repoId, JSON.stringify(digests))).map((r) => [r.digest, r.size]));
+  }
+
+  async manifestSizesAsync(repoId: number, digests: string[]): Promise<Map<string, number>> {
+    if (digests.length === 0) return new Map();
+    return new Map((await this.childSizesAsync(repoId, JSON.stringify(digests))).map((r) => [r.digest, r.size]));
   }
 
   /** Sizes of `digests` that are blobs linked to the repository. */
@@ -80,7 +99,10 @@ export class WritePath {
     const inserted =
       this.insertManifest.run(repoId, m.digest, m.mediaType, m.payload, m.size, m.artifactType, m.subject, m.annotations ? JSON.stringify(m.annotations) : null).changes > 0;
     if (inserted) {
-      for (const r of m.references) this.insertRef.run(repoId, m.digest, r.digest, r.kind);
+      for (const kind of ['blob', 'manifest'] as const) {
+        const digests = m.references.filter((r) => r.kind === kind).map((r) => r.digest);
+        if (digests.length > 0) this.insertRefs.run(repoId, m.digest, kind, JSON.stringify(digests));
+      }
       appendEvent(tx, {
         actor,
         action: 'oci.manifest.push',

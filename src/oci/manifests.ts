@@ -17,12 +17,16 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
     throw ociError('MANIFEST_UNKNOWN', undefined, { detail: { reference: ref } });
   }
 
-  /** Every blob must be linked to the repository with the declared size; every child manifest stored there. */
-  function checkReferences(repoId: number | undefined, m: ParsedManifest): NewManifest['references'] {
+  /**
+   * Every blob must be linked to the repository with the declared size; every child manifest
+   * stored there. Checked before the governance hooks for precise errors, and again inside the
+   * write transaction (write-path.ts requireReferences).
+   */
+  async function checkReferences(repoId: number | undefined, m: ParsedManifest): Promise<NewManifest['references']> {
     const blobDigests = [...new Set(m.blobs.map((b) => b.digest))];
     const childDigests = [...new Set(m.children.map((d) => d.digest))];
-    const sizes = repoId === undefined ? new Map<string, number>() : store.linkedBlobSizes(repoId, blobDigests);
-    const children = repoId === undefined ? new Map<string, number>() : store.manifestSizes(repoId, childDigests);
+    const [sizes, children] =
+      repoId === undefined ? [new Map<string, number>(), new Map<string, number>()] : await Promise.all([store.pull.linkedBlobSizes(repoId, blobDigests), store.pull.manifestSizes(repoId, childDigests)]);
     for (const b of m.blobs) {
       const size = sizes.get(b.digest);
       if (size === undefined) throw ociError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: b.digest } });
@@ -66,7 +70,7 @@ export function manifestRoutes({ store, config, governance }: OciDeps) {
       const digest = hasher.digest();
       if (refDigest && refDigest.value !== digest) throw ociError('DIGEST_INVALID', 'manifest digest does not match its content', { detail: { expected: refDigest.value, actual: digest } });
 
-      const references = checkReferences(store.repositoryId(name), parsed);
+      const references = await checkReferences(await store.pull.repositoryId(name), parsed);
       const push = { repository: name, digest, parsed, payload, tags: tagNames, caller: c.get('caller'), actor: c.get('actor') };
       await governance.checkPush(push);
       // Group-committed with the other writes of this event-loop turn; resolves after COMMIT.

@@ -31,6 +31,34 @@ describe('event log', () => {
     expect(verifyChain(db)).toEqual({ ok: false, brokenAt: 3 });
   });
 
+  it('chains appends within one transaction across rolled-back savepoints (PostgreSQL remembers its own head)', () => {
+    dir = mkdtempSync(join(tmpdir(), 'as-meta-'));
+    db = openDatabase(join(dir, 'm.db'));
+    const c = db.$client;
+    db.transaction((tx) => {
+      appendEvent(tx, { actor: 'a', action: 'one' });
+      appendEvent(tx, { actor: 'a', action: 'two' });
+      expect(() =>
+        tx.transaction((sp) => {
+          appendEvent(sp, { actor: 'a', action: 'gone' });
+          throw new Error('undo');
+        }),
+      ).toThrow('undo');
+      // Must chain to 'two': the remembered head ('gone') was rolled back.
+      appendEvent(tx, { actor: 'a', action: 'three' });
+    });
+    db.transaction((tx) => {
+      // The group commit's savepoints are prepared statements, not nested transactions.
+      c.prepare('SAVEPOINT w').run();
+      appendEvent(tx, { actor: 'a', action: 'gone too' });
+      c.prepare('ROLLBACK TO w').run();
+      c.prepare('RELEASE w').run();
+      appendEvent(tx, { actor: 'a', action: 'four' });
+    });
+    expect(verifyChain(db)).toEqual({ ok: true, count: 4 });
+    expect(c.prepare('SELECT action FROM events ORDER BY seq').pluck().all()).toEqual(['one', 'two', 'three', 'four']);
+  });
+
   it('keeps the chain across reopen (file on disk)', () => {
     dir = mkdtempSync(join(tmpdir(), 'as-meta-'));
     db = openDatabase(join(dir, 'm.db'));

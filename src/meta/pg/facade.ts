@@ -127,19 +127,21 @@ export class PgStatement {
   }
 
   /**
-   * get() without blocking the thread (async-reader.ts), for reads outside transactions; undefined
-   * when this process has no asynchronous connection (the worker transport): call get() then.
+   * all() without blocking the thread (async-reader.ts), for reads outside transactions; undefined
+   * when this process has no asynchronous connection (the worker transport): call all() then.
    */
-  getAsync(...params: unknown[]): Promise<unknown> | undefined {
+  allAsync(...params: unknown[]): Promise<unknown[]> | undefined {
     const arrayMode = this.rawMode || this.pluckMode;
     const pluck = this.pluckMode;
     const pending = this.db.readAsync(translate(this.source).text, normaliseParams(params), arrayMode ? 'array' : 'object');
     return pending?.then((res) => {
-      const row = res.rows[0];
-      if (row === undefined) return undefined;
-      toBuffers([row], arrayMode);
-      return pluck ? (row as unknown[])[0] : row;
+      const rows = toBuffers(res.rows, arrayMode);
+      return pluck ? rows.map((r) => (r as unknown[])[0]) : rows;
     });
+  }
+
+  getAsync(...params: unknown[]): Promise<unknown> | undefined {
+    return this.allAsync(...params)?.then((rows) => rows[0]);
   }
 
   *iterate(...params: unknown[]): IterableIterator<unknown> {
@@ -186,6 +188,15 @@ export class PostgresDatabase {
   barrierCovered = false;
   private readonly lockKey: bigint;
   private savepoints = 0;
+  /**
+   * Changes whenever the event log's head may have moved other than by the append remembered in
+   * `eventHead`: a transaction boundary, a rollback to a savepoint, any other statement naming
+   * the events table. The write lock keeps other processes out for the whole transaction.
+   */
+  private txEpoch = 0;
+  private eventHead: { epoch: number; hash: string } | undefined;
+  /** Per statement text: does running it invalidate the remembered head? */
+  private readonly headMovers = new Map<string, boolean>();
 
   constructor(readonly options: PostgresDatabaseOptions) {
     this.bridge = openTransport(options);
@@ -205,8 +216,31 @@ export class PostgresDatabase {
     return new PgStatement(this, sql);
   }
 
+  /**
+   * The event log's head hash as this transaction's own last append left it (events.ts reads
+   * it instead of asking the server: one round trip fewer per event), or undefined.
+   */
+  cachedEventHead(): string | undefined {
+    return this.depth > 0 && this.eventHead?.epoch === this.txEpoch ? this.eventHead.hash : undefined;
+  }
+
+  /** Called by appendEvent right after its insert. */
+  rememberEventHead(hash: string): void {
+    if (this.depth > 0) this.eventHead = { epoch: this.txEpoch, hash };
+  }
+
+  private noteStatement(text: string): void {
+    let moves = this.headMovers.get(text);
+    if (moves === undefined) {
+      moves = /^\s*rollback\s+to\b/i.test(text) || (!/^\s*select\b/i.test(text) && /\bevents\b/i.test(text));
+      if (this.headMovers.size < 5000) this.headMovers.set(text, moves);
+    }
+    if (moves) this.txEpoch++;
+  }
+
   /** One statement with parameters; errors carry SQLite-style codes. */
   execute(text: string, params: unknown[], rowMode: 'array' | 'object'): PgResult {
+    this.noteStatement(text);
     try {
       return this.bridge.query({ sql: text, params, rowMode, inTransaction: this.depth > 0 });
     } catch (err) {
@@ -252,6 +286,7 @@ export class PostgresDatabase {
   }
 
   private simple(sql: string): PgResult {
+    this.noteStatement(sql);
     try {
       return this.bridge.query({ sql, simple: true, inTransaction: this.depth > 0 });
     } catch (err) {
@@ -261,6 +296,7 @@ export class PostgresDatabase {
 
   /** BEGIN takes the write lock (any flavour: SQLite's deferred reads become writes later). */
   control(kind: 'begin' | 'commit' | 'rollback', _sql: string): void {
+    this.txEpoch++;
     if (kind === 'begin') {
       try {
         this.simple(`BEGIN; SELECT pg_advisory_xact_lock(${this.lockKey})`);
