@@ -245,15 +245,21 @@ export class WriteBatcher {
       this.db.transaction((tx) => {
         this.commitMode?.run();
         if (this.pg) (client as unknown as PostgresDatabase).barrierCovered = this.syncCommits;
-        for (const item of batch) {
+        // PostgreSQL: an item's RELEASE and the next item's SAVEPOINT share one round trip.
+        let open = false;
+        for (const [i, item] of batch.entries()) {
           if (!savepoints) {
             done.push({ item, value: this.runItem(item, tx) });
             continue;
           }
-          this.savepoint.run();
+          if (!open) this.savepoint.run();
+          open = false;
           try {
             const value = this.runItem(item, tx);
-            this.release.run();
+            if (this.pg && i < batch.length - 1) {
+              client.exec('RELEASE write_item; SAVEPOINT write_item');
+              open = true;
+            } else this.release.run();
             done.push({ item, value });
           } catch (err) {
             // Some errors (SQLITE_FULL, IOERR, …) make SQLite roll the whole transaction back:

@@ -7,7 +7,7 @@
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import { checkLinkFence, type LinkFence } from '../operations/fence.js';
-import { asyncAll, repositoryIdQuery, type Db } from './db.js';
+import { asyncAll, isPostgres, repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { NewManifest, Tx, WriteHooks } from './registry-store.js';
 
@@ -28,6 +28,8 @@ export class WritePath {
   private readonly insertRefs: Statement<[number, string, string, string]>;
   private readonly tagDigest: Statement<[number, string], string>;
   private readonly upsertTag: Statement<[number, string, string, number]>;
+  /** PostgreSQL: tagDigest + upsertTag in one round trip; no row when the tag already named the digest. */
+  private readonly moveTag: Statement<[number, string, number, string, string, number], [string | null]> | undefined;
 
   constructor(db: Db) {
     const c = db.$client;
@@ -50,6 +52,14 @@ export class WritePath {
     );
     this.tagDigest = c.prepare<[number, string], string>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck();
     this.upsertTag = c.prepare('INSERT INTO tags (repository_id, name, digest) VALUES (?, ?, ?) ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = ?');
+    this.moveTag = isPostgres(db)
+      ? c
+          .prepare<[number, string, number, string, string, number], [string | null]>(
+            'WITH prev AS (SELECT digest FROM tags WHERE repository_id = ? AND name = ?) INSERT INTO tags (repository_id, name, digest) VALUES (?, ?, ?) ' +
+              'ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = ? WHERE tags.digest <> excluded.digest RETURNING (SELECT digest FROM prev)',
+          )
+          .raw()
+      : undefined;
   }
 
   /** The same two lookups for the checks before a transaction: on PostgreSQL they do not hold the event loop. */
@@ -122,9 +132,8 @@ export class WritePath {
       });
     }
     for (const tag of tagNames) {
-      const prev = this.tagDigest.get(repoId, tag);
+      const prev = this.pointTag(repoId, tag, m.digest);
       if (prev === m.digest) continue;
-      this.upsertTag.run(repoId, tag, m.digest, Date.now());
       appendEvent(tx, {
         actor,
         action: prev !== undefined ? 'oci.tag.move' : 'oci.tag.set',
@@ -136,6 +145,17 @@ export class WritePath {
       });
     }
     hooks.after?.(tx, inserted);
+  }
+
+  /** Points the tag at `digest`; returns the digest it named before (that same digest: nothing changed). */
+  private pointTag(repoId: number, tag: string, digest: string): string | undefined {
+    if (this.moveTag) {
+      const moved = this.moveTag.get(repoId, tag, repoId, tag, digest, Date.now());
+      return moved ? (moved[0] ?? undefined) : digest;
+    }
+    const prev = this.tagDigest.get(repoId, tag);
+    if (prev !== digest) this.upsertTag.run(repoId, tag, digest, Date.now());
+    return prev;
   }
 
   /**
