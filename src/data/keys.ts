@@ -3,7 +3,10 @@
  * under its key prefix):
  *
  *   blobs/<algo>/<hex[0..2]>/<hex>     committed content, addressed by digest only
- *   uploads/<uuid>/data                fs: the partial bytes of an upload session
+ *   uploads/<uuid>                     fs: the partial bytes of an upload session (a file)
+ *   uploads/<uuid>/data                fs: the same, for sessions started before #17 (a
+ *                                      directory per session cost an inode allocation and free
+ *                                      per blob; FsDriver reads the layout from the session state)
  *   uploads/<uuid>/session             s3: marker written when the session starts
  *   uploads/<uuid>/parts/<n>.<nonce>   s3: one full part (a new nonce per append, so a failed
  *                                      append never overwrites what the saved state names)
@@ -37,6 +40,7 @@ export const keys = {
   },
   uploadDir: (id: string): string => `uploads/${checkedUpload(id)}`,
   uploadData: (id: string): string => `uploads/${checkedUpload(id)}/data`,
+  uploadFile: (id: string): string => `uploads/${checkedUpload(id)}`,
   uploadMarker: (id: string): string => `uploads/${checkedUpload(id)}/session`,
   uploadPart: (id: string, index: number, nonce: string): string => `uploads/${checkedUpload(id)}/parts/${index}.${nonce}`,
   uploadTailPiece: (id: string, nonce: string): string => `uploads/${checkedUpload(id)}/tail.${nonce}`,

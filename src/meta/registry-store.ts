@@ -7,7 +7,8 @@ import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import { asyncGet, repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
-import type { LinkFence } from '../operations/fence.js';
+import { pinInTransaction, type LinkFence } from '../operations/fence.js';
+import { uploadStatements, type UploadRowState, type UploadStatements } from './upload-statements.js';
 import { writeBatcher, type WriteBatcher } from './write-batcher.js';
 import { WritePath } from './write-path.js';
 import { blobs, manifestReferences, manifests, repositories, repositoryBlobs, tags, uploads } from './schema.js';
@@ -145,7 +146,7 @@ export class RegistryStore {
   ): Promise<void> {
     return this.batcher.run((tx) => {
       this.writes.linkBlob(tx, name, digest, size, actor, action, from, fence);
-      if (uploadId !== undefined) tx.delete(uploads).where(eq(uploads.id, uploadId)).run();
+      if (uploadId !== undefined) this.up.remove.run(uploadId);
     });
   }
 
@@ -310,25 +311,32 @@ export class RegistryStore {
 
   // ---- upload sessions ----------------------------------------------------------------------
 
+  /** The session statements, prepared on first use (upload-statements.ts). */
+  private get up(): UploadStatements {
+    return uploadStatements(this.db.$client);
+  }
+
   /**
    * Records a new session unless `owner` already has `maxPerOwner` open (0: no cap). The count
    * and the insert share one write transaction, so parallel POSTs cannot overshoot the cap.
    */
   createUpload(id: string, repository: string, state: string, owner: string, maxPerOwner = 0): boolean {
-    return this.db.transaction((tx) => {
-      if (maxPerOwner > 0 && this.openUploads(owner, tx) >= maxPerOwner) return false;
-      tx.insert(uploads).values({ id, repository, state, owner }).run();
+    const now = Date.now();
+    if (maxPerOwner <= 0) return this.up.insert.run(id, repository, state, owner, now, now).changes > 0;
+    return this.db.transaction(() => {
+      if (this.openUploads(owner) >= maxPerOwner) return false;
+      this.up.insert.run(id, repository, state, owner, now, now);
       return true;
     });
   }
 
-  /** Sessions `owner` has open. */
-  openUploads(owner: string, tx: Tx | Db = this.db): number {
-    return tx.select({ n: sql<number>`count(*)` }).from(uploads).where(eq(uploads.owner, owner)).get()?.n ?? 0;
+  /** Sessions `owner` has open (inside a transaction: the same connection). */
+  openUploads(owner: string): number {
+    return Number(this.up.countByOwner.get(owner) ?? 0);
   }
 
   getUpload(id: string): UploadRow | undefined {
-    return this.db.select({ id: uploads.id, repository: uploads.repository, state: uploads.state, updatedAt: uploads.updatedAt }).from(uploads).where(eq(uploads.id, id)).get();
+    return this.up.get.get(id);
   }
 
   /**
@@ -336,12 +344,12 @@ export class RegistryStore {
    * whose lease expired and was taken over must not overwrite the newer state): returns false then.
    */
   updateUpload(id: string, state: string, holder?: string): boolean {
-    const where = holder === undefined ? eq(uploads.id, id) : and(eq(uploads.id, id), eq(uploads.leaseHolder, holder));
-    return this.db.update(uploads).set({ state, updatedAt: Date.now() }).where(where).run().changes > 0;
+    const res = holder === undefined ? this.up.save.run(state, Date.now(), id) : this.up.saveHeld.run(state, Date.now(), id, holder);
+    return res.changes > 0;
   }
 
   deleteUpload(id: string): void {
-    this.db.delete(uploads).where(eq(uploads.id, id)).run();
+    this.up.remove.run(id);
   }
 
   /**
@@ -349,23 +357,35 @@ export class RegistryStore {
    * 'missing' when there is no such session.
    */
   acquireUploadLease(id: string, holder: string, ttlMs: number): 'acquired' | 'busy' | 'missing' {
-    const now = Date.now();
-    const res = this.db
-      .update(uploads)
-      .set({ leaseHolder: holder, leaseUntil: now + ttlMs })
-      .where(and(eq(uploads.id, id), sql`(${uploads.leaseUntil} IS NULL OR ${uploads.leaseUntil} < ${now} OR ${uploads.leaseHolder} = ${holder})`))
-      .run();
-    if (res.changes > 0) return 'acquired';
-    return this.db.select({ id: uploads.id }).from(uploads).where(eq(uploads.id, id)).get() ? 'busy' : 'missing';
+    const got = this.leaseUpload(id, holder, ttlMs);
+    return typeof got === 'string' ? got : 'acquired';
+  }
+
+  /**
+   * acquireUploadLease returning the session's row, and with `pin`, also pinning that digest
+   * against GC (operations/fence.ts) in the same transaction: a PUT that knows its digest
+   * needs no transaction of its own for the pin. `fence` is undefined when GC is deleting the
+   * digest (the caller pins later, waiting that out).
+   */
+  leaseUpload(id: string, holder: string, ttlMs: number, pin?: string): { row: UploadRowState; fence?: LinkFence | undefined } | 'busy' | 'missing' {
+    const take = (tx?: Tx) => {
+      const now = Date.now();
+      const row = this.up.lease.get(holder, now + ttlMs, id, now, holder);
+      if (!row || !tx || pin === undefined) return row && { row };
+      return { row, fence: pinInTransaction(tx, pin) };
+    };
+    const got = pin === undefined ? take() : this.db.transaction((tx) => take(tx));
+    if (got) return got;
+    return this.up.exists.get(id) !== undefined ? 'busy' : 'missing';
   }
 
   /** Extends a lease still held by `holder`; false when it was lost. */
   renewUploadLease(id: string, holder: string, ttlMs: number): boolean {
-    return this.db.update(uploads).set({ leaseUntil: Date.now() + ttlMs }).where(and(eq(uploads.id, id), eq(uploads.leaseHolder, holder))).run().changes > 0;
+    return this.up.renew.run(Date.now() + ttlMs, id, holder).changes > 0;
   }
 
   releaseUploadLease(id: string, holder: string): void {
-    this.db.update(uploads).set({ leaseHolder: null, leaseUntil: null }).where(and(eq(uploads.id, id), eq(uploads.leaseHolder, holder))).run();
+    this.up.release.run(id, holder);
   }
 
   /** Which of `ids` are sessions with a row (the rest, found in storage, are orphans). */

@@ -13,7 +13,7 @@ import { isUploadId } from '../data/keys.js';
 import { ociError } from '../errors/catalogue.js';
 import { requestBody } from '../http/body.js';
 import type { AppEnv } from '../http/env.js';
-import { BlobCollectedError, MOUNT_FENCE, pinForUpload } from '../operations/fence.js';
+import { BlobCollectedError, MOUNT_FENCE, PIN_TTL_MS, pinForUpload, unpin, type LinkFence } from '../operations/fence.js';
 import type { OciDeps } from './deps.js';
 import type { RouteParams } from './routes.js';
 
@@ -24,6 +24,8 @@ interface Session {
   closed?: boolean;
   /** State appended but not saved yet (the request commits next); saved only if the commit must be retried. */
   unsaved?: boolean;
+  /** The digest pinned with the lease (a PUT with a small body), and when. */
+  pinned?: { fence: LinkFence; at: number };
 }
 
 /**
@@ -37,6 +39,11 @@ const LEASE_WAIT_MS = 15_000;
 const LEASE_POLL_MS = 25;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A PUT whose body is at most this (or none) pins its digest together with taking the lease. */
+const PIN_WITH_LEASE_BYTES = 8 * 1024 * 1024;
+/** A pin taken with the lease is used only this long: a trickling body gets a fresh one (PIN_TTL_MS). */
+const PIN_REUSE_MS = PIN_TTL_MS / 4;
 
 export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   const locks = new KeyedLock();
@@ -57,10 +64,22 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     'Content-Length': '0',
   });
 
+  const dropPin = (fence: LinkFence): void => {
+    try {
+      unpin(store.db, fence);
+    } catch {
+      /* a busy database: the pin expires (PIN_TTL_MS) */
+    }
+  };
+
   const unknown = (id: string): Error => ociError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { uuid: id } });
 
   function load(name: string, id: string): Session {
     const row = isUploadId(id) ? store.getUpload(id) : undefined;
+    return session(name, id, row);
+  }
+
+  function session(name: string, id: string, row: { repository: string; state: string } | undefined): Session {
     if (!row || row.repository !== name) throw unknown(id);
     return { id, state: JSON.parse(row.state) as UploadState };
   }
@@ -81,11 +100,12 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     return { id, state };
   }
 
-  async function acquireLease(id: string, holder: string): Promise<void> {
+  /** Takes the lease and reads the session's row in one statement (with `pin`, pins it too: one transaction). */
+  async function acquireLease(id: string, holder: string, pin: string | undefined): Promise<{ row: { repository: string; state: string }; fence?: LinkFence }> {
     const deadline = Date.now() + LEASE_WAIT_MS;
     for (;;) {
-      const got = store.acquireUploadLease(id, holder, LEASE_TTL_MS);
-      if (got === 'acquired') return;
+      const got = store.leaseUpload(id, holder, LEASE_TTL_MS, pin);
+      if (typeof got === 'object') return got;
       if (got === 'missing') throw unknown(id);
       if (Date.now() > deadline) throw ociError('UNAVAILABLE', 'the upload session is in use by another request; retry', { headers: { 'Retry-After': '1' } });
       await sleep(LEASE_POLL_MS);
@@ -95,13 +115,14 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   /**
    * Runs `fn` holding the session: queued behind this process's other requests for it, then
    * the lease (other processes). `trimmed` says the store held fewer bytes than the saved state
-   * (lost in a crash); the state is then corrected before `fn` sees it.
+   * (lost in a crash); the state is then corrected before `fn` sees it. `pin`: a digest to pin
+   * against GC with the lease (Session.pinned).
    */
-  function withSession<T>(name: string, id: string, fn: (s: Session, holder: string, trimmed: boolean) => Promise<T>): Promise<T> {
+  function withSession<T>(name: string, id: string, fn: (s: Session, holder: string, trimmed: boolean) => Promise<T>, pin?: string): Promise<T> {
     return locks.run(id, async () => {
       if (!isUploadId(id)) throw unknown(id);
       const holder = randomUUID();
-      await acquireLease(id, holder);
+      const leased = await acquireLease(id, holder, pin);
       const renew = setInterval(() => {
         try {
           store.renewUploadLease(id, holder, LEASE_TTL_MS);
@@ -112,7 +133,8 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       renew.unref();
       let s: Session | undefined;
       try {
-        s = load(name, id);
+        s = session(name, id, leased.row);
+        if (leased.fence) s.pinned = { fence: leased.fence, at: Date.now() };
         const checked = await uploads.verify(s.id, s.state);
         const trimmed = checked !== s.state;
         if (trimmed) {
@@ -123,6 +145,9 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       } finally {
         clearInterval(renew);
         if (!s?.closed) store.releaseUploadLease(id, holder);
+        // A pin the commit did not use (it failed before, or took a fresh one).
+        const leftover = s ? s.pinned?.fence : leased.fence;
+        if (leftover) dropPin(leftover);
       }
     });
   }
@@ -187,14 +212,23 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
    * session. `justWritten`: this request's body was all of the session's bytes (FinishOptions).
    */
   async function complete(c: Context<AppEnv>, name: string, s: Session, digest: string, holder?: string, justWritten = false): Promise<Response> {
+    let fence: LinkFence | undefined;
     try {
       // Pin the digest before the commit, which may keep already-stored bytes: GC leaves it alone (operations/fence.ts).
-      const fence = await pinForUpload(store.db, digest);
+      const early = s.pinned;
+      s.pinned = undefined;
+      if (early && Date.now() - early.at < PIN_REUSE_MS) fence = early.fence;
+      else {
+        if (early) dropPin(early.fence);
+        fence = await pinForUpload(store.db, digest);
+      }
       const { size } = await uploads.finish(s.id, s.state, digest, { justWritten });
       // Group-committed with the other links and manifest writes of this event-loop turn (the
       // session's row goes in the same transaction); the 201 waits for its COMMIT.
       await store.commitBlobLink(name, digest, size, c.get('actor'), 'oci.blob.push', undefined, fence, s.id);
     } catch (err) {
+      // The link did not commit: its pin would only hold GC back until it expires.
+      if (fence) dropPin(fence);
       // A storage outage (503, retryable) keeps the session so the client can retry the PUT.
       if (!(err instanceof StorageUnavailableError)) {
         await uploads.abort(s.id, s.state).catch(() => undefined);
@@ -271,12 +305,20 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     },
 
     finish(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {
-      return withSession(name, ref, async (s, holder, trimmed) => {
-        const digest = parseDigest(c.req.query('digest')).value;
-        refuseBlindAppend(c, name, s, trimmed);
-        const first = await appendBody(c, name, s, holder, true);
-        return complete(c, name, s, digest, holder, first);
-      });
+      // A short PUT pins its digest with the lease (one transaction less); a long body pins just before its commit.
+      const length = Number(c.req.header('content-length') ?? (c.req.header('transfer-encoding') === undefined ? 0 : NaN));
+      const pin = length <= PIN_WITH_LEASE_BYTES ? tryParseDigest(c.req.query('digest') ?? '')?.value : undefined;
+      return withSession(
+        name,
+        ref,
+        async (s, holder, trimmed) => {
+          const digest = parseDigest(c.req.query('digest')).value;
+          refuseBlindAppend(c, name, s, trimmed);
+          const first = await appendBody(c, name, s, holder, true);
+          return complete(c, name, s, digest, holder, first);
+        },
+        pin,
+      );
     },
 
     cancel(c: Context<AppEnv>, { name, ref }: RouteParams): Promise<Response> {

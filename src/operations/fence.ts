@@ -52,6 +52,7 @@ interface FenceStatements {
   tombstone: Statement<[string], string>;
   insertPin: Statement<[string, string, number]>;
   deletePin: Statement<[string, string]>;
+  deletePinToken: Statement<[string]>;
   deleteTombstone: Statement<[string]>;
   blobExists: Statement<[string], number>;
 }
@@ -64,6 +65,7 @@ function statements(q: unknown): FenceStatements {
       tombstone: client.prepare<[string], string>('SELECT state FROM gc_tombstones WHERE digest = ?').pluck(),
       insertPin: client.prepare('INSERT INTO gc_pins (token, digest, created_at) VALUES (?, ?, ?)'),
       deletePin: client.prepare('DELETE FROM gc_pins WHERE token = ? AND digest = ?'),
+      deletePinToken: client.prepare('DELETE FROM gc_pins WHERE token = ?'),
       deleteTombstone: client.prepare('DELETE FROM gc_tombstones WHERE digest = ?'),
       blobExists: client.prepare<[string], number>('SELECT 1 FROM blobs WHERE digest = ?').pluck(),
     };
@@ -76,17 +78,28 @@ function tombstoneState(q: Pick<Db, 'select'>, digest: string): 'deleting' | 'de
   return statements(q).tombstone.get(digest) as 'deleting' | 'deleted' | undefined;
 }
 
+/**
+ * Pins `digest` inside the caller's write transaction (an upload that takes its session lease
+ * and pins in one transaction); undefined while GC is deleting it (then `pinForUpload` waits).
+ */
+export function pinInTransaction(tx: Tx, digest: string): (LinkFence & { kind: 'upload' }) | undefined {
+  if (tombstoneState(tx, digest) === 'deleting') return undefined;
+  const token = randomUUID();
+  statements(tx).insertPin.run(token, digest, Date.now());
+  return { kind: 'upload', pin: token };
+}
+
+/** Drops a pin whose upload ended without linking (best effort: an expired pin holds nothing back). */
+export function unpin(tx: Tx | Db, fence: LinkFence): void {
+  if (fence.kind === 'upload') statements(tx).deletePinToken.run(fence.pin);
+}
+
 /** Before an upload commits bytes under `digest`: waits out a deletion in progress, then pins the digest. */
 export async function pinForUpload(db: Db, digest: string): Promise<LinkFence> {
   const deadline = Date.now() + WAIT_FOR_DELETING_MS;
   for (;;) {
-    const pin = db.transaction((tx) => {
-      if (tombstoneState(tx, digest) === 'deleting') return undefined;
-      const token = randomUUID();
-      statements(tx).insertPin.run(token, digest, Date.now());
-      return token;
-    });
-    if (pin) return { kind: 'upload', pin };
+    const pin = db.transaction((tx) => pinInTransaction(tx, digest));
+    if (pin) return pin;
     if (Date.now() > deadline) throw collecting(digest);
     await new Promise((r) => setTimeout(r, 25));
   }

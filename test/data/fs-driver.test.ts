@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, truncate } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -75,11 +75,10 @@ describe('fs durability (issue 18, item 9)', () => {
     // Bytes the same request commits need no sync of their own: the commit flushes them.
     state = await engine.append(id, state, once(randomBytes(100)), { durable: false });
     expect(driver.dirSyncs).toEqual([]);
-    // The first acknowledged bytes: the session's file in uploads/<id>/ and that directory in uploads/.
+    // The first acknowledged bytes: the session's file in uploads/.
     state = await engine.append(id, state, once(randomBytes(100)));
-    const synced = new Map(driver.dirSyncs.map((s) => [s.dir, s.entries]));
-    expect(synced.get(join(root, 'uploads', id))).toContain('data');
-    expect(synced.get(join(root, 'uploads'))).toContain(id);
+    expect(driver.dirSyncs.map((s) => s.dir)).toEqual([join(root, 'uploads')]);
+    expect(driver.dirSyncs[0]!.entries).toContain(id);
     // Remembered in the state (as the control plane persists it): later appends sync only bytes.
     driver.dirSyncs.length = 0;
     await engine.append(id, JSON.parse(JSON.stringify(state)) as typeof state, once(randomBytes(100)));
@@ -101,7 +100,7 @@ describe('fs durability (issue 18, item 9)', () => {
     const bytes = randomBytes(4000);
     const id = randomUUID();
     const state = await engine.append(id, await engine.start(id), once(bytes));
-    await truncate(join(root, 'uploads', id, 'data'), 1500); // the crash
+    await truncate(join(root, 'uploads', id), 1500); // the crash
     await expect(driver.append(id, state, once(Buffer.from('more')))).rejects.toBeInstanceOf(SizeMismatchError);
     await expect(driver.commit(id, state, sha256Of(bytes))).rejects.toBeInstanceOf(SizeMismatchError);
     const real = await engine.verify(id, state);
@@ -109,5 +108,43 @@ describe('fs durability (issue 18, item 9)', () => {
     const resumed = await engine.append(id, real, once(bytes.subarray(1500)));
     await engine.finish(id, resumed, sha256Of(bytes));
     expect(await driver.stat(sha256Of(bytes))).toEqual({ size: 4000 });
+  });
+
+  it('a session is one file in uploads/, no directory of its own; the commit moves it into blobs/ (issue 17)', async () => {
+    const driver = new FsDriver({ root, fsync: true });
+    const engine = new UploadEngine(driver);
+    const bytes = randomBytes(3000);
+    const id = randomUUID();
+    const state = await engine.append(id, await engine.start(id), once(bytes));
+    const entry = await stat(join(root, 'uploads', id));
+    expect(entry.isFile()).toBe(true);
+    expect(await driver.listUploads()).toEqual([id]);
+    await engine.finish(id, state, sha256Of(bytes));
+    expect(await readdir(join(root, 'uploads'))).toEqual([]);
+    expect(await driver.stat(sha256Of(bytes))).toEqual({ size: 3000 });
+  });
+
+  it('continues and commits a session of the layout before #17 (uploads/<id>/data), then removes its directory', async () => {
+    const driver = new RecordingFsDriver({ root, fsync: true });
+    const engine = new UploadEngine(driver);
+    const bytes = randomBytes(5000);
+    const id = randomUUID();
+    // What an older version left: the directory, the first 2,000 bytes, and a state without the layout flag.
+    await mkdir(join(root, 'uploads', id), { recursive: true });
+    await writeFile(join(root, 'uploads', id, 'data'), bytes.subarray(0, 2000));
+    const old = { size: 2000, driver: { entriesSynced: true } };
+    expect(await driver.verifyUpload(id, old)).toEqual(old);
+    expect(await driver.uploadTouchedAt(id)).not.toBeNull();
+    const state = await engine.append(id, old, once(bytes.subarray(2000)));
+    expect((await stat(join(root, 'uploads', id, 'data'))).size).toBe(5000);
+    await engine.finish(id, state, sha256Of(bytes));
+    expect(await readdir(join(root, 'uploads'))).toEqual([]);
+    expect(await driver.stat(sha256Of(bytes))).toEqual({ size: 5000 });
+    // An old-layout session is aborted by the same call.
+    const other = randomUUID();
+    await mkdir(join(root, 'uploads', other));
+    await writeFile(join(root, 'uploads', other, 'data'), 'x');
+    await driver.abort(other, { size: 1, driver: {} });
+    expect(await driver.listUploads()).toEqual([]);
   });
 });

@@ -46,7 +46,7 @@ describe('fs session file shorter than its saved state (crash without the bytes 
     expect((await patch(reg.url, loc, blob.subarray(0, 2000), 0)).status).toBe(202);
 
     // The crash: the file kept only 1200 of the 2000 acknowledged bytes.
-    const file = join(reg.dataDir, 'uploads', id, 'data');
+    const file = join(reg.dataDir, 'uploads', id);
     truncateSync(file, 1200);
 
     const status = await fetch(`${reg.url}${loc}`);
@@ -153,18 +153,22 @@ describe('sweep of session storage without a row', () => {
   });
   afterAll(async () => reg.stop());
 
-  it('removes orphaned session directories once untouched for the TTL', async () => {
+  it('removes orphaned session files (and directories of the layout before #17) once untouched for the TTL', async () => {
     const orphan = join(reg.dataDir, 'uploads', randomUUID());
     mkdirSync(orphan, { recursive: true });
     writeFileSync(join(orphan, 'data'), randomBlob(100));
     const old = new Date(Date.now() - 3600_000);
     utimesSync(join(orphan, 'data'), old, old);
+    const orphanFile = join(reg.dataDir, 'uploads', randomUUID());
+    writeFileSync(orphanFile, randomBlob(100));
+    utimesSync(orphanFile, old, old);
     // Not an upload id: never touched by the sweep.
     const stranger = join(reg.dataDir, 'uploads', 'not-a-session');
     mkdirSync(stranger, { recursive: true });
     const deadline = Date.now() + 5_000;
-    while (existsSync(orphan) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((existsSync(orphan) || existsSync(orphanFile)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(orphan)).toBe(false);
+    expect(existsSync(orphanFile)).toBe(false);
     expect(statSync(stranger).isDirectory()).toBe(true);
   });
 });

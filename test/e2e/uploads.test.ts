@@ -167,7 +167,7 @@ describe('uploads', () => {
     const loc = res.headers.get('location')!;
     const id = res.headers.get('docker-upload-uuid')!;
     expect((await patch(loc, blob, 0)).status).toBe(202);
-    const file = join(reg.dataDir, 'uploads', id, 'data');
+    const file = join(reg.dataDir, 'uploads', id);
     const onDisk = readFileSync(file);
     onDisk[1234] = onDisk[1234]! ^ 0xff; // same size, one byte flipped
     writeFileSync(file, onDisk);
