@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, randomBlob, rawRequest, sha256 } from '../helpers/http.js';
+import { openMetadata } from '../helpers/metadata.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let reg: TestRegistry;
@@ -85,6 +86,30 @@ describe('uploads', () => {
     await expectError(res, 400, 'DIGEST_INVALID');
     expect((await fetch(u(`/v2/up/wrong/blobs/${wrong}`), { method: 'HEAD' })).status).toBe(404);
     expect((await fetch(u(`/v2/up/wrong/blobs/${sha256(blob)}`), { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('a PUT pins its digest against GC with its lease and leaves no pin behind, committed or refused', async () => {
+    const pins = (): number => {
+      const db = openMetadata(reg.dataDir);
+      try {
+        return Number((db.prepare('SELECT COUNT(*) AS n FROM gc_pins').get() as { n: number }).n);
+      } finally {
+        db.close();
+      }
+    };
+    const before = pins();
+    const blob = randomBlob(3000);
+    // Refused: a wrong digest (the session is discarded), a Content-Range that does not match the body (the session stays).
+    let loc = await startSession('up/pins');
+    await expectError(await fetch(u(`${loc}?digest=${sha256('other')}`), { method: 'PUT', body: blob }), 400, 'DIGEST_INVALID');
+    loc = await startSession('up/pins');
+    const mismatch = await fetch(u(`${loc}?digest=${sha256(blob)}`), { method: 'PUT', body: blob, headers: { 'Content-Range': '0-99' } });
+    expect(mismatch.status).toBe(416);
+    expect(pins()).toBe(before);
+    // Committed: the link's transaction took the pin away.
+    const res = await fetch(u(`${loc}?digest=${sha256(blob)}`), { method: 'PUT', body: blob });
+    expect(res.status).toBe(201);
+    expect(pins()).toBe(before);
   });
 
   it('a malformed or unsupported digest is DIGEST_INVALID', async () => {

@@ -163,4 +163,33 @@ describe('GC fence', () => {
     db.$client.prepare("UPDATE gc_state SET holder = 'dead', held_until = ? WHERE id = 1").run(Date.now() - 1);
     await expect(collector().run({ dryRun: true, actor: 't' })).resolves.toMatchObject({ dryRun: true });
   });
+
+  it('a pin taken with the upload lease (one transaction) holds GC back like pinForUpload, and none while GC deletes', async () => {
+    const bytes = randomBytes(400);
+    const digest = await uploadAndLink('a/one', bytes);
+    const pins = () => (db.$client.prepare('SELECT COUNT(*) AS n FROM gc_pins WHERE digest = ?').get(digest) as { n: number }).n;
+    const id = randomUUID();
+    store.createUpload(id, 'a/two', JSON.stringify({ size: 0, driver: {} }), 'tester');
+    const got = store.leaseUpload(id, 'holder', 60_000, digest);
+    expect(got).toMatchObject({ row: { repository: 'a/two' }, fence: { kind: 'upload' } });
+    const fence = typeof got === 'object' ? got.fence! : MOUNT_FENCE;
+    expect(pins()).toBe(1);
+    expect((await collector().run({ dryRun: false, actor: 't' })).blobs).toBe(0);
+    // Another holder cannot take the lease, and pins nothing trying.
+    expect(store.leaseUpload(id, 'other', 60_000, digest)).toBe('busy');
+    expect(pins()).toBe(1);
+    await commitBytes(bytes);
+    store.linkBlob('a/two', digest, bytes.length, 'test', 'oci.blob.push', undefined, fence);
+    expect(pins()).toBe(0);
+
+    // While GC deletes the digest, the lease is still taken but without a pin (the PUT pins later, waiting).
+    await new Promise((r) => setTimeout(r, 5));
+    db.$client.prepare("INSERT INTO gc_tombstones (digest, generation, state, size) VALUES (?, 1, 'deleting', 400)").run(digest);
+    const next = randomUUID();
+    store.createUpload(next, 'a/three', JSON.stringify({ size: 0, driver: {} }), 'tester');
+    const during = store.leaseUpload(next, 'holder', 60_000, digest);
+    expect(during).toMatchObject({ row: { repository: 'a/three' } });
+    expect(typeof during === 'object' && during.fence).toBeUndefined();
+    expect(pins()).toBe(0);
+  });
 });
