@@ -134,8 +134,21 @@ const repoIdQueries = new WeakMap<Database.Database, Database.Statement<[string]
 /** `SELECT id FROM repositories WHERE name = ?`, prepared once per connection: every push and most reads ask it. */
 export function repositoryIdQuery(db: Db): Database.Statement<[string], number> {
   let q = repoIdQueries.get(db.$client);
-  if (!q) repoIdQueries.set(db.$client, (q = db.$client.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck()));
+  if (!q) {
+    repoIdQueries.set(db.$client, (q = db.$client.prepare<[string], number>('SELECT id FROM repositories WHERE name = ?').pluck()));
+    keepWithinTransactions(db, q, ['repositories']);
+  }
   return q;
+}
+
+/**
+ * PostgreSQL: a write transaction may keep this lookup's answers until a statement names one of
+ * `tables` (pg/transaction-memory.ts): group-committed items ask the same few things. SQLite
+ * answers in microseconds and keeps nothing.
+ */
+export function keepWithinTransactions(db: Db, stmt: { readonly source: string }, tables: string[]): void {
+  const memory = (db.$client as unknown as { txMemory?: { allowLookup(text: string, tables: string[]): void } }).txMemory;
+  memory?.allowLookup(stmt.source, tables);
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { repositoryIdQuery, type Db } from '../meta/db.js';
+import { keepWithinTransactions, repositoryIdQuery, type Db } from '../meta/db.js';
 import { appendEvent } from '../meta/events.js';
 import { manifestReferences, manifests, repositories, repositoryBlobs, tags } from '../meta/schema.js';
 import { EMPTY_POLICY, policySchema, type NamespacePolicy } from './policy.js';
@@ -42,6 +42,7 @@ export class OperationsStore {
   constructor(readonly db: Db) {
     const c = db.$client;
     this.qPolicy = c.prepare('SELECT policy, version FROM namespace_policies WHERE namespace = ?');
+    keepWithinTransactions(db, this.qPolicy, ['namespace_policies']);
     this.qRepoId = repositoryIdQuery(db);
     this.qTagDigest = c.prepare<[number, string], string>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck();
   }

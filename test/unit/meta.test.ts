@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envName, loadConfig } from '../../src/config/index.js';
-import { openDatabase, type Db } from '../../src/meta/db.js';
+import { openDatabase, repositoryIdQuery, type Db } from '../../src/meta/db.js';
 import { appendEvent, verifyChain } from '../../src/meta/events.js';
 
 const onPostgres = !!process.env.ARTIFACT_STORE_TEST_POSTGRES_URL;
@@ -57,6 +57,35 @@ describe('event log', () => {
     });
     expect(verifyChain(db)).toEqual({ ok: true, count: 4 });
     expect(c.prepare('SELECT action FROM events ORDER BY seq').pluck().all()).toEqual(['one', 'two', 'three', 'four']);
+  });
+
+  it('a lookup kept within a write transaction follows its writes, savepoint rollbacks and other processes (PostgreSQL remembers answers)', () => {
+    dir = mkdtempSync(join(tmpdir(), 'as-meta-'));
+    db = openDatabase(join(dir, 'm.db'));
+    const c = db.$client;
+    const repoId = repositoryIdQuery(db);
+    const insert = c.prepare('INSERT INTO repositories (name) VALUES (?)');
+    let id: number | undefined;
+    db.transaction(() => {
+      expect(repoId.get('a')).toBeUndefined();
+      insert.run('a');
+      id = repoId.get('a');
+      expect(id).toBeTypeOf('number');
+      c.prepare('SAVEPOINT s').run();
+      insert.run('b');
+      expect(repoId.get('b')).toBeTypeOf('number');
+      c.prepare('ROLLBACK TO s').run();
+      c.prepare('RELEASE s').run();
+      expect(repoId.get('b')).toBeUndefined();
+      expect(repoId.get('a')).toBe(id);
+    });
+    const other = openDatabase(join(dir, 'm.db'));
+    try {
+      other.$client.prepare('DELETE FROM repositories WHERE name = ?').run('a');
+    } finally {
+      other.$client.close();
+    }
+    db.transaction(() => expect(repoId.get('a')).toBeUndefined());
   });
 
   it('keeps the chain across reopen (file on disk)', () => {

@@ -12,6 +12,7 @@ import { PgBridge, PgError, type PgQuery, type PgResult } from './bridge.js';
 import { CommitBarrier } from './commit-barrier.js';
 import { PipelinedReader } from './async-reader.js';
 import { LibpqTransport, loadLibpq } from './libpq-transport.js';
+import { MISS, TransactionMemory } from './transaction-memory.js';
 import { translate } from './translate.js';
 
 /**
@@ -123,7 +124,14 @@ export class PgStatement {
   }
 
   get(...params: unknown[]): unknown {
-    return this.all(...params)[0];
+    const memory = this.db.inTransaction && this.db.txMemory.isLookup(this.source) ? this.db.txMemory : undefined;
+    if (!memory) return this.all(...params)[0];
+    const key = `${this.rawMode ? 'r' : this.pluckMode ? 'p' : 'o'}${this.source}\u0000${JSON.stringify(normaliseParams(params))}`;
+    const known = memory.lookup(key);
+    if (known !== MISS) return known;
+    const value = this.all(...params)[0];
+    memory.rememberLookup(key, value);
+    return value;
   }
 
   /**
@@ -188,15 +196,8 @@ export class PostgresDatabase {
   barrierCovered = false;
   private readonly lockKey: bigint;
   private savepoints = 0;
-  /**
-   * Changes whenever the event log's head may have moved other than by the append remembered in
-   * `eventHead`: a transaction boundary, a rollback to a savepoint, any other statement naming
-   * the events table. The write lock keeps other processes out for the whole transaction.
-   */
-  private txEpoch = 0;
-  private eventHead: { epoch: number; hash: string } | undefined;
-  /** Per statement text: does running it invalidate the remembered head? */
-  private readonly headMovers = new Map<string, boolean>();
+  /** What this write transaction remembers instead of asking again (transaction-memory.ts). */
+  readonly txMemory = new TransactionMemory();
 
   constructor(readonly options: PostgresDatabaseOptions) {
     this.bridge = openTransport(options);
@@ -221,26 +222,17 @@ export class PostgresDatabase {
    * it instead of asking the server: one round trip fewer per event), or undefined.
    */
   cachedEventHead(): string | undefined {
-    return this.depth > 0 && this.eventHead?.epoch === this.txEpoch ? this.eventHead.hash : undefined;
+    return this.depth > 0 ? this.txMemory.eventHead() : undefined;
   }
 
   /** Called by appendEvent right after its insert. */
   rememberEventHead(hash: string): void {
-    if (this.depth > 0) this.eventHead = { epoch: this.txEpoch, hash };
-  }
-
-  private noteStatement(text: string): void {
-    let moves = this.headMovers.get(text);
-    if (moves === undefined) {
-      moves = /^\s*rollback\s+to\b/i.test(text) || (!/^\s*select\b/i.test(text) && /\bevents\b/i.test(text));
-      if (this.headMovers.size < 5000) this.headMovers.set(text, moves);
-    }
-    if (moves) this.txEpoch++;
+    if (this.depth > 0) this.txMemory.rememberEventHead(hash);
   }
 
   /** One statement with parameters; errors carry SQLite-style codes. */
   execute(text: string, params: unknown[], rowMode: 'array' | 'object'): PgResult {
-    this.noteStatement(text);
+    this.txMemory.note(text);
     try {
       return this.bridge.query({ sql: text, params, rowMode, inTransaction: this.depth > 0 });
     } catch (err) {
@@ -286,7 +278,7 @@ export class PostgresDatabase {
   }
 
   private simple(sql: string): PgResult {
-    this.noteStatement(sql);
+    this.txMemory.note(sql);
     try {
       return this.bridge.query({ sql, simple: true, inTransaction: this.depth > 0 });
     } catch (err) {
@@ -296,7 +288,7 @@ export class PostgresDatabase {
 
   /** BEGIN takes the write lock (any flavour: SQLite's deferred reads become writes later). */
   control(kind: 'begin' | 'commit' | 'rollback', _sql: string): void {
-    this.txEpoch++;
+    this.txMemory.boundary();
     if (kind === 'begin') {
       try {
         this.simple(`BEGIN; SELECT pg_advisory_xact_lock(${this.lockKey})`);
