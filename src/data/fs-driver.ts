@@ -9,6 +9,7 @@ import { keys } from './keys.js';
 import { sendFileRange } from './file-sender.js';
 import { datasyncFd, fsyncFd, writeAt } from './file-writer.js';
 import { DirSyncer } from './dir-sync.js';
+import { retainFreedBufferMemory } from './heap.js';
 
 export interface FsDriverOptions {
   root: string;
@@ -50,6 +51,7 @@ export class FsDriver implements BlobDriver {
   constructor(opts: FsDriverOptions) {
     this.root = resolve(opts.root);
     this.fsync = opts.fsync ?? true;
+    retainFreedBufferMemory(); // request bodies stream through here: see heap.ts
   }
 
   private path(key: string): string {
