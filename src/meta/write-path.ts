@@ -7,7 +7,7 @@
 import type { Statement } from 'better-sqlite3';
 import { ociError } from '../errors/catalogue.js';
 import { checkLinkFence, type LinkFence } from '../operations/fence.js';
-import { asyncAll, isPostgres, repositoryIdQuery, type Db } from './db.js';
+import { asyncAll, isPostgres, keepWithinTransactions, repositoryIdQuery, type Db } from './db.js';
 import { appendEvent } from './events.js';
 import type { NewManifest, Tx, WriteHooks } from './registry-store.js';
 
@@ -41,6 +41,8 @@ export class WritePath {
       'SELECT b.digest AS digest, b.size AS size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest IN (SELECT value FROM json_each(?))',
     );
     this.childSizes = c.prepare('SELECT digest, size FROM manifests WHERE repository_id = ? AND digest IN (SELECT value FROM json_each(?))');
+    // Group-committed pushes of one image check the same layers again and again.
+    keepWithinTransactions(db, this.blobSizes, ['repository_blobs', 'blobs']);
     this.blobSizesAsync = asyncAll(this.blobSizes);
     this.childSizesAsync = asyncAll(this.childSizes);
     this.insertManifest = c.prepare(

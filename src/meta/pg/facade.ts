@@ -117,6 +117,18 @@ export class PgStatement {
   }
 
   all(...params: unknown[]): unknown[] {
+    // Lookups a write transaction may remember (transaction-memory.ts); rows are shared, callers only read them.
+    const memory = this.db.inTransaction && this.db.txMemory.isLookup(this.source) ? this.db.txMemory : undefined;
+    if (!memory) return this.fetch(params);
+    const key = `${this.rawMode ? 'r' : this.pluckMode ? 'p' : 'o'}${this.source}\u0000${JSON.stringify(normaliseParams(params))}`;
+    const known = memory.lookup(key);
+    if (known !== MISS) return (known as unknown[]).slice();
+    const rows = this.fetch(params);
+    memory.rememberLookup(key, rows.slice());
+    return rows;
+  }
+
+  private fetch(params: unknown[]): unknown[] {
     const arrayMode = this.rawMode || this.pluckMode;
     const res = this.db.execute(translate(this.source).text, normaliseParams(params), arrayMode ? 'array' : 'object');
     const rows = toBuffers(res.rows, arrayMode);
@@ -124,14 +136,7 @@ export class PgStatement {
   }
 
   get(...params: unknown[]): unknown {
-    const memory = this.db.inTransaction && this.db.txMemory.isLookup(this.source) ? this.db.txMemory : undefined;
-    if (!memory) return this.all(...params)[0];
-    const key = `${this.rawMode ? 'r' : this.pluckMode ? 'p' : 'o'}${this.source}\u0000${JSON.stringify(normaliseParams(params))}`;
-    const known = memory.lookup(key);
-    if (known !== MISS) return known;
-    const value = this.all(...params)[0];
-    memory.rememberLookup(key, value);
-    return value;
+    return this.all(...params)[0];
   }
 
   /**

@@ -74,7 +74,7 @@ export class TransactionMemory {
     return this.lookups.has(text);
   }
 
-  /** The remembered answer (`undefined` is an answer: no row), or MISS. */
+  /** The remembered rows (an empty list is an answer too), or MISS. */
   lookup(key: string): unknown {
     const r = this.reads.get(key);
     return r && r.epoch === this.readEpoch ? r.value : MISS;
