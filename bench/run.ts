@@ -6,7 +6,7 @@ import { loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { measureCeilings, type Ceilings } from "./ceiling.js";
+import { measureCeilings, measureReceiveCeiling, type Ceilings } from "./ceiling.js";
 import { markdownReport, median, summarize, fmtNum, type EnvInfo, type MetricResult } from "./stats.js";
 import { machineCpuSeconds, processCpuSeconds, startTarget, stopAllStarted, type RunningTarget, type TargetSpec } from "./targets.js";
 import { sizes, workloads, type Ctx, type Sample } from "./workloads.js";
@@ -158,6 +158,8 @@ async function main(): Promise<number> {
   // pages; a push started within ~2 s gets them fresh from the host and is charged less kernel
   // CPU, which favoured short pushes when the ceiling ran right before every round.
   const ceilingSamples: Ceilings[] = [];
+  /** MiB/s a Node server that does nothing but send delivers to the client (measured after the pull rounds). */
+  const receiveCeilings: number[] = [];
   const measureCeiling = async (): Promise<void> => {
     if (args.has("no-ceiling")) return;
     execFileSync("sync");
@@ -223,6 +225,10 @@ async function main(): Promise<number> {
         }
       }
       if (w.name.startsWith("push-")) await measureCeiling();
+      if (w.name === "pull" && !args.has("no-ceiling")) {
+        receiveCeilings.push(await measureReceiveCeiling(s.bigBlob));
+        log(`ceiling: a Node server that only sends delivers ${receiveCeilings.at(-1)!.toFixed(0)} MiB/s to this client`);
+      }
     }
     const cpuEnd = machineCpuSeconds();
     if (cpuStart && cpuEnd) {
@@ -275,6 +281,17 @@ async function main(): Promise<number> {
       `Ceilings measured in this run (medians of ${ceilingSamples.length}, once after each push workload's rounds and followed by a ${CEILING_PAUSE_MS / 1000} s pause, never right before a timed round; ${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
         `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
     );
+  }
+  if (receiveCeilings.length > 0) {
+    const ceiling = median(receiveCeilings);
+    const shares = ["pull.single", "pull.multi"]
+      .flatMap((id) => [labelA, labelB].filter(Boolean).map((label) => {
+        const v = results.find((x) => x.id === id)?.medians[label!];
+        return v ? `${id} ${label} ${((100 * v) / ceiling).toFixed(0)}%` : "";
+      }))
+      .filter(Boolean)
+      .join(", ");
+    notes.push(`Pull ceiling for a Node.js server, measured in this run: a Node process that only sends one reused buffer (no disk, no hashing; Node has no sendfile(2)) delivers ${ceiling.toFixed(0)} MiB/s to this client over loopback (best of 3, ${formatCeilingSize(s.bigBlob)})${shares ? `; ${shares} of it` : ""}.`);
   }
   notes.push("Server CPU rows are utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the timed part; the \"— user\" and \"— system (kernel)\" rows split them. System time on pushes is mostly copying into the page cache, which on this VM varies with how recently pages were freed, so read #17's CPU targets against the user row too.");
   notes.push("Times cover only the HTTP exchange; data generation and digest precomputation happen before the clock starts, but the client generates/hashes bytes while streaming, sharing the CPUs with the server.");
