@@ -34,8 +34,13 @@ const READ_CHUNK = 1 << 20;
 /** open(O_CREAT|O_EXCL) on the thread pool: creating an entry can wait for the journal. */
 const createFd = (file: string): Promise<number> => new Promise((done, fail) => openCb(file, 'wx', (err, fd) => (err ? fail(err) : done(fd))));
 
-/** ENOTDIR: uploads/<id>/data asked of a session that is the file uploads/<id> (keys.ts). */
-const isNotFound = (err: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException)?.code ?? '');
+const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+/**
+ * A session path that does not exist, ENOTDIR included: uploads/<id>/data asked of a session
+ * that is the file uploads/<id> (keys.ts). Only for session paths: elsewhere ENOTDIR is a
+ * broken store (a file where a directory belongs), which the readiness probe must report.
+ */
+const isMissingSession = (err: unknown): boolean => isNotFound(err) || (err as NodeJS.ErrnoException)?.code === 'ENOTDIR';
 
 /** UploadState.driver flag: the session is the file uploads/<id> (keys.ts), not uploads/<id>/data. */
 const FLAT = 'file';
@@ -172,7 +177,7 @@ export class FsDriver implements BlobDriver {
     try {
       return openSync(this.sessionFile(id, state), 'r+');
     } catch (err) {
-      throw isNotFound(err) || (err as NodeJS.ErrnoException)?.code === 'EISDIR' ? new UploadNotFoundError(id) : err;
+      throw isMissingSession(err) || (err as NodeJS.ErrnoException)?.code === 'EISDIR' ? new UploadNotFoundError(id) : err;
     }
   }
 
@@ -189,7 +194,7 @@ export class FsDriver implements BlobDriver {
       try {
         return (await stat(this.path(key))).mtimeMs;
       } catch (err) {
-        if (!isNotFound(err)) throw err;
+        if (!isMissingSession(err)) throw err;
       }
     }
     return null;

@@ -94,7 +94,7 @@ describe('content checks', () => {
     expect((await fetch(u(loc), { method: 'PATCH', body: first, headers: { ...h(), 'Content-Range': '0-999' } })).status).toBe(202);
     // What a process killed mid-PATCH leaves: bytes past the acknowledged size.
     const id = loc.split('/').pop()!;
-    appendFileSync(join(reg.dataDir, 'uploads', id, 'data'), randomBlob(5000));
+    appendFileSync(join(reg.dataDir, 'uploads', id), randomBlob(5000)); // the session's file (data/keys.ts)
     const rest = randomBlob(10);
     expect((await fetch(u(loc), { method: 'PATCH', body: rest, headers: { ...h(), 'Content-Range': '1000-1009' } })).status).toBe(202);
     const whole = Buffer.concat([first, rest]);
