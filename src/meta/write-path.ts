@@ -26,6 +26,8 @@ export class WritePath {
   private readonly insertManifest: Statement<unknown[]>;
   /** All references of one kind in one statement (each is a round trip on PostgreSQL). */
   private readonly insertRefs: Statement<[number, string, string, string]>;
+  /** PostgreSQL: the manifest and its references in one round trip (a data-modifying CTE); 1 when new. */
+  private readonly insertManifestWithRefs: Statement<unknown[], number> | undefined;
   private readonly tagDigest: Statement<[number, string], string>;
   private readonly upsertTag: Statement<[number, string, string, number]>;
   /** PostgreSQL: tagDigest + upsertTag in one round trip; no row when the tag already named the digest. */
@@ -54,6 +56,15 @@ export class WritePath {
     );
     this.tagDigest = c.prepare<[number, string], string>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?').pluck();
     this.upsertTag = c.prepare('INSERT INTO tags (repository_id, name, digest) VALUES (?, ?, ?) ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = ?');
+    this.insertManifestWithRefs = isPostgres(db)
+      ? c
+          .prepare<unknown[], number>(
+            'WITH m AS (INSERT INTO manifests (repository_id, digest, media_type, payload, size, artifact_type, subject, annotations) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1), ' +
+              "r AS (INSERT INTO manifest_references (repository_id, manifest_digest, target_digest, kind) SELECT ?, ?, e ->> 0, e ->> 1 FROM json_array_elements(CAST(? AS json)) AS e WHERE EXISTS (SELECT 1 FROM m) ON CONFLICT DO NOTHING) " +
+              'SELECT count(*) FROM m',
+          )
+          .pluck()
+      : undefined;
     this.moveTag = isPostgres(db)
       ? c
           .prepare<[number, string, number, string, string, number], [string | null]>(
@@ -108,13 +119,8 @@ export class WritePath {
     hooks.guard?.(tx);
     const repoId = this.ensureRepository(tx, name, actor);
     this.requireReferences(repoId, m.references);
-    const inserted =
-      this.insertManifest.run(repoId, m.digest, m.mediaType, m.payload, m.size, m.artifactType, m.subject, m.annotations ? JSON.stringify(m.annotations) : null).changes > 0;
+    const inserted = this.insertManifestAndRefs(repoId, m);
     if (inserted) {
-      for (const kind of ['blob', 'manifest'] as const) {
-        const digests = m.references.filter((r) => r.kind === kind).map((r) => r.digest);
-        if (digests.length > 0) this.insertRefs.run(repoId, m.digest, kind, JSON.stringify(digests));
-      }
       appendEvent(tx, {
         actor,
         action: 'oci.manifest.push',
@@ -147,6 +153,21 @@ export class WritePath {
       });
     }
     hooks.after?.(tx, inserted);
+  }
+
+  /** Inserts the manifest and, when it is new, its references; true when it was new. */
+  private insertManifestAndRefs(repoId: number, m: NewManifest): boolean {
+    const annotations = m.annotations ? JSON.stringify(m.annotations) : null;
+    if (this.insertManifestWithRefs) {
+      const refs = JSON.stringify(m.references.map((r) => [r.digest, r.kind]));
+      return (this.insertManifestWithRefs.get(repoId, m.digest, m.mediaType, m.payload, m.size, m.artifactType, m.subject, annotations, repoId, m.digest, refs) ?? 0) > 0;
+    }
+    if (this.insertManifest.run(repoId, m.digest, m.mediaType, m.payload, m.size, m.artifactType, m.subject, annotations).changes === 0) return false;
+    for (const kind of ['blob', 'manifest'] as const) {
+      const digests = m.references.filter((r) => r.kind === kind).map((r) => r.digest);
+      if (digests.length > 0) this.insertRefs.run(repoId, m.digest, kind, JSON.stringify(digests));
+    }
+    return true;
   }
 
   /** Points the tag at `digest`; returns the digest it named before (that same digest: nothing changed). */
