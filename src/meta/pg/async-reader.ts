@@ -38,6 +38,8 @@ const MAX_PREPARED = 256;
 export class PipelinedReader {
   private pq: Libpq | undefined;
   private readonly prepared = new Map<string, string>();
+  /** Names are never reused on a connection (a failed prepare leaves a gap, not a clash). */
+  private preparedCount = 0;
   private outbox: Request[] = [];
   private expected: Expected[] = [];
   /** Where `expected` is read from (shifting a long array on every result costs more). */
@@ -101,7 +103,7 @@ export class PipelinedReader {
       let name = this.prepared.get(request.sql);
       let sent = true;
       if (!name && this.prepared.size < MAX_PREPARED) {
-        name = `ar${this.prepared.size + 1}`;
+        name = `ar${++this.preparedCount}`;
         sent = pq.sendPrepare(name, request.sql, request.params.length);
         this.prepared.set(request.sql, name);
         this.expected.push({ kind: 'prepare', sql: request.sql });
