@@ -11,7 +11,7 @@
  * the synchronous connection would give.
  */
 import { PgError, type PgResult } from './bridge.js';
-import { connectLibpq, encodeParam, readResult, resultError, type Libpq, type LibpqConstructor } from './libpq-transport.js';
+import { connectLibpq, encodeParam, finishConnection, readResult, resultError, type Libpq, type LibpqConstructor } from './libpq-transport.js';
 
 interface Request {
   sql: string;
@@ -77,7 +77,7 @@ export class PipelinedReader {
     if (this.pq) return this.pq;
     const pq = connectLibpq(this.Ctor, this.url, this.schema);
     if (!pq.setNonBlocking(true) || !pq.enterPipelineMode()) {
-      pq.finish();
+      finishConnection(pq);
       throw new PgError('cannot enter libpq pipeline mode', '08001');
     }
     pq.on('readable', () => this.receive());
@@ -214,7 +214,7 @@ export class PipelinedReader {
     this.pq = undefined;
     if (pq) {
       pq.stopReader();
-      pq.finish();
+      finishConnection(pq);
     }
     for (const e of pending) if (e.kind === 'query') e.request.reject(err);
   }

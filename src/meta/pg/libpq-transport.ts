@@ -115,7 +115,7 @@ export class LibpqTransport {
   private reconnectIfLost(inTransaction: boolean | undefined): void {
     if (!this.lost) return;
     if (inTransaction) throw new PgError('the connection to PostgreSQL was lost inside a transaction', '08006');
-    this.pq.finish();
+    finishConnection(this.pq);
     this.pq = this.connect();
     this.lost = false;
   }
@@ -166,7 +166,7 @@ export class LibpqTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pq.finish();
+    finishConnection(this.pq);
   }
 }
 
@@ -176,14 +176,14 @@ export function connectLibpq(Ctor: LibpqConstructor, url: string, schema: string
   try {
     pq.connectSync(withConnectionDefaults(url));
   } catch (err) {
-    pq.finish();
+    finishConnection(pq);
     throw new PgError(`cannot connect to PostgreSQL: ${(err as Error).message.trim()}`, '08001');
   }
   const path = schema ? `; SET search_path TO "${schema.replace(/"/g, '""')}"` : '';
   pq.exec(SESSION_SETUP + path);
   if (pq.resultStatus() !== 'PGRES_COMMAND_OK') {
     const message = pq.resultErrorMessage().trim();
-    pq.finish();
+    finishConnection(pq);
     throw new PgError(`cannot set up the PostgreSQL session: ${message}`, '08001');
   }
   return pq;
@@ -223,4 +223,18 @@ export function readResult(pq: Libpq, arrayMode: boolean): PgResult {
   }
   const tuples = pq.cmdTuples();
   return { rows, rowCount: tuples ? Number(tuples) : n, fields, command: pq.cmdStatus().split(' ')[0] };
+}
+
+/**
+ * Closed connections kept reachable for a moment: the addon's finish() closes its libuv socket
+ * watcher, which lives inside the native object; if the JS object were collected before libuv
+ * completed that close (in the same loop iteration's close phase), libuv would touch freed
+ * memory and abort the process (`uv__finish_close` assertion, seen in the test suite).
+ */
+const retired = new Set<Libpq>();
+
+export function finishConnection(pq: Libpq): void {
+  pq.finish();
+  retired.add(pq);
+  setTimeout(() => retired.delete(pq), 1000).unref();
 }
