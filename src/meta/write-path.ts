@@ -119,6 +119,11 @@ export class WritePath {
     hooks.guard?.(tx);
     const repoId = this.ensureRepository(tx, name, actor);
     this.requireReferences(repoId, m.references);
+    // Tags before the manifest: its search document is then written once with its tags (the
+    // insert trigger reads them) instead of inserted and at once rewritten, index entries and
+    // full-text tokens included, by each tag's trigger (~30% of a PUT by tag on SQLite). The
+    // events keep their order: the push, then the tags.
+    const moves = tagNames.map((tag) => ({ tag, prev: this.pointTag(repoId, tag, m.digest) }));
     const inserted = this.insertManifestAndRefs(repoId, m);
     if (inserted) {
       appendEvent(tx, {
@@ -139,8 +144,7 @@ export class WritePath {
         },
       });
     }
-    for (const tag of tagNames) {
-      const prev = this.pointTag(repoId, tag, m.digest);
+    for (const { tag, prev } of moves) {
       if (prev === m.digest) continue;
       appendEvent(tx, {
         actor,
