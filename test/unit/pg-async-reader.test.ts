@@ -59,6 +59,19 @@ describe.skipIf(!url || !loadLibpq())('PostgreSQL pipelined reads', () => {
     expect((results[2] as PromiseFulfilledResult<{ id: number }>).value).toEqual({ id: 2 });
   });
 
+  it('a read whose statement cannot be prepared fails alone, however many reads share its turn', async () => {
+    setup();
+    const good = asyncGet(statement<[number], { id: number }>('SELECT id FROM t WHERE id = ?'));
+    const bad = asyncGet(statement<[number], unknown>('SELECT no_such_column FROM t WHERE id = ?'));
+    const ids = Array.from({ length: 50 }, (_, i) => i + 1);
+    const results = await Promise.allSettled([...ids.slice(0, 25).map((id) => good(id)), bad(1), bad(2), ...ids.slice(25).map((id) => good(id))]);
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+    expect(failed).toEqual([25, 26]);
+    for (const i of failed) expect(((results[i] as PromiseRejectedResult).reason as PostgresDatabaseError).pgCode).toBe('42703');
+    const rows = results.filter((r): r is PromiseFulfilledResult<{ id: number }> => r.status === 'fulfilled').map((r) => r.value.id);
+    expect(rows).toEqual(ids);
+  });
+
   it('sees what the synchronous connection committed, at once', async () => {
     setup();
     const read = asyncGet(statement<[number], { name: string }>('SELECT name FROM t WHERE id = ?'));

@@ -5,10 +5,13 @@
  * concurrent pulls waits for PostgreSQL once per turn instead of once per request (the
  * synchronous facade holds the thread ~75 µs per statement).
  *
- * Only for single statements outside transactions: each runs in its own implicit transaction
- * (one Sync per query, so a failing query never aborts its neighbours) and sees what was
- * committed before it was sent (READ COMMITTED), on any connection or process — the same answer
- * the synchronous connection would give.
+ * Only for single read statements outside transactions. A turn's reads end with one Sync (libpq
+ * 15 flushes the socket at every PQpipelineSync: one Sync per query cost a send() per read,
+ * ~5% of the event loop under load), so they share one implicit transaction; each still sees
+ * what was committed before it ran (READ COMMITTED), on any connection or process — the same
+ * answer the synchronous connection would give. A read that fails aborts the reads after it in
+ * that segment: those are sent again in the next turn, so a failing read never fails its
+ * neighbours (each segment's first read always runs: every retry makes progress).
  */
 import { PgError, type PgResult } from './bridge.js';
 import { connectLibpq, encodeParam, finishConnection, readResult, resultError, type Libpq, type LibpqConstructor } from './libpq-transport.js';
@@ -19,10 +22,15 @@ interface Request {
   arrayMode: boolean;
   resolve(result: PgResult): void;
   reject(err: Error): void;
+  /** Its own prepare failed: the answer, instead of "aborted". */
+  prepareError?: PgError;
 }
 
 /** What the server will answer, in order: a prepare's status, a query's rows, a Sync's marker. */
-type Expected = { kind: 'prepare'; sql: string } | { kind: 'query'; request: Request; result?: PgResult; error?: PgError } | { kind: 'sync' };
+type Expected =
+  | { kind: 'prepare'; request: Request }
+  | { kind: 'query'; request: Request; result?: PgResult; error?: PgError; aborted?: boolean }
+  | { kind: 'sync' };
 
 const WATCHDOG_MS = 500;
 
@@ -47,8 +55,6 @@ export class PipelinedReader {
   private scheduled = false;
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
-  /** The segment's prepare failed: its query reports that error instead of "aborted". */
-  private segmentError: PgError | undefined;
 
   constructor(
     private readonly Ctor: LibpqConstructor,
@@ -64,12 +70,15 @@ export class PipelinedReader {
     if (this.closed) return Promise.reject(new PgError('the database connection is closed', '08003'));
     return new Promise<PgResult>((resolve, reject) => {
       this.outbox.push({ sql, params: params.map(encodeParam), arrayMode: rowMode === 'array', resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // setImmediate, not a microtask: requests parsed in the same poll phase share one write.
-        setImmediate(() => this.send());
-      }
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: requests parsed in the same poll phase share one write.
+    setImmediate(() => this.send());
   }
 
   private connection(): Libpq {
@@ -106,12 +115,14 @@ export class PipelinedReader {
         name = `ar${++this.preparedCount}`;
         sent = pq.sendPrepare(name, request.sql, request.params.length);
         this.prepared.set(request.sql, name);
-        this.expected.push({ kind: 'prepare', sql: request.sql });
+        this.expected.push({ kind: 'prepare', request });
       }
       sent &&= name ? pq.sendQueryPrepared(name, request.params) : pq.sendQueryParams(request.sql, request.params);
       this.expected.push({ kind: 'query', request });
-      sent &&= pq.pipelineSync();
-      this.expected.push({ kind: 'sync' });
+      if (sent && i === batch.length - 1) {
+        sent = pq.pipelineSync();
+        this.expected.push({ kind: 'sync' });
+      }
       if (!sent) {
         const err = new PgError(`PostgreSQL connection failed: ${pq.errorMessage().trim()}`, '08006');
         this.lose(err);
@@ -171,18 +182,18 @@ export class PipelinedReader {
       const status = pq.resultStatus();
       if (status === 'PGRES_PIPELINE_SYNC') {
         this.head++;
-        this.segmentError = undefined;
         continue;
       }
-      const error = status === 'PGRES_PIPELINE_ABORTED' ? (this.segmentError ?? new PgError('the query was aborted by an earlier failure', '08006')) : resultError(pq);
+      const aborted = status === 'PGRES_PIPELINE_ABORTED';
+      const error = aborted ? undefined : resultError(pq);
       if (error && SESSION_ENDING.test(error.code ?? '')) ended = error;
       if (next.kind === 'prepare') {
-        if (error) {
-          this.segmentError = error;
-          this.prepared.delete(next.sql);
-        }
+        // Not prepared (failed, or aborted by an earlier read): prepared again when next asked.
+        if (aborted || error) this.prepared.delete(next.request.sql);
+        if (error) next.request.prepareError = error;
       } else if (next.kind === 'query') {
-        if (error) next.error = error;
+        if (aborted) next.aborted = true;
+        else if (error) next.error = error;
         else next.result = readResult(pq, next.request.arrayMode);
       }
     }
@@ -199,7 +210,12 @@ export class PipelinedReader {
   }
 
   private settle(q: Extract<Expected, { kind: 'query' }>): void {
-    if (q.error) q.request.reject(q.error);
+    if (q.aborted && q.request.prepareError) q.request.reject(q.request.prepareError);
+    else if (q.aborted) {
+      // An earlier read of its segment failed: asked again with the next turn's reads.
+      this.outbox.push(q.request);
+      this.schedule();
+    } else if (q.error) q.request.reject(q.error);
     else if (q.result) q.request.resolve(q.result);
     else q.request.reject(new PgError('PostgreSQL sent no result for the query', '08006'));
   }
@@ -209,7 +225,6 @@ export class PipelinedReader {
     const pending = this.expected.slice(this.head);
     this.expected = [];
     this.head = 0;
-    this.segmentError = undefined;
     const pq = this.pq;
     this.pq = undefined;
     if (pq) {
