@@ -10,6 +10,7 @@
  * not FileHandle: the fs driver opens and closes synchronously (see fs-driver.ts).
  */
 import { fdatasync, fsync, writev } from 'node:fs';
+import { DirectWriter, type DirectTarget } from './direct-writer.js';
 
 /** fdatasync on the thread pool (it waits for the disk). */
 export const datasyncFd = (fd: number): Promise<void> => new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
@@ -25,9 +26,16 @@ const MAX_IN_FLIGHT = 2;
 /** With `backgroundSync`, fdatasync this often while bytes still arrive, so the final one is short. */
 const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
 
-/** Writes every chunk of `source` at `start` onwards; resolves with the byte count once all writes completed. */
-export async function writeAt(fd: number, source: AsyncIterable<Uint8Array>, start: number, backgroundSync: boolean): Promise<number> {
+/**
+ * Writes every chunk of `source` at `start` onwards; resolves with the byte count once all writes
+ * completed. With `direct`, an append that reaches WRITE_BATCH bytes continues (from its first
+ * byte) through O_DIRECT writes that bypass the page cache (direct-writer.ts says why); shorter
+ * ones, like small blobs, stay buffered.
+ */
+export async function writeAt(fd: number, source: AsyncIterable<Uint8Array>, start: number, backgroundSync: boolean, direct?: DirectTarget): Promise<number> {
   let pos = start;
+  let directWriter: DirectWriter | undefined;
+  let directTried = direct === undefined;
   let batch: Uint8Array[] = [];
   let batchBytes = 0;
   let failure: unknown;
@@ -72,18 +80,37 @@ export async function writeAt(fd: number, source: AsyncIterable<Uint8Array>, sta
     for await (const chunk of source) {
       if (failure) throw failure;
       if (chunk.length === 0) continue;
+      if (directWriter) {
+        await directWriter.push(chunk);
+        continue;
+      }
       batch.push(chunk);
       batchBytes += chunk.length;
       if (batchBytes >= WRITE_BATCH || batch.length >= MAX_IOV) {
+        if (!directTried) {
+          // Decided at the first flush, before any buffered write: the whole append goes one way.
+          directTried = true;
+          directWriter = await DirectWriter.start(fd, direct!, pos);
+          if (directWriter) {
+            for (const b of batch) await directWriter.push(b);
+            batch = [];
+            batchBytes = 0;
+            continue;
+          }
+        }
         flush();
         while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
       }
     }
-    if (batchBytes > 0) flush();
+    if (directWriter) {
+      await directWriter.finish();
+      pos = directWriter.end;
+    } else if (batchBytes > 0) flush();
   } finally {
     // Never return (or let the caller truncate) while a write could still land.
     await Promise.all(inFlight);
     await syncing;
+    await directWriter?.close();
   }
   if (failure) throw failure;
   return pos - start;

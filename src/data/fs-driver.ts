@@ -1,5 +1,5 @@
 /** Local-filesystem driver: the embedded default. Layout in keys.ts. */
-import { closeSync, createReadStream, fstatSync, ftruncateSync, open as openCb, openSync, statSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, ftruncateSync, open as openCb, openSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -8,6 +8,7 @@ import { BlobNotFoundError, SizeMismatchError, UploadNotFoundError } from './err
 import { keys } from './keys.js';
 import { sendFileRange } from './file-sender.js';
 import { datasyncFd, fsyncFd, writeAt } from './file-writer.js';
+import type { DirectTarget } from './direct-writer.js';
 import { DirSyncer } from './dir-sync.js';
 import { retainFreedBufferMemory } from './heap.js';
 
@@ -19,6 +20,11 @@ export interface FsDriverOptions {
    * commit creates or renames are fsync'ed too (a rename is durable only once its directory is).
    */
   fsync?: boolean;
+  /**
+   * Large appends bypass the page cache with O_DIRECT (default: on where the platform has it, and
+   * only with fsync on: those bytes must reach the disk before the answer anyway). Why: direct-writer.ts.
+   */
+  directIo?: boolean;
 }
 
 const READ_CHUNK = 1 << 20;
@@ -52,10 +58,13 @@ export class FsDriver implements BlobDriver {
   /** Blob directories this process created or found (with their parents synced): no mkdir per commit. */
   private readonly knownDirs = new Set<string>();
   private readonly dirSyncer = new DirSyncer((dir) => this.syncDirectory(dir));
+  /** Off for good once the filesystem refused O_DIRECT (EINVAL). */
+  private directIo: boolean;
 
   constructor(opts: FsDriverOptions) {
     this.root = resolve(opts.root);
     this.fsync = opts.fsync ?? true;
+    this.directIo = this.fsync && (opts.directIo ?? true) && constants.O_DIRECT !== undefined;
     retainFreedBufferMemory(); // request bodies stream through here: see heap.ts
   }
 
@@ -216,7 +225,7 @@ export class FsDriver implements BlobDriver {
         // Bytes past the acknowledged size belong to an append that failed (or a process that
         // died mid-append): drop them so the file is exactly what the session state says.
         if (onDisk > state.size) ftruncateSync(fd, state.size);
-        written = await writeAt(fd, source, state.size, this.fsync);
+        written = await writeAt(fd, source, state.size, this.fsync, this.directIo ? this.directTarget(file) : undefined);
         if (durable && written > 0) {
           // Acknowledged means durable: the background syncs leave little for this one.
           await datasyncFd(fd);
@@ -241,6 +250,24 @@ export class FsDriver implements BlobDriver {
       closeSync(fd);
     }
     return { size: state.size + written, driver: entriesSynced && state.driver.entriesSynced !== true ? { ...state.driver, entriesSynced } : state.driver };
+  }
+
+  /** The session file once more, with O_DIRECT, for writeAt; undefined (stay buffered) when it cannot be. */
+  private directTarget(file: string): DirectTarget {
+    const off = (): void => {
+      this.directIo = false;
+    };
+    return {
+      open: () => {
+        try {
+          return openSync(file, constants.O_WRONLY | constants.O_DIRECT);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException)?.code === 'EINVAL') off(); // a filesystem without O_DIRECT (tmpfs before 6.6, some FUSE)
+          return undefined;
+        }
+      },
+      unsupported: off,
+    };
   }
 
   async readUpload(id: string, state: UploadState): Promise<Readable> {
