@@ -198,9 +198,10 @@ export class DirectWriter {
         if (n > 0) return await writeAll(this.fd, stage.subarray(n), len - n, at + n);
       } catch (err) {
         if ((err as NodeJS.ErrnoException)?.code !== 'EINVAL') throw err;
-        // Alignment this filesystem or device does not take: buffered from now on, this stage included.
+        // Alignment this filesystem or device does not take: buffered from now on, this stage
+        // included (and the others already in flight, which fail the same way).
+        if (this.direct) this.target.unsupported();
         this.direct = false;
-        this.target.unsupported();
       }
     }
     await writeAll(this.fd, stage, len, at);

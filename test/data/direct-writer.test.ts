@@ -70,6 +70,24 @@ describe.skipIf(!directSupported)('O_DIRECT appends', () => {
     }
   });
 
+  it('writes refused with EINVAL (alignment the filesystem does not take) are repeated buffered: no byte lost, no more attempts', async () => {
+    const file = join(root, 'f');
+    const head = randomBytes(123);
+    await writeFile(file, head);
+    const big = randomBytes(2 * 1024 * 1024 + 4099);
+    let refused = 0;
+    // Fault injection: an fd whose writes the kernel refuses with EINVAL (any write of these bytes there is invalid).
+    const target: DirectTarget = { open: () => openSync('/proc/self/oom_score_adj', 'w'), unsupported: () => void refused++ };
+    const fd = openSync(file, 'r+');
+    try {
+      expect(await writeAt(fd, pieces(big, [65536, 333]), head.length, true, target)).toBe(big.length);
+    } finally {
+      closeSync(fd);
+    }
+    expect(refused).toBe(1);
+    expect(readFileSync(file).equals(Buffer.concat([head, big]))).toBe(true);
+  });
+
   it('a chunked session of odd-sized PATCHes reads back and commits under its digest', async () => {
     const driver = new FsDriver({ root });
     const engine = new UploadEngine(driver);
