@@ -40,7 +40,7 @@ export async function createDriver(config: Config): Promise<BlobDriver> {
       redirect: config.s3Redirect,
     });
   }
-  return new FsDriver({ root: resolve(config.dataDir), fsync: config.fsync });
+  return new FsDriver({ root: resolve(config.dataDir), fsync: config.fsync, directIo: config.uploadDirectIo });
 }
 
 export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
