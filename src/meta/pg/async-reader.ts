@@ -11,7 +11,8 @@
  * what was committed before it ran (READ COMMITTED), on any connection or process — the same
  * answer the synchronous connection would give. A read that fails aborts the reads after it in
  * that segment: those are sent again in the next turn, so a failing read never fails its
- * neighbours (each segment's first read always runs: every retry makes progress).
+ * neighbours. Re-sent reads go first in the next turn, so each turn settles at least the oldest
+ * of them and new failing reads cannot keep one waiting.
  */
 import { PgError, type PgResult } from './bridge.js';
 import { connectLibpq, encodeParam, finishConnection, readResult, resultError, type Libpq, type LibpqConstructor } from './libpq-transport.js';
@@ -49,6 +50,8 @@ export class PipelinedReader {
   /** Names are never reused on a connection (a failed prepare leaves a gap, not a clash). */
   private preparedCount = 0;
   private outbox: Request[] = [];
+  /** Reads aborted by a failure before them in their segment, oldest first: sent before `outbox`. */
+  private retries: Request[] = [];
   private expected: Expected[] = [];
   /** Where `expected` is read from (shifting a long array on every result costs more). */
   private head = 0;
@@ -98,7 +101,8 @@ export class PipelinedReader {
 
   private send(): void {
     this.scheduled = false;
-    const batch = this.outbox;
+    const batch = this.retries.length > 0 ? this.retries.concat(this.outbox) : this.outbox;
+    this.retries = [];
     this.outbox = [];
     if (batch.length === 0) return;
     let pq: Libpq;
@@ -213,7 +217,7 @@ export class PipelinedReader {
     if (q.aborted && q.request.prepareError) q.request.reject(q.request.prepareError);
     else if (q.aborted) {
       // An earlier read of its segment failed: asked again with the next turn's reads.
-      this.outbox.push(q.request);
+      this.retries.push(q.request);
       this.schedule();
     } else if (q.error) q.request.reject(q.error);
     else if (q.result) q.request.resolve(q.result);
@@ -239,6 +243,6 @@ export class PipelinedReader {
     this.closed = true;
     clearInterval(this.watchdog);
     this.lose(new PgError('the database connection is closed', '08003'));
-    for (const r of this.outbox.splice(0)) r.reject(new PgError('the database connection is closed', '08003'));
+    for (const r of [...this.retries.splice(0), ...this.outbox.splice(0)]) r.reject(new PgError('the database connection is closed', '08003'));
   }
 }
