@@ -115,11 +115,13 @@ export class DirectWriter {
   static async start(fd: number, target: DirectTarget, start: number): Promise<DirectWriter | undefined> {
     const stages = takeStages();
     if (!stages) return undefined;
-    const dfd = target.open();
-    if (dfd === undefined) {
-      giveStages(stages);
-      return undefined;
+    let dfd: number | undefined;
+    try {
+      dfd = target.open();
+    } finally {
+      if (dfd === undefined) giveStages(stages); // refused or threw: the slab is not lost
     }
+    if (dfd === undefined) return undefined;
     const head = start % ALIGN;
     const writer = new DirectWriter(fd, dfd, target, stages, start - head, head);
     try {

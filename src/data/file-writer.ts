@@ -88,9 +88,10 @@ export async function writeAt(fd: number, source: AsyncIterable<Uint8Array>, sta
       batchBytes += chunk.length;
       if (batchBytes >= WRITE_BATCH || batch.length >= MAX_IOV) {
         if (!directTried) {
-          // Decided at the first flush, before any buffered write: the whole append goes one way.
+          // Decided at the first flush, before any buffered write: the whole append goes one way
+          // (a first flush of many tiny chunks short of WRITE_BATCH bytes: buffered).
           directTried = true;
-          directWriter = await DirectWriter.start(fd, direct!, pos);
+          directWriter = batchBytes >= WRITE_BATCH ? await DirectWriter.start(fd, direct!, pos) : undefined;
           if (directWriter) {
             for (const b of batch) await directWriter.push(b);
             batch = [];

@@ -225,7 +225,7 @@ export class FsDriver implements BlobDriver {
         // Bytes past the acknowledged size belong to an append that failed (or a process that
         // died mid-append): drop them so the file is exactly what the session state says.
         if (onDisk > state.size) ftruncateSync(fd, state.size);
-        written = await writeAt(fd, source, state.size, this.fsync, this.directIo ? this.directTarget(file) : undefined);
+        written = await writeAt(fd, source, state.size, this.fsync, this.directIo ? this.directTarget(file, fd) : undefined);
         if (durable && written > 0) {
           // Acknowledged means durable: the background syncs leave little for this one.
           await datasyncFd(fd);
@@ -252,15 +252,24 @@ export class FsDriver implements BlobDriver {
     return { size: state.size + written, driver: entriesSynced && state.driver.entriesSynced !== true ? { ...state.driver, entriesSynced } : state.driver };
   }
 
-  /** The session file once more, with O_DIRECT, for writeAt; undefined (stay buffered) when it cannot be. */
-  private directTarget(file: string): DirectTarget {
+  /**
+   * The session file once more, with O_DIRECT, for writeAt; undefined (stay buffered) when it
+   * cannot be. Through /proc/self/fd: the very inode `fd` has open, whatever the path names now
+   * (the path where /proc is not mounted).
+   */
+  private directTarget(file: string, fd: number): DirectTarget {
     const off = (): void => {
       this.directIo = false;
     };
     return {
       open: () => {
         try {
-          return openSync(file, constants.O_WRONLY | constants.O_DIRECT);
+          try {
+            return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_DIRECT);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') throw err;
+            return openSync(file, constants.O_WRONLY | constants.O_DIRECT);
+          }
         } catch (err) {
           if ((err as NodeJS.ErrnoException)?.code === 'EINVAL') off(); // a filesystem without O_DIRECT (tmpfs before 6.6, some FUSE)
           return undefined;

@@ -30,14 +30,17 @@ async function* failingAfter(bytes: Uint8Array, chunk: number): AsyncGenerator<U
 }
 
 /** Opens `file` with O_DIRECT for writeAt and counts how often it was asked to. */
-function countingTarget(file: string): DirectTarget & { opened: number } {
+function countingTarget(file: string): DirectTarget & { opened: number; refused: number } {
   const t = {
     opened: 0,
+    refused: 0,
     open: () => {
       t.opened++;
       return openSync(file, constants.O_WRONLY | constants.O_DIRECT);
     },
-    unsupported: () => undefined,
+    unsupported: () => {
+      t.refused++;
+    },
   };
   return t;
 }
@@ -64,6 +67,7 @@ describe.skipIf(!directSupported)('O_DIRECT appends', () => {
       const small = randomBytes(300_000);
       expect(await writeAt(fd, pieces(small, [65536]), head.length + big.length, true, target)).toBe(small.length);
       expect(target.opened).toBe(1); // below one batch: buffered
+      expect(target.refused).toBe(0); // the direct writes were taken, not quietly done buffered
       expect(readFileSync(file).equals(Buffer.concat([head, big, small]))).toBe(true);
     } finally {
       closeSync(fd);
