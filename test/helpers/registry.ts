@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import { startRegistry } from '../../src/server.js';
@@ -47,11 +48,26 @@ async function launch(settings: Record<string, unknown>, dir: string, owned: boo
 
 export interface RegistryProcess {
   url: string;
+  /** The directory the process runs on: ARTIFACT_STORE_DATA_DIR when the test gave one, else a temporary one of this helper's. */
   dataDir: string;
   proc: ChildProcess;
   output(): string;
-  /** SIGTERM, wait for the exit, remove the data directory. */
+  /** Neither exited nor ended by a signal yet. */
+  running(): boolean;
+  /** The exit code (null when a signal ended it), once the process has exited; at once if it already has. */
+  exited(): Promise<number | null>;
+  /**
+   * Sends `signal` (one that ends it) and resolves as exited() does. Rejects if the process had
+   * already exited: a test that means to end it must not pass on one that ended by itself.
+   */
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+  /** SIGTERM if still running, wait for the exit, remove the data directory if this helper made it. */
   stop(): Promise<void>;
+  /**
+   * A new process with the same settings on the same data directory, which then belongs to it;
+   * this one is stopped first if it still runs (after a crash test's kill it does not).
+   */
+  restart(): Promise<RegistryProcess>;
 }
 
 export function removeDir(dir: string): void {
@@ -73,62 +89,114 @@ export async function freePort(): Promise<number> {
 export interface ProcessOptions {
   /** The environment under the test's settings (default: this process's). */
   baseEnv?: NodeJS.ProcessEnv;
-  /** How long the first /healthz may take. */
+  /** How long the first ready answer may take. */
   startupMs?: number;
+  /** Node's arguments (default the build: `dist/src/main.js`). */
+  entry?: string[];
+  /** What answers 200 once it is ready (default /healthz). */
+  readyPath?: string;
+  /** How often that is asked (default 100 ms). */
+  pollMs?: number;
 }
 
-/** Runs `node dist/src/main.js` (built by `npm run build`, which `npm test` does first). */
+/**
+ * Runs `node dist/src/main.js` (built by `npm run build`, which `npm test` does first) on a free
+ * loopback port. Without ARTIFACT_STORE_DATA_DIR in `env` it gets a temporary data directory that
+ * stop() removes; a given one is the test's to remove.
+ */
 export async function startRegistryProcess(env: Record<string, string> = {}, opts: ProcessOptions = {}): Promise<RegistryProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'as-proc-'));
+  const given = env.ARTIFACT_STORE_DATA_DIR;
+  const dataDir = given ?? mkdtempSync(join(tmpdir(), 'as-proc-'));
+  try {
+    return await launchProcess(env, opts, dataDir, given === undefined);
+  } catch (err) {
+    if (given === undefined) removeDir(dataDir);
+    throw err;
+  }
+}
+
+async function launchProcess(env: Record<string, string>, opts: ProcessOptions, dataDir: string, owned: boolean): Promise<RegistryProcess> {
   const port = await freePort();
   let output = '';
-  const proc = spawn(process.execPath, ['dist/src/main.js'], {
+  const proc = spawn(process.execPath, opts.entry ?? ['dist/src/main.js'], {
     env: { ...(opts.baseEnv ?? process.env), ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'info', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Listened for from the start, so a kill or a crash is never missed however late a test asks.
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const running = (): boolean => proc.exitCode === null && proc.signalCode === null;
   const url = `http://127.0.0.1:${port}`;
   // Generous: on a machine at load ~15 a first start (migrations, first-run scrypt) took > 20 s.
   const deadline = Date.now() + (opts.startupMs ?? 60_000);
   for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`registry exited early:\n${output}`);
+    if (!running()) throw new Error(`registry exited early:\n${output}`);
     try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
+      if ((await fetch(`${url}${opts.readyPath ?? '/healthz'}`)).ok) break;
     } catch {
       /* not listening yet */
     }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      removeDir(dataDir);
       throw new Error(`registry did not start:\n${output}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 100));
   }
+  // For clean-up: a process that is already gone is fine.
+  const end = (signal: NodeJS.Signals): Promise<number | null> => {
+    if (running()) proc.kill(signal);
+    return exit;
+  };
   return {
     url,
     dataDir,
     proc,
     output: () => output,
+    running,
+    exited: () => exit,
+    kill(signal) {
+      if (!running()) return Promise.reject(new Error(`registry process had already exited (${proc.exitCode ?? proc.signalCode}) before ${signal}:\n${output}`));
+      return end(signal);
+    },
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await exited;
-      }
-      removeDir(dataDir);
+      await end('SIGTERM');
+      if (owned) removeDir(dataDir);
+    },
+    async restart() {
+      await end('SIGTERM');
+      const next = await launchProcess({ ...env, ARTIFACT_STORE_DATA_DIR: dataDir }, opts, dataDir, owned);
+      owned = false;
+      return next;
     },
   };
 }
 
 /**
- * After-each cleanup for crash tests: a process still running (perhaps frozen with SIGSTOP) is
- * resumed and stopped; one that was killed leaves only its data directory to remove.
+ * After-test cleanup for crash tests: a process still running (perhaps frozen with SIGSTOP) is
+ * resumed and ended with `signal`; then its data directory goes if this helper made it.
  */
-export async function disposeRegistryProcess(reg: RegistryProcess | undefined): Promise<void> {
+export async function disposeRegistryProcess(reg: RegistryProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!reg) return;
-  if (reg.proc.exitCode === null && reg.proc.signalCode === null) {
-    reg.proc.kill('SIGCONT');
-    await reg.stop();
-  } else removeDir(reg.dataDir);
+  if (reg.running()) {
+    // SIGKILL ends a stopped process as it is.
+    if (signal !== 'SIGKILL') reg.proc.kill('SIGCONT');
+    await reg.kill(signal);
+  }
+  await reg.stop();
+}
+
+/**
+ * Registers an afterEach (call it inside a describe) that disposes, newest first, each process
+ * passed to the returned function during the test, ended with the signal given with it.
+ */
+export function disposeAfterEach(): (reg: RegistryProcess, signal?: NodeJS.Signals) => RegistryProcess {
+  const started: [RegistryProcess, NodeJS.Signals | undefined][] = [];
+  afterEach(async () => {
+    for (const [reg, signal] of started.splice(0).reverse()) await disposeRegistryProcess(reg, signal);
+  });
+  return (reg, signal) => {
+    started.push([reg, signal]);
+    return reg;
+  };
 }
