@@ -7,9 +7,8 @@
  * finished there, by the new process, from where it reports.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { describe, expect, it } from 'vitest';
+import { disposeAfterEach, startRegistryProcess } from '../helpers/registry.js';
 
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,18 +50,10 @@ async function retrying(f: () => Promise<number>): Promise<number> {
 }
 
 describe('SIGKILL during large chunked uploads (O_DIRECT appends)', () => {
-  const cleanup: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const f of cleanup.splice(0).reverse()) await f();
-  });
+  const disposed = disposeAfterEach();
 
   it('every 201 survives complete; every acknowledged PATCH survives and its session finishes after the restart', async () => {
-    const first: RegistryProcess = await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'warn' });
-    const dataDir = first.dataDir;
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    cleanup.push(() => {
-      if (first.proc.exitCode === null && first.proc.signalCode === null) first.proc.kill('SIGKILL');
-    });
+    const first = disposed(await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'warn' }), 'SIGKILL');
 
     const committed: Session[] = [];
     const open = new Set<Session>();
@@ -100,16 +91,14 @@ describe('SIGKILL during large chunked uploads (O_DIRECT appends)', () => {
       expect(i, `pushers made no progress\n${first.output()}`).toBeLessThan(6000);
       await sleep(10);
     }
-    const exited = new Promise((r) => first.proc.once('exit', r));
-    first.proc.kill('SIGKILL');
-    await exited;
+    await first.kill('SIGKILL');
     pushing = false;
     await Promise.all(workers);
     const resumable = [...open].filter((s) => s.acked > 0);
     expect(resumable.length).toBeGreaterThan(0);
 
-    const second = await startRegistryProcess({ ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'warn' });
-    cleanup.push(() => second.stop());
+    // Same settings, same data directory.
+    const second = disposed(await first.restart());
     for (const s of committed) {
       const res = await fetch(`${second.url}/v2/${s.repo}/blobs/${sha256(s.blob)}`);
       expect(res.status).toBe(200);

@@ -12,10 +12,10 @@
  * test/data/fs-driver.test.ts records.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { describe, expect, it } from 'vitest';
+import { disposeAfterEach, startRegistryProcess } from '../helpers/registry.js';
 
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,18 +57,11 @@ async function pushOne(url: string, repo: string, blob: Buffer, style: number): 
 }
 
 describe('SIGKILL during concurrent small blob pushes', () => {
-  const cleanup: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const f of cleanup.splice(0).reverse()) await f();
-  });
+  const disposed = disposeAfterEach();
 
   it('every blob that got 201 survives complete and verifies by digest after a restart', async () => {
-    const first: RegistryProcess = await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'warn' });
+    const first = disposed(await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'warn' }), 'SIGKILL');
     const dataDir = first.dataDir;
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    cleanup.push(() => {
-      if (first.proc.exitCode === null && first.proc.signalCode === null) first.proc.kill('SIGKILL');
-    });
 
     const pushed: Pushed[] = [];
     const statuses = new Map<number, number>();
@@ -97,10 +90,8 @@ describe('SIGKILL during concurrent small blob pushes', () => {
       expect(i, `pushers made no progress: ${JSON.stringify([...statuses])}\n${first.output()}`).toBeLessThan(6000);
       await sleep(10);
     }
-    const exited = new Promise((r) => first.proc.once('exit', r));
     inFlightAtKill = inFlight;
-    first.proc.kill('SIGKILL');
-    await exited;
+    await first.kill('SIGKILL');
     pushing = false;
     await Promise.all(workers);
 
@@ -108,8 +99,8 @@ describe('SIGKILL during concurrent small blob pushes', () => {
     expect(inFlightAtKill).toBeGreaterThan(0);
     expect([...statuses.keys()].filter((s) => s !== 201 && s !== 202)).toEqual([]);
 
-    const second = await startRegistryProcess({ ARTIFACT_STORE_DATA_DIR: dataDir, ARTIFACT_STORE_LOG_LEVEL: 'warn' });
-    cleanup.push(() => second.stop());
+    // Same settings, same data directory.
+    const second = disposed(await first.restart());
     for (const p of pushed) {
       const res = await fetch(`${second.url}/v2/${p.repo}/blobs/${p.digest}`);
       expect(res.status, `${p.repo}@${p.digest}`).toBe(200);

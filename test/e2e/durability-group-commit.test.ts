@@ -9,16 +9,15 @@
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { metadataSchema, onPostgres, openMetadata } from '../helpers/metadata.js';
 import { writeLockKey } from '../../src/meta/pg/facade.js';
 import { imageManifest, pushBlob, randomBlob, sha256 } from '../helpers/http.js';
-import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { disposeAfterEach, startRegistryProcess } from '../helpers/registry.js';
 
 const MT = 'application/vnd.oci.image.manifest.v1+json';
 const PUTS = 64;
 const REPO = 'gc/app';
-const env = (dataDir?: string): Record<string, string> => ({ ARTIFACT_STORE_LOG_LEVEL: 'warn', ...(dataDir ? { ARTIFACT_STORE_DATA_DIR: dataDir } : {}) });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function cli(dataDir: string, args: string[]): Promise<{ code: number; out: string }> {
@@ -55,15 +54,10 @@ function writeLocked(watch: Database.Database, dataDir: string): boolean {
 }
 
 describe('group commit under kill -9', () => {
-  let reg: RegistryProcess | undefined;
-  afterEach(async () => {
-    await disposeRegistryProcess(reg);
-    reg = undefined;
-  });
+  const disposed = disposeAfterEach();
 
   it('64 concurrent manifest PUTs killed mid-batch: every 201 survives with its tag, nothing half-written is visible', async () => {
-    const first = await startRegistryProcess(env());
-    reg = first;
+    const first = disposed(await startRegistryProcess({ ARTIFACT_STORE_LOG_LEVEL: 'warn' }));
     const dataDir = first.dataDir;
     const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
     const layer = randomBlob(2000);
@@ -102,9 +96,7 @@ describe('group commit under kill -9', () => {
       if (!frozen) await sleep(1);
     }
     const ackedAtKill = new Set(acked);
-    const exited = new Promise((r) => first.proc.once('exit', r));
-    first.proc.kill('SIGKILL');
-    await exited;
+    await first.kill('SIGKILL');
     await Promise.all(puts);
     watch.close();
     // The responses read after the freeze were sent before it.
@@ -112,7 +104,8 @@ describe('group commit under kill -9', () => {
     expect(acked.size).toBeGreaterThan(0);
     expect(acked.size).toBeLessThan(PUTS);
 
-    reg = await startRegistryProcess(env(dataDir));
+    // Same settings, same data directory.
+    const reg = disposed(await first.restart());
     for (const i of acked) {
       const res = await fetch(`${reg.url}/v2/${REPO}/manifests/t${i}`, { headers: { Accept: MT } });
       expect(res.status, `t${i} got 201 before the kill`).toBe(200);

@@ -10,19 +10,18 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { imageManifest, pushImage, randomBlob, sha256 } from '../helpers/http.js';
 import { openMetadata, onPostgres } from '../helpers/metadata.js';
-import { disposeRegistryProcess, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
+import { disposeAfterEach, startRegistryProcess } from '../helpers/registry.js';
 
 const GARBAGE = 6000;
 const MT = 'application/vnd.oci.image.manifest.v1+json';
-const env = (dataDir?: string): Record<string, string> => ({
+const ENV: Record<string, string> = {
   ARTIFACT_STORE_GC_GRACE_SECONDS: '0',
   ARTIFACT_STORE_GC_INTERVAL_SECONDS: '0',
   ARTIFACT_STORE_LOG_LEVEL: 'warn',
-  ...(dataDir ? { ARTIFACT_STORE_DATA_DIR: dataDir } : {}),
-});
+};
 const blobPath = (dir: string, digest: string) => join(dir, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,15 +68,10 @@ async function readable(url: string, p: Pushed): Promise<void> {
 }
 
 describe('GC crash (kill -9 during a sweep)', () => {
-  let reg: RegistryProcess | undefined;
-  afterEach(async () => {
-    await disposeRegistryProcess(reg);
-    reg = undefined;
-  });
+  const disposed = disposeAfterEach();
 
   it('loses nothing referenced and finishes the interrupted deletion after a restart', async () => {
-    const first = await startRegistryProcess(env());
-    reg = first;
+    const first = disposed(await startRegistryProcess(ENV));
     const dataDir = first.dataDir;
     const pushed: Pushed[] = [];
     for (let i = 0; i < 5; i++) {
@@ -125,9 +119,7 @@ describe('GC crash (kill -9 during a sweep)', () => {
       }
       await sleep(2);
     }
-    const exited = new Promise((r) => first.proc.once('exit', r));
-    first.proc.kill('SIGKILL');
-    await exited;
+    await first.kill('SIGKILL');
     pushing = false;
     await Promise.all(pushers);
     await gcRun;
@@ -139,7 +131,8 @@ describe('GC crash (kill -9 during a sweep)', () => {
     expect(deletingAtKill.length).toBeGreaterThan(0);
     expect(pushed.length).toBeGreaterThan(10);
 
-    reg = await startRegistryProcess(env(dataDir));
+    // Same settings, same data directory.
+    const reg = disposed(await first.restart());
     for (const p of pushed) await readable(reg.url, p);
 
     // The interrupted deletion is finished at start: tombstones `deleted`, bytes gone.
