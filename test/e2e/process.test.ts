@@ -72,8 +72,7 @@ describe('server process', () => {
         }, 200);
       });
       expect(await done).toBe(202);
-      const code = await new Promise((r) => (reg.proc.exitCode !== null ? r(reg.proc.exitCode) : reg.proc.once('exit', r)));
-      expect(code).toBe(0);
+      expect(await reg.exited()).toBe(0);
       const lines = reg.output().trim().split('\n');
       for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
       expect(lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'artifact-store stopped')).toBe(true);
@@ -88,9 +87,7 @@ describe('server process', () => {
       reg.proc.stdout!.destroy();
       reg.proc.stderr!.destroy();
       for (let i = 0; i < 3; i++) expect((await fetch(`${reg.url}/v2/`)).status).toBe(200);
-      const exited = new Promise((r) => reg.proc.once('exit', r));
-      reg.proc.kill('SIGTERM');
-      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('hung'), 10_000))])).toBe(0);
+      expect(await Promise.race([reg.kill('SIGTERM'), new Promise((r) => setTimeout(() => r('hung'), 10_000))])).toBe(0);
     } finally {
       await reg.stop();
     }

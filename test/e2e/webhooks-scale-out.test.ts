@@ -89,9 +89,7 @@ describe('webhooks across processes on one database', () => {
     expect(digests(rx)).toEqual(sent);
 
     // kill -9: no release. The lease stays until it runs out; then B claims and delivers.
-    const exited = new Promise((r) => p.proc.once('exit', r));
-    p.proc.kill('SIGKILL');
-    await exited;
+    await p.kill('SIGKILL');
     const leftUntil = claimOf(db, id).claimed_until!;
     for (let i = 0; i < 3; i++) sent.push(await pushBlob(b.url, 'team/crash', randomBlob(50 + i)));
     await settled(rx, sent, 500);
