@@ -4,63 +4,21 @@
  * applies or is refused as a retryable CONFLICT, and afterwards exactly one bundle is ACTIVE in
  * the scope, the same one both servers resolve, with the highest applied event sequence.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, bundleConfig, errorOf, passReceipt, pushBundle, pushReceipt } from '../helpers/bundles.js';
-import { removeDir } from '../helpers/registry.js';
+import { removeDir, startRegistryProcess, type RegistryProcess } from '../helpers/registry.js';
 
-interface Server {
-  url: string;
-  proc: ChildProcess;
-}
-let a: Server;
-let b: Server;
+let a: RegistryProcess;
+let b: RegistryProcess;
 const dir = mkdtempSync(join(tmpdir(), 'as-bundles-2proc-'));
 const N = 6;
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-
 /** `node --import tsx src/main.ts` on the shared data directory (no build needed). */
-async function startProcess(): Promise<Server> {
-  const port = await freePort();
-  let output = '';
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, ARTIFACT_STORE_PORT: String(port), ARTIFACT_STORE_HOST: '127.0.0.1', ARTIFACT_STORE_DATA_DIR: dir, ARTIFACT_STORE_LOG_LEVEL: 'warn', ARTIFACT_STORE_AUTH: 'none', ARTIFACT_STORE_RATE_LIMIT_PER_SECOND: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`registry exited early:\n${output}`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return { url, proc };
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`registry did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function stopProcess(s: Server | undefined): Promise<void> {
-  if (!s || s.proc.exitCode !== null) return;
-  const exited = new Promise((r) => s.proc.once('exit', r));
-  s.proc.kill('SIGTERM');
-  await exited;
-}
+const startProcess = (): Promise<RegistryProcess> =>
+  startRegistryProcess({ ARTIFACT_STORE_DATA_DIR: dir, ARTIFACT_STORE_LOG_LEVEL: 'warn' }, { entry: ['--import', 'tsx', 'src/main.ts'], readyPath: '/readyz', startupMs: 45_000, pollMs: 200 });
 
 beforeAll(async () => {
   // One after the other: the first applies the migrations.
@@ -75,9 +33,8 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await stopProcess(a);
-  await stopProcess(b);
-  removeDir(dir);
+  for (const s of [a, b]) await s?.stop();
+  removeDir(dir); // a given data directory: stop() leaves it
 });
 
 describe('activation across two processes sharing a database', () => {

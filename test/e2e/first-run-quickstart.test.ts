@@ -6,12 +6,11 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeLayout } from '../helpers/oci-layout.js';
-import { removeDir } from '../helpers/registry.js';
+import { freePort, removeDir } from '../helpers/registry.js';
 import { hasBinary } from '../helpers/clients.js';
 
 const work = mkdtempSync(join(tmpdir(), 'as-quickstart-'));
@@ -22,15 +21,6 @@ function quickStartBlock(): string {
   const section = readme.slice(readme.indexOf('## Quick start'));
   const start = section.indexOf('```sh\n') + '```sh\n'.length;
   return section.slice(start, section.indexOf('```\n', start));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
 }
 
 const hasSkopeo = (): boolean => hasBinary('skopeo');
