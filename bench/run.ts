@@ -298,6 +298,11 @@ async function main(): Promise<number> {
     const mono = results.find((x) => x.id === "push.mono")?.medians ?? {};
     notes.push(pushCeilingNote(pushCeilings, Object.fromEntries([labelA, labelB].filter((l): l is string => !!l).map((l) => [l, mono[l]])), formatCeilingSize(s.bigBlob), labelB));
   }
+  const putMachine = results.find((x) => x.id === "manifest.put.machine")?.medians ?? {};
+  const putCeilings = Object.entries(putMachine).filter((e): e is [string, number] => typeof e[1] === "number" && e[1] > 0);
+  if (putCeilings.length > 0) {
+    notes.push(`Manifest PUT ceiling from the whole-machine CPU per PUT (client + server + its database, all processes): with ${env.nproc} CPUs saturated, ${putCeilings.map(([l, ms]) => `${l} at ${ms.toFixed(2)} ms/PUT allows at most ${Math.round((env.nproc * 1000) / ms).toLocaleString("en-US")} PUT/s`).join("; ")}.`);
+  }
   if (receiveCeilings.length > 0) {
     const ceiling = median(receiveCeilings);
     const shares = ["pull.single", "pull.multi"]

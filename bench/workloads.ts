@@ -9,7 +9,7 @@ import {
   SMALL_TIMEOUT, checkDigestHeader, expect, manifestBase, pullBlob, pushChunked, pushMonolithic, putManifest, verifyBlob,
 } from "./oci.js";
 import { latencySummary, type MetricDef } from "./stats.js";
-import { RssSampler, processCpuSplit, type RssReport, type RunningTarget } from "./targets.js";
+import { RssSampler, machineCpuSeconds, processCpuSplit, type RssReport, type RunningTarget } from "./targets.js";
 
 export interface Sizes {
   bigBlob: number;
@@ -199,6 +199,9 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
       { id: "manifest.put", workload: `manifest PUT by tag @ c${c} (${n(s.manifestPutCount)} distinct or ${cap})`, unit: "req/s", better: "higher", target: { kind: "ratio", min: 3 } },
       { id: "manifest.put.cpu", workload: `server CPU per manifest PUT`, unit: "ms/PUT", better: "lower", target: { kind: "absolute", max: 1 } },
       ...cpuSplitMetrics("manifest.put.cpu", "server CPU per manifest PUT", "ms/PUT"),
+      // Everything the machine spent per PUT (client, server, a PostgreSQL it uses, anything else
+      // running): when the CPUs are saturated, nproc ÷ this is the most PUTs/s the machine allows.
+      { id: "manifest.put.machine", workload: `whole-machine CPU per manifest PUT (client + server + its database)`, unit: "ms/PUT", better: "lower" },
     ],
     async setup({ t, state }) {
       state.set("mput.base", await manifestBase(t.client, "bench/mput"));
@@ -207,9 +210,12 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
       const { config, layer } = state.get("mput.base") as { config: Descriptor; layer: Descriptor };
       const bodies = Array.from({ length: s.manifestPutCount }, (_, i) =>
         imageManifest(config, [layer], { "org.example.bench": `r${round}-${i}` }));
+      const machine0 = machineCpuSeconds();
       const t0 = performance.now();
       const { value: done, ...cu } = await serverCpu(t, () => pool(bodies.length, c, (i) => putManifest(t.client, "bench/mput", `r${round}-${i}`, bodies[i]!), t0 + s.rpsCapMs));
       const el = seconds(t0);
+      const machine1 = machineCpuSeconds();
+      const machineMs = machine0 && machine1 ? ((machine1.busy - machine0.busy) * 1000) / done : NaN;
       await pool(done, c, async (i) => {
         const res = await t.client.request("HEAD", `/v2/bench/mput/manifests/${sha256(bodies[i]!)}`, {
           headers: { accept: MT_OCI_MANIFEST }, timeoutMs: SMALL_TIMEOUT,
@@ -217,7 +223,7 @@ export function workloads(s: Sizes, memRounds: number): Workload[] {
         expect(res, [200], "HEAD manifest");
         checkDigestHeader(res, sha256(bodies[i]!), "HEAD manifest");
       });
-      return { "manifest.put": done / el, "manifest.put.count": done, "manifest.put.cpu": (cu.cpu * 1000) / done, ...cpuSplit("manifest.put.cpu", cu, 1000 / done) };
+      return { "manifest.put": done / el, "manifest.put.count": done, "manifest.put.cpu": (cu.cpu * 1000) / done, ...cpuSplit("manifest.put.cpu", cu, 1000 / done), "manifest.put.machine": machineMs };
     },
   });
 
