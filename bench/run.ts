@@ -161,8 +161,8 @@ async function main(): Promise<number> {
   const ceilingSamples: Ceilings[] = [];
   /** MiB/s a Node server that does nothing but send delivers to the client (measured after the pull rounds). */
   const receiveCeilings: number[] = [];
-  /** What a Node server that only receives and hashes (and fdatasyncs) takes (measured after all workloads). */
-  const pushCeilings: PushCeiling[] = [];
+  /** What a Node server that only receives and hashes takes (measured after the monolithic rounds; no disk, so the next workload is undisturbed). */
+  let pushCeiling: PushCeiling | undefined;
   const measureCeiling = async (): Promise<void> => {
     if (args.has("no-ceiling")) return;
     execFileSync("sync");
@@ -228,19 +228,13 @@ async function main(): Promise<number> {
         }
       }
       if (w.name.startsWith("push-")) await measureCeiling();
+      if (w.name === "push-monolithic" && !args.has("no-ceiling")) {
+        pushCeiling = await measurePushCeiling(s.bigBlob);
+        log(`ceiling: a Node server that only receives and hashes takes ${pushCeiling.mibps.toFixed(0)} MiB/s at ${pushCeiling.cpuPerGiB.toFixed(2)} s CPU/GiB (user ${pushCeiling.userPerGiB.toFixed(2)})`);
+      }
       if (w.name === "pull" && !args.has("no-ceiling")) {
         receiveCeilings.push(await measureReceiveCeiling(s.bigBlob));
         log(`ceiling: a Node server that only sends delivers ${receiveCeilings.at(-1)!.toFixed(0)} MiB/s to this client`);
-      }
-    }
-    // Last, after every workload: its 6 GiB of writes and frees changed the next workload's CPU
-    // figures (the VM's page reporting) when it ran right after the monolithic rounds.
-    if (selected.some((w) => w.name === "push-monolithic") && !args.has("no-ceiling")) {
-      for (const mode of ["hash", "hash+fdatasync"] as const) {
-        sync();
-        pushCeilings.push(await measurePushCeiling(mode, tmpdir(), s.bigBlob));
-        const c = pushCeilings.at(-1)!;
-        log(`ceiling: a Node server that ${mode === "hash" ? "receives and hashes" : "receives, hashes and fdatasyncs"} takes ${c.mibps.toFixed(0)} MiB/s at ${c.cpuPerGiB.toFixed(2)} s CPU/GiB (user ${c.userPerGiB.toFixed(2)})`);
       }
     }
     const cpuEnd = machineCpuSeconds();
@@ -295,9 +289,9 @@ async function main(): Promise<number> {
         `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
     );
   }
-  if (pushCeilings.length > 0) {
+  if (pushCeiling) {
     const mono = results.find((x) => x.id === "push.mono")?.medians ?? {};
-    notes.push(pushCeilingNote(pushCeilings, Object.fromEntries([labelA, labelB].filter((l): l is string => !!l).map((l) => [l, mono[l]])), formatCeilingSize(s.bigBlob), labelB));
+    notes.push(pushCeilingNote(pushCeiling, Object.fromEntries([labelA, labelB].filter((l): l is string => !!l).map((l) => [l, mono[l]])), formatCeilingSize(s.bigBlob), labelB));
   }
   const putMachine = results.find((x) => x.id === "manifest.put.machine")?.medians ?? {};
   const putCeilings = Object.entries(putMachine).filter((e): e is [string, number] => typeof e[1] === "number" && e[1] > 0);
