@@ -7,7 +7,6 @@ import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { measureCeilings, measureReceiveCeiling, type Ceilings } from "./ceiling.js";
-import { measurePushCeiling, pushCeilingNote, type PushCeiling } from "./push-ceiling.js";
 import { markdownReport, median, summarize, fmtNum, type EnvInfo, type MetricResult } from "./stats.js";
 import { machineCpuSeconds, processCpuSeconds, startTarget, stopAllStarted, type RunningTarget, type TargetSpec } from "./targets.js";
 import { sizes, workloads, type Ctx, type Sample } from "./workloads.js";
@@ -161,8 +160,6 @@ async function main(): Promise<number> {
   const ceilingSamples: Ceilings[] = [];
   /** MiB/s a Node server that does nothing but send delivers to the client (measured after the pull rounds). */
   const receiveCeilings: number[] = [];
-  /** What a Node server that only receives and hashes takes (measured after the monolithic rounds; no disk, so the next workload is undisturbed). */
-  let pushCeiling: PushCeiling | undefined;
   const measureCeiling = async (): Promise<void> => {
     if (args.has("no-ceiling")) return;
     execFileSync("sync");
@@ -228,10 +225,6 @@ async function main(): Promise<number> {
         }
       }
       if (w.name.startsWith("push-")) await measureCeiling();
-      if (w.name === "push-monolithic" && !args.has("no-ceiling")) {
-        pushCeiling = await measurePushCeiling(s.bigBlob);
-        log(`ceiling: a Node server that only receives and hashes takes ${pushCeiling.mibps.toFixed(0)} MiB/s at ${pushCeiling.cpuPerGiB.toFixed(2)} s CPU/GiB (user ${pushCeiling.userPerGiB.toFixed(2)})`);
-      }
       if (w.name === "pull" && !args.has("no-ceiling")) {
         receiveCeilings.push(await measureReceiveCeiling(s.bigBlob));
         log(`ceiling: a Node server that only sends delivers ${receiveCeilings.at(-1)!.toFixed(0)} MiB/s to this client`);
@@ -288,10 +281,6 @@ async function main(): Promise<number> {
       `Ceilings measured in this run (medians of ${ceilingSamples.length}, once after each push workload's rounds and followed by a ${CEILING_PAUSE_MS / 1000} s pause, never right before a timed round; ${formatCeilingSize(s.bigBlob)}): write + fdatasync ${c.diskMiBps.toFixed(0)} MiB/s${shares ? ` (${shares})` : ""}; ` +
         `4 KiB write + fdatasync ${c.smallSyncsPerSec.toFixed(0)}/s one at a time; node:crypto SHA-256 ${c.sha256MiBps.toFixed(0)} MiB/s.`,
     );
-  }
-  if (pushCeiling) {
-    const mono = results.find((x) => x.id === "push.mono")?.medians ?? {};
-    notes.push(pushCeilingNote(pushCeiling, Object.fromEntries([labelA, labelB].filter((l): l is string => !!l).map((l) => [l, mono[l]])), formatCeilingSize(s.bigBlob), labelB));
   }
   const putMachine = results.find((x) => x.id === "manifest.put.machine")?.medians ?? {};
   const putCeilings = Object.entries(putMachine).filter((e): e is [string, number] => typeof e[1] === "number" && e[1] > 0);
