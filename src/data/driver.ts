@@ -71,6 +71,13 @@ export interface BlobDriver {
    * (fs without fsync); the session then resumes from what is there instead of failing forever.
    */
   verifyUpload(id: string, state: UploadState): Promise<UploadState>;
+  /**
+   * A request took the session over from one whose lease ran out (it died, or it stalled and may
+   * still wake up and write): makes whatever that stale request still writes or commits unable
+   * to reach the session's bytes, and returns the state to save. Drivers whose appends never
+   * write where a saved state points (S3: new objects under a fresh nonce each) leave it out.
+   */
+  fenceUpload?(id: string, state: UploadState): Promise<UploadState>;
   /** When the session's storage was last written (ms), or null when it does not exist. */
   uploadTouchedAt(id: string): Promise<number | null>;
   /** The session's bytes so far (to re-hash a session that another process started). */

@@ -7,6 +7,12 @@ export class DataError extends Error {
 }
 export class BlobNotFoundError extends DataError {}
 export class UploadNotFoundError extends DataError {}
+/**
+ * The session's storage is no longer the one this state was written for: another request took
+ * the session over after this one's lease ran out (see BlobDriver.fenceUpload). Retryable: the
+ * client checks the session's status and resumes from there.
+ */
+export class UploadTakenOverError extends DataError {}
 export class DigestMismatchError extends DataError {
   constructor(readonly expected: string, readonly actual: string) {
     super(`digest mismatch: expected ${expected}, computed ${actual}`);

@@ -1,4 +1,5 @@
 /** Local-filesystem driver: the embedded default. Layout in keys.ts. */
+import { randomUUID } from 'node:crypto';
 import { closeSync, constants, createReadStream, fstatSync, ftruncateSync, open as openCb, openSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { sendFileRange } from './file-sender.js';
 import { datasyncFd, fsyncFd, writeAt } from './file-writer.js';
 import type { DirectTarget } from './direct-writer.js';
 import { DirSyncer } from './dir-sync.js';
+import { INODE, assertSessionInode, inodeOf, moveToNewInode } from './upload-fence.js';
 import { retainFreedBufferMemory } from './heap.js';
 
 export interface FsDriverOptions {
@@ -138,14 +140,21 @@ export class FsDriver implements BlobDriver {
     // a directory cost an inode allocated and freed per blob, and ext4 without a journal scans
     // past every inode freed in the last ~30 s on each allocation (profiled: 17% of a
     // small-blob push's CPU).
+    let fd: number;
     try {
-      closeSync(await createFd(file));
+      fd = await createFd(file);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       this.knownDirs.delete(dir); // uploads/ removed behind our back (an operator cleaning up)
       return this.createUpload(id);
     }
-    return { size: 0, driver: { [FLAT]: true } };
+    let ino: string;
+    try {
+      ino = inodeOf(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return { size: 0, driver: { [FLAT]: true, [INODE]: ino } };
   }
 
   /** The session's file: uploads/<id>, or uploads/<id>/data for a session started before #17 (keys.ts). */
@@ -173,12 +182,12 @@ export class FsDriver implements BlobDriver {
     }
   }
 
-  /** Current size of the session file; UploadNotFoundError when the session does not exist. */
-  private uploadFileSize(id: string, state: UploadState): number {
-    const st = statSync(this.sessionFile(id, state), { throwIfNoEntry: false });
+  /** Size and inode of the session file; UploadNotFoundError when the session does not exist. */
+  private uploadFileStat(id: string, state: UploadState): { size: number; ino: string } {
+    const st = statSync(this.sessionFile(id, state), { throwIfNoEntry: false, bigint: true });
     // A directory: a session of the old layout found with a new-layout state (it cannot be ours).
     if (!st || !st.isFile()) throw new UploadNotFoundError(id);
-    return st.size;
+    return { size: Number(st.size), ino: st.ino.toString() };
   }
 
   /** Opens the session file for writing; UploadNotFoundError when the session does not exist. */
@@ -190,9 +199,30 @@ export class FsDriver implements BlobDriver {
     }
   }
 
+  /**
+   * Also adopts the file's inode when the state names another: the caller holds the lease, so
+   * the file at the session's path is the session's (a fence whose state was not saved, a data
+   * directory restored from a copy). A state from before fencing names none and stays so.
+   */
   async verifyUpload(id: string, state: UploadState): Promise<UploadState> {
-    const onDisk = this.uploadFileSize(id, state);
-    return onDisk < state.size ? { ...state, size: onDisk } : state;
+    const onDisk = this.uploadFileStat(id, state);
+    let checked = onDisk.size < state.size ? { ...state, size: onDisk.size } : state;
+    const named = state.driver[INODE];
+    if (typeof named === 'string' && named !== onDisk.ino) checked = { ...checked, driver: { ...checked.driver, [INODE]: onDisk.ino } };
+    return checked;
+  }
+
+  async fenceUpload(id: string, state: UploadState): Promise<UploadState> {
+    const file = this.sessionFile(id, state);
+    // The copy is named as a session of its own: left behind by a crash, the orphan sweep removes it.
+    const tmp = state.driver[FLAT] === true ? this.path(keys.uploadFile(randomUUID())) : `${file}.fence`;
+    let ino: string;
+    try {
+      ino = await moveToNewInode(file, tmp, state.size, this.fsync, (dir) => this.syncDirectory(dir));
+    } catch (err) {
+      throw isMissingSession(err) ? new UploadNotFoundError(id) : err;
+    }
+    return { ...state, driver: { ...state.driver, [INODE]: ino } };
   }
 
   async releaseSuperseded(): Promise<void> {}
@@ -217,6 +247,7 @@ export class FsDriver implements BlobDriver {
     let written = 0;
     let entriesSynced = state.driver.entriesSynced === true;
     try {
+      assertSessionInode(fd, id, state.driver);
       // truncate() would extend a short file with zeros: bytes the session hashed but lost (a
       // crash without fsync) must be re-sent, not invented. Callers check with verifyUpload first.
       const onDisk = fstatSync(fd).size;
@@ -281,7 +312,7 @@ export class FsDriver implements BlobDriver {
 
   async readUpload(id: string, state: UploadState): Promise<Readable> {
     const file = this.sessionFile(id, state);
-    this.uploadFileSize(id, state); // UploadNotFoundError before any stream
+    this.uploadFileStat(id, state); // UploadNotFoundError before any stream
     // Only the acknowledged prefix: later bytes are leftovers of a failed append.
     if (state.size === 0) return Readable.from([]);
     return createReadStream(file, { highWaterMark: READ_CHUNK, end: state.size - 1 });
@@ -294,6 +325,7 @@ export class FsDriver implements BlobDriver {
     const fd = this.openUpload(id, state);
     let stored: boolean;
     try {
+      assertSessionInode(fd, id, state.driver);
       const onDisk = fstatSync(fd).size;
       if (onDisk < state.size) throw new SizeMismatchError(state.size, onDisk);
       if (onDisk > state.size) ftruncateSync(fd, state.size);

@@ -66,10 +66,16 @@ export class UploadEngine {
     return state;
   }
 
-  /** The state trimmed to what the store really holds (see BlobDriver.verifyUpload). */
+  /** The state trimmed to what the store really holds (see BlobDriver.verifyUpload); `state` itself when nothing changed. */
   async verify(id: string, state: UploadState): Promise<UploadState> {
     const checked = await this.driver.verifyUpload(id, state);
-    return checked.size === state.size ? state : { ...checked, epoch: newEpoch() };
+    return checked === state ? state : { ...checked, epoch: newEpoch() };
+  }
+
+  /** After taking the session over from an expired lease: see BlobDriver.fenceUpload. */
+  async fence(id: string, state: UploadState): Promise<UploadState> {
+    if (!this.driver.fenceUpload) return state;
+    return { ...(await this.driver.fenceUpload(id, state)), epoch: newEpoch() };
   }
 
   /** After `current` is saved: lets the driver drop what only `previous` needed. Best effort. */

@@ -1,7 +1,7 @@
 /** The single mapping from any thrown error to the spec's JSON error envelope. */
 import type { Context } from 'hono';
 import { AppError, ociError } from '../errors/catalogue.js';
-import { BlobNotFoundError, DigestMismatchError, SizeMismatchError, StorageUnavailableError, UploadNotFoundError } from '../data/errors.js';
+import { BlobNotFoundError, DigestMismatchError, SizeMismatchError, StorageUnavailableError, UploadNotFoundError, UploadTakenOverError } from '../data/errors.js';
 import { UploadTooLargeError } from '../data/uploads.js';
 import type { AppEnv } from './env.js';
 
@@ -11,6 +11,7 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof SizeMismatchError) return ociError('SIZE_INVALID', err.message, { detail: { expected: err.expected, actual: err.actual } });
   if (err instanceof BlobNotFoundError) return ociError('BLOB_UNKNOWN', 'blob content is missing from storage');
   if (err instanceof UploadNotFoundError) return ociError('BLOB_UPLOAD_UNKNOWN');
+  if (err instanceof UploadTakenOverError) return ociError('UNAVAILABLE', 'the upload session was taken over by another request; check its status and resume', { headers: { 'Retry-After': '1' } });
   if (err instanceof UploadTooLargeError) return ociError('SIZE_INVALID', `${err.message}: this registry's maxBlobSize (ARTIFACT_STORE_MAX_BLOB_SIZE)`, { status: 413 });
   if (err instanceof StorageUnavailableError) return ociError('UNAVAILABLE', 'storage temporarily unavailable', { headers: { 'Retry-After': '1' } });
   if (isClientAbort(err)) return ociError('BLOB_UPLOAD_INVALID', 'request body ended early');

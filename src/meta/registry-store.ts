@@ -365,14 +365,22 @@ export class RegistryStore {
    * acquireUploadLease returning the session's row, and with `pin`, also pinning that digest
    * against GC (operations/fence.ts) in the same transaction: a PUT that knows its digest
    * needs no transaction of its own for the pin. `fence` is undefined when GC is deleting the
-   * digest (the caller pins later, waiting that out).
+   * digest (the caller pins later, waiting that out). `takenOver`: the lease was another
+   * holder's and had run out — that request died or stalled and may still write (the caller
+   * fences the session's storage: BlobDriver.fenceUpload).
    */
-  leaseUpload(id: string, holder: string, ttlMs: number, pin?: string): { row: UploadRowState; fence?: LinkFence | undefined } | 'busy' | 'missing' {
+  leaseUpload(id: string, holder: string, ttlMs: number, pin?: string): { row: UploadRowState; fence?: LinkFence | undefined; takenOver: boolean } | 'busy' | 'missing' {
     const take = (tx?: Tx) => {
       const now = Date.now();
+      // Read just before the lease: a holder releasing in between makes a takeover reported that
+      // was a release (one needless fence); one is missed only if a whole lease began and ran out
+      // between these two statements.
+      const before = this.up.holderOf.get(id);
       const row = this.up.lease.get(holder, now + ttlMs, id, now, holder);
-      if (!row || !tx || pin === undefined) return row && { row };
-      return { row, fence: pinInTransaction(tx, pin) };
+      if (!row) return undefined;
+      const takenOver = before !== undefined && before !== null && before !== holder;
+      if (!tx || pin === undefined) return { row, takenOver };
+      return { row, takenOver, fence: pinInTransaction(tx, pin) };
     };
     const got = pin === undefined ? take() : this.db.transaction((tx) => take(tx));
     if (got) return got;

@@ -20,6 +20,8 @@ export interface UploadStatements {
   save: Statement<[string, number, string]>;
   saveHeld: Statement<[string, number, string, string]>;
   remove: Statement<[string]>;
+  /** Who holds the lease now (null: nobody; it may have run out). */
+  holderOf: Statement<[string], string | null>;
   /** Takes the lease unless another holder's is live; returns the row it took it on. */
   lease: Statement<[string, number, string, number, string], UploadRowState>;
   renew: Statement<[number, string, string]>;
@@ -39,6 +41,7 @@ export function uploadStatements(client: Database.Database): UploadStatements {
       save: client.prepare('UPDATE uploads SET state = ?, updated_at = ? WHERE id = ?'),
       saveHeld: client.prepare('UPDATE uploads SET state = ?, updated_at = ? WHERE id = ? AND lease_holder = ?'),
       remove: client.prepare('DELETE FROM uploads WHERE id = ?'),
+      holderOf: client.prepare<[string], string | null>('SELECT lease_holder FROM uploads WHERE id = ?').pluck(),
       lease: client.prepare(
         'UPDATE uploads SET lease_holder = ?, lease_until = ? WHERE id = ? AND (lease_until IS NULL OR lease_until < ? OR lease_holder = ?) RETURNING repository, state',
       ),

@@ -101,7 +101,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   }
 
   /** Takes the lease and reads the session's row in one statement (with `pin`, pins it too: one transaction). */
-  async function acquireLease(id: string, holder: string, pin: string | undefined): Promise<{ row: { repository: string; state: string }; fence?: LinkFence }> {
+  async function acquireLease(id: string, holder: string, pin: string | undefined): Promise<{ row: { repository: string; state: string }; fence?: LinkFence; takenOver: boolean }> {
     const deadline = Date.now() + LEASE_WAIT_MS;
     for (;;) {
       const got = store.leaseUpload(id, holder, LEASE_TTL_MS, pin);
@@ -135,9 +135,14 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
       try {
         s = session(name, id, leased.row);
         if (leased.fence) s.pinned = { fence: leased.fence, at: Date.now() };
+        if (leased.takenOver) {
+          // Its last holder's lease ran out: that request may wake up and write (BlobDriver.fenceUpload).
+          s.state = await uploads.fence(s.id, s.state);
+          store.updateUpload(id, JSON.stringify(s.state), holder);
+        }
         const checked = await uploads.verify(s.id, s.state);
-        const trimmed = checked !== s.state;
-        if (trimmed) {
+        const trimmed = checked.size < s.state.size;
+        if (checked !== s.state) {
           s.state = checked;
           store.updateUpload(id, JSON.stringify(checked), holder);
         }

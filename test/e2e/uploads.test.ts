@@ -240,6 +240,34 @@ describe('uploads', () => {
     expect(noFrom.status).toBe(201);
   });
 
+  it('a session whose lease ran out is taken over: its bytes move to a new file (fenced), the upload continues', async () => {
+    const blob = randomBlob(300_000);
+    const loc = await startSession('up/takeover');
+    expect((await patch(loc, blob.subarray(0, 100_000), 0)).status).toBe(202);
+    const id = loc.split('/').pop()!;
+    const row = (db: ReturnType<typeof openMetadata>) => db.prepare('SELECT state FROM uploads WHERE id = ?').get(id) as { state: string };
+    const db = openMetadata(reg.dataDir);
+    let before: string;
+    try {
+      before = (JSON.parse(row(db).state) as { driver: { inode: string } }).driver.inode;
+      // A request of another process held it and stalled past its lease.
+      db.prepare("UPDATE uploads SET lease_holder = 'stalled-request', lease_until = ? WHERE id = ?").run(Date.now() - 1, id);
+    } finally {
+      db.close();
+    }
+    expect((await patch(loc, blob.subarray(100_000, 200_000), 100_000)).status).toBe(202);
+    const after = openMetadata(reg.dataDir);
+    try {
+      expect(typeof before).toBe('string');
+      expect((JSON.parse(row(after).state) as { driver: { inode: string } }).driver.inode).not.toBe(before);
+    } finally {
+      after.close();
+    }
+    expect((await patch(loc, blob.subarray(200_000), 200_000)).status).toBe(202);
+    expect((await fetch(u(`${loc}?digest=${sha256(blob)}`), { method: 'PUT' })).status).toBe(201);
+    expect(sha256(Buffer.from(await (await fetch(u(`/v2/up/takeover/blobs/${sha256(blob)}`))).arrayBuffer()))).toBe(sha256(blob));
+  });
+
   it('an upload interrupted by a restart can be continued', async () => {
     const blob = randomBlob(1_000_000);
     const loc = await startSession('up/restart');
