@@ -37,6 +37,9 @@ const SELF_ACTIONS = new Set(['family.entry.create', 'family.entry.version', 'fa
 
 /** How often the hot paths ask whether another process wrote (one cheap query at most per interval). */
 const CHANGE_CHECK_MS = 1000;
+/** Seeding tries this often, backing off from SEED_BACKOFF_MS to 16× it (~16 s in all). */
+const SEED_ATTEMPTS = 8;
+const SEED_BACKOFF_MS = 250;
 
 export class Catalogue {
   readonly store: FamilyStore;
@@ -327,7 +330,11 @@ export class Catalogue {
         // Another process sharing the database seeded at the same time: look again. With three
         // replicas starting together a process can lose twice (its retry races the third one).
         if (attempt < 4 && (err as { code?: string }).code === 'CONFLICT') continue;
-        throw err;
+        // Storage or database trouble at start-up (an S3 hiccup, a busy database) is usually
+        // gone a moment later: retried with backoff rather than left until the next start.
+        if (attempt >= SEED_ATTEMPTS - 1 || !this.db.$client.open) throw err;
+        this.log.warn({ err, attempt: attempt + 1 }, 'families: writing the built-in entries failed; retrying');
+        await new Promise((r) => setTimeout(r, SEED_BACKOFF_MS * 2 ** Math.min(attempt, 4)));
       }
     }
   }

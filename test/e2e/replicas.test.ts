@@ -46,6 +46,17 @@ const sharedEnv = (): Record<string, string> => ({
   ...registryS3Env(s3),
 });
 
+/** A JSON log line without its error's stack, so the message and `msg` fit in a failure report. */
+function withoutStack(line: string): string {
+  try {
+    const parsed = JSON.parse(line) as { err?: { stack?: string } };
+    if (parsed.err) delete parsed.err.stack;
+    return JSON.stringify(parsed);
+  } catch {
+    return line;
+  }
+}
+
 const elapsed = (t0: number): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
 async function pushImage(base: string, repo: string, tag: string): Promise<{ digest: string; blobs: string[] }> {
@@ -117,7 +128,7 @@ describe.skipIf(!PG)('three replicas on one PostgreSQL schema and one S3 bucket'
     const failed = started.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
     if (failed.length > 0) throw new Error(`replicas did not start:\n${failed.join('\n')}`);
     console.log(`three replicas started together in ${elapsed(t0)}`);
-    startupErrors = replicas.flatMap((r, i) => r.output().split('\n').filter((l) => /"level":(50|60)/.test(l)).map((l) => `replica ${i}: ${l.slice(0, 400)}`));
+    startupErrors = replicas.flatMap((r, i) => r.output().split('\n').filter((l) => /"level":(50|60)/.test(l)).map((l) => `replica ${i}: ${withoutStack(l).slice(0, 600)}`));
     proxy = await startRoundRobinProxy(replicas.map((r) => r.url));
   }, 240_000);
 
