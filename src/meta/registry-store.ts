@@ -64,6 +64,9 @@ function chunked<T, R>(items: T[], fn: (part: T[]) => R[]): R[] {
 
 type MaybePromise<T> = T | Promise<T>;
 
+/** An upload session's lease taken (with its row), or why not. */
+export type UploadLease = { row: UploadRowState; fence?: LinkFence | undefined; takenOver: boolean } | 'busy' | 'missing';
+
 export class RegistryStore {
   // Hot read paths as raw prepared statements: they run on every pull and push (drizzle's
   // prepared queries still map every row through its column tree).
@@ -321,13 +324,23 @@ export class RegistryStore {
    * and the insert share one write transaction, so parallel POSTs cannot overshoot the cap.
    */
   createUpload(id: string, repository: string, state: string, owner: string, maxPerOwner = 0): boolean {
+    if (maxPerOwner <= 0) return this.insertUpload(id, repository, state, owner, 0);
+    return this.db.transaction(() => this.insertUpload(id, repository, state, owner, maxPerOwner));
+  }
+
+  /**
+   * createUpload in the next group transaction (answered at its COMMIT, not after the WAL sync:
+   * a session row never waited for one). Concurrent POSTs then share one COMMIT.
+   */
+  createUploadGrouped(id: string, repository: string, state: string, owner: string, maxPerOwner = 0): Promise<boolean> {
+    return this.batcher.run(() => this.insertUpload(id, repository, state, owner, maxPerOwner), 0, false);
+  }
+
+  /** Inside a transaction when `maxPerOwner` > 0 (the count and the insert must be atomic). */
+  private insertUpload(id: string, repository: string, state: string, owner: string, maxPerOwner: number): boolean {
+    if (maxPerOwner > 0 && this.openUploads(owner) >= maxPerOwner) return false;
     const now = Date.now();
-    if (maxPerOwner <= 0) return this.up.insert.run(id, repository, state, owner, now, now).changes > 0;
-    return this.db.transaction(() => {
-      if (this.openUploads(owner) >= maxPerOwner) return false;
-      this.up.insert.run(id, repository, state, owner, now, now);
-      return true;
-    });
+    return this.up.insert.run(id, repository, state, owner, now, now).changes > 0;
   }
 
   /** Sessions `owner` has open (inside a transaction: the same connection). */
@@ -369,22 +382,27 @@ export class RegistryStore {
    * holder's and had run out — that request died or stalled and may still write (the caller
    * fences the session's storage: BlobDriver.fenceUpload).
    */
-  leaseUpload(id: string, holder: string, ttlMs: number, pin?: string): { row: UploadRowState; fence?: LinkFence | undefined; takenOver: boolean } | 'busy' | 'missing' {
-    const take = (tx?: Tx) => {
-      const now = Date.now();
-      // Read just before the lease: a holder releasing in between makes a takeover reported that
-      // was a release (one needless fence); one is missed only if a whole lease began and ran out
-      // between these two statements.
-      const before = this.up.holderOf.get(id);
-      const row = this.up.lease.get(holder, now + ttlMs, id, now, holder);
-      if (!row) return undefined;
-      const takenOver = before !== undefined && before !== null && before !== holder;
-      if (!tx || pin === undefined) return { row, takenOver };
-      return { row, takenOver, fence: pinInTransaction(tx, pin) };
-    };
-    const got = pin === undefined ? take() : this.db.transaction((tx) => take(tx));
-    if (got) return got;
-    return this.up.exists.get(id) !== undefined ? 'busy' : 'missing';
+  leaseUpload(id: string, holder: string, ttlMs: number, pin?: string): UploadLease {
+    return pin === undefined ? this.takeUploadLease(undefined, id, holder, ttlMs) : this.db.transaction((tx) => this.takeUploadLease(tx, id, holder, ttlMs, pin));
+  }
+
+  /** leaseUpload in the next group transaction, answered at its COMMIT (as createUploadGrouped). */
+  leaseUploadGrouped(id: string, holder: string, ttlMs: number, pin?: string): Promise<UploadLease> {
+    return this.batcher.run((tx) => this.takeUploadLease(tx, id, holder, ttlMs, pin), 0, false);
+  }
+
+  /** `tx` when inside a transaction (needed for `pin`, which must commit with the lease). */
+  private takeUploadLease(tx: Tx | undefined, id: string, holder: string, ttlMs: number, pin?: string): UploadLease {
+    const now = Date.now();
+    // Read just before the lease: a holder releasing in between makes a takeover reported that
+    // was a release (one needless fence); one is missed only if a whole lease began and ran out
+    // between these two statements.
+    const before = this.up.holderOf.get(id);
+    const row = this.up.lease.get(holder, now + ttlMs, id, now, holder);
+    if (!row) return this.up.exists.get(id) !== undefined ? 'busy' : 'missing';
+    const takenOver = before !== undefined && before !== null && before !== holder;
+    if (!tx || pin === undefined) return { row, takenOver };
+    return { row, takenOver, fence: pinInTransaction(tx, pin) };
   }
 
   /** Extends a lease still held by `holder`; false when it was lost. */

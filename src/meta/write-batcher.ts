@@ -31,6 +31,8 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 interface Item {
   fn: (tx: Tx) => unknown;
   bytes: number;
+  /** Answered after the WAL sync (the default); false: at COMMIT, as a transaction of its own would be. */
+  durable: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -166,11 +168,14 @@ export class WriteBatcher {
   /**
    * Runs `fn` inside the next group transaction; resolves with its result once that is committed
    * and durable. `bytes`: the payload size the item writes (counts towards `maxBytes`).
+   * `durable: false`: resolves once committed, without waiting for the WAL sync — for writes that
+   * would otherwise be a transaction of their own at the connection's level (NORMAL: no fsync),
+   * such as an upload session's row or lease: they share the batch's COMMIT instead of paying one.
    */
-  run<T>(fn: (tx: Tx) => T, bytes = 0): Promise<T> {
+  run<T>(fn: (tx: Tx) => T, bytes = 0, durable = true): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, bytes, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, bytes, durable, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
   }
@@ -291,7 +296,10 @@ export class WriteBatcher {
       for (const d of done) d.item.resolve(d.value);
       return;
     }
-    this.unsynced.push(...done);
+    const durable = done.filter((d) => d.item.durable);
+    for (const d of done) if (!d.item.durable) d.item.resolve(d.value);
+    if (durable.length === 0) return;
+    this.unsynced.push(...durable);
     this.syncWal();
   }
 

@@ -93,7 +93,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
     // fsync until the first bytes), so a refused session just removes it again.
     const id = randomUUID();
     const state = await uploads.start(id);
-    if (!store.createUpload(id, name, JSON.stringify(state), owner, cap)) {
+    if (!(await store.createUploadGrouped(id, name, JSON.stringify(state), owner, cap))) {
       await uploads.abort(id, state).catch(() => undefined);
       throw tooMany();
     }
@@ -104,7 +104,7 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   async function acquireLease(id: string, holder: string, pin: string | undefined): Promise<{ row: { repository: string; state: string }; fence?: LinkFence; takenOver: boolean }> {
     const deadline = Date.now() + LEASE_WAIT_MS;
     for (;;) {
-      const got = store.leaseUpload(id, holder, LEASE_TTL_MS, pin);
+      const got = await store.leaseUploadGrouped(id, holder, LEASE_TTL_MS, pin);
       if (typeof got === 'object') return got;
       if (got === 'missing') throw unknown(id);
       if (Date.now() > deadline) throw ociError('UNAVAILABLE', 'the upload session is in use by another request; retry', { headers: { 'Retry-After': '1' } });

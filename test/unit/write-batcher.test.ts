@@ -120,6 +120,56 @@ describe('WriteBatcher', () => {
     }
   });
 
+  it('a non-durable item resolves at COMMIT; a durable item of the same batch waits for the sync; alone they sync nothing', async () => {
+    const db = fresh();
+    try {
+      let release!: () => void;
+      let syncs = 0;
+      const sync = () => {
+        syncs++;
+        return new Promise<void>((r) => (release = r));
+      };
+      const b = new WriteBatcher(db, { sync });
+      const insert = (k: string) => () => db.$client.prepare('INSERT INTO blobs (digest, size) VALUES (?, ?)').run(sha(k), 1).changes;
+      const order: string[] = [];
+      const durable = b.run(insert('durable')).then(() => order.push('durable'));
+      const quick = b.run(insert('quick'), 0, false).then(() => order.push('quick'));
+      await quick;
+      expect(order).toEqual(['quick']);
+      expect(syncs).toBe(1); // started for the durable item, still running
+      expect(db.$client.prepare('SELECT count(*) FROM blobs').pluck().get()).toBe(2); // both committed
+      release();
+      await durable;
+      expect(order).toEqual(['quick', 'durable']);
+      // A batch of non-durable items only: answered at COMMIT, no sync started for it.
+      expect(await Promise.all([b.run(insert('a'), 0, false), b.run(insert('b'), 0, false)])).toEqual([1, 1]);
+      expect(syncs).toBe(1);
+    } finally {
+      db.$client.close();
+    }
+  });
+
+  it('upload sessions created and leased in one turn share one transaction; the per-owner cap still holds inside it', async () => {
+    const db = fresh();
+    const store = new RegistryStore(db);
+    try {
+      const b = writeBatcher(db);
+      const before = b.stats.batches;
+      const ids = Array.from({ length: 8 }, (_, i) => `00000000-0000-4000-8000-00000000000${i}`);
+      const created = await Promise.all(ids.map((id) => store.createUploadGrouped(id, 'b/app', '{}', 'alice', 3)));
+      expect(created.filter(Boolean)).toHaveLength(3);
+      expect(b.stats.batches - before).toBe(1);
+      const open = ids.filter((_, i) => created[i]);
+      const leases = await Promise.all([...open, open[0]!].map((id, i) => store.leaseUploadGrouped(id, `holder-${i}`, 60_000)));
+      // The last asked for a session leased earlier in the same batch: busy, not taken.
+      expect(leases.map((l) => (typeof l === 'object' ? l.takenOver : l))).toEqual([false, false, false, 'busy']);
+      expect(await store.leaseUploadGrouped('00000000-0000-4000-8000-0000000000ff', 'h', 60_000)).toBe('missing');
+      expect(b.stats.batches - before).toBe(3);
+    } finally {
+      db.$client.close();
+    }
+  });
+
   // SQLite's synchronous pragma; on PostgreSQL 'full' is its own synchronous COMMIT (nothing to switch).
   it.skipIf(onPostgres)("durability 'full' commits with synchronous=FULL and restores the connection's NORMAL after", async () => {
     const db = fresh();
