@@ -104,7 +104,9 @@ export function uploadRoutes({ store, uploads, config, access }: OciDeps) {
   async function acquireLease(id: string, holder: string, pin: string | undefined): Promise<{ row: { repository: string; state: string }; fence?: LinkFence; takenOver: boolean }> {
     const deadline = Date.now() + LEASE_WAIT_MS;
     for (;;) {
-      const got = await store.leaseUploadGrouped(id, holder, LEASE_TTL_MS, pin);
+      // With a pin (a PUT that closes the session) the lease is a transaction: group-committed
+      // with the other writes of this turn. Without one (PATCH) it is one UPDATE, cheaper alone.
+      const got = pin === undefined ? store.leaseUpload(id, holder, LEASE_TTL_MS) : await store.leaseUploadGrouped(id, holder, LEASE_TTL_MS, pin);
       if (typeof got === 'object') return got;
       if (got === 'missing') throw unknown(id);
       if (Date.now() > deadline) throw ociError('UNAVAILABLE', 'the upload session is in use by another request; retry', { headers: { 'Retry-After': '1' } });
